@@ -1,0 +1,212 @@
+//! The proactive request budget: at most `per_minute` requests in any rolling
+//! minute and `per_hour` in any rolling hour, spaced evenly, shared by every
+//! stream (and backfill) of one bot, or of the account scope.
+//!
+//! Why not governor: its GCRA buckets express one rate with a burst, so two
+//! rolling windows (60/min *and* 1,800/h) can only be met by running at the
+//! lower rate all the time. A log of the last hour's request times is exact
+//! for both windows, costs at most `per_hour` instants, and is easy to test
+//! under tokio's paused clock.
+//!
+//! After a 429 (another client shares the budget), the spacing doubles for
+//! [`SLOW_DOWN_FOR`], so kore-sync keeps a lower pace for a while instead of
+//! hitting the limit again at once.
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+use std::time::Duration;
+use tokio::time::Instant;
+
+const MINUTE: Duration = Duration::from_secs(60);
+const HOUR: Duration = Duration::from_secs(3600);
+/// How long the slower pace lasts after a 429.
+pub const SLOW_DOWN_FOR: Duration = Duration::from_secs(600);
+
+/// The budget would make the caller wait longer than it is willing to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BudgetExhausted {
+    /// How long until a request would fit.
+    pub wait: Duration,
+}
+
+#[derive(Debug)]
+pub struct RequestBudget {
+    per_minute: u32,
+    per_hour: u32,
+    state: Mutex<BudgetState>,
+}
+
+#[derive(Debug, Default)]
+struct BudgetState {
+    /// Start times of the requests granted in the last hour, oldest first.
+    /// Invariant: non-decreasing, and never more than `per_hour` entries
+    /// within any hour nor more than `per_minute` within any minute. Entries
+    /// may lie in the future: a grant reserves its slot before the caller
+    /// sleeps until it.
+    granted: VecDeque<Instant>,
+    /// Until then, requests are spaced twice as far apart (after a 429).
+    slow_until: Option<Instant>,
+}
+
+impl RequestBudget {
+    /// `0` for either limit means unlimited.
+    pub fn new(per_minute: u32, per_hour: u32) -> Self {
+        RequestBudget {
+            per_minute,
+            per_hour,
+            state: Mutex::new(BudgetState::default()),
+        }
+    }
+
+    pub fn unlimited() -> Self {
+        Self::new(0, 0)
+    }
+
+    /// Waits until one more request fits the budget, reserves it, and returns
+    /// how long it waited. If that would take longer than `max_wait`, nothing
+    /// is reserved and the wait is returned as an error.
+    pub async fn acquire(&self, max_wait: Option<Duration>) -> Result<Duration, BudgetExhausted> {
+        let now = Instant::now();
+        let slot = self.reserve(now, max_wait)?;
+        if slot > now {
+            tokio::time::sleep_until(slot).await;
+        }
+        Ok(slot - now)
+    }
+
+    /// Notes a 429: keep a slower pace for a while.
+    pub fn slow_down(&self) {
+        let mut st = self.state.lock().expect("budget lock poisoned");
+        st.slow_until = Some(Instant::now() + SLOW_DOWN_FOR);
+    }
+
+    fn reserve(
+        &self,
+        now: Instant,
+        max_wait: Option<Duration>,
+    ) -> Result<Instant, BudgetExhausted> {
+        let mut st = self.state.lock().expect("budget lock poisoned");
+        let slow = st.slow_until.is_some_and(|t| t > now);
+        let log = &mut st.granted;
+        while log.front().is_some_and(|t| *t + HOUR <= now) {
+            log.pop_front();
+        }
+        let mut slot = now;
+        if self.per_minute > 0 {
+            // Even spacing: never two requests closer than a minute / per_minute
+            // (twice that while slowed down).
+            let gap = MINUTE / self.per_minute * if slow { 2 } else { 1 };
+            if let Some(last) = log.back() {
+                slot = slot.max(*last + gap);
+            }
+            let n = self.per_minute as usize;
+            if log.len() >= n {
+                slot = slot.max(log[log.len() - n] + MINUTE);
+            }
+        } else if slow {
+            // Unlimited by config, but the server disagreed: at most 1/s for a while.
+            if let Some(last) = log.back() {
+                slot = slot.max(*last + Duration::from_secs(1));
+            }
+        }
+        if self.per_hour > 0 {
+            let n = self.per_hour as usize;
+            if log.len() >= n {
+                slot = slot.max(log[log.len() - n] + HOUR);
+            }
+        }
+        if let Some(max) = max_wait
+            && slot - now > max
+        {
+            return Err(BudgetExhausted { wait: slot - now });
+        }
+        if self.per_minute > 0 || self.per_hour > 0 || slow {
+            log.push_back(slot);
+        }
+        Ok(slot)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn spaces_requests_evenly_within_the_minute_budget() {
+        let budget = RequestBudget::new(60, 0);
+        let start = Instant::now();
+        for _ in 0..5 {
+            budget.acquire(None).await.unwrap();
+        }
+        assert_eq!(start.elapsed(), Duration::from_secs(4));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn hourly_budget_holds_over_a_rolling_hour() {
+        let budget = RequestBudget::new(0, 3);
+        let start = Instant::now();
+        for _ in 0..3 {
+            budget.acquire(None).await.unwrap();
+        }
+        assert_eq!(start.elapsed(), Duration::ZERO);
+        let waited = budget.acquire(None).await.unwrap();
+        assert_eq!(waited, HOUR);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_exhausted_budget_is_reported_instead_of_waited_for() {
+        let budget = RequestBudget::new(60, 2);
+        budget.acquire(Some(Duration::from_secs(5))).await.unwrap();
+        budget.acquire(Some(Duration::from_secs(5))).await.unwrap();
+        let err = budget
+            .acquire(Some(Duration::from_secs(5)))
+            .await
+            .unwrap_err();
+        assert!(err.wait > Duration::from_secs(3500), "{err:?}");
+        // Nothing was reserved by the refused call: after the hour, two fit again.
+        tokio::time::advance(HOUR).await;
+        budget.acquire(Some(Duration::from_secs(5))).await.unwrap();
+        budget.acquire(Some(Duration::from_secs(5))).await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn after_a_429_the_pace_halves_for_a_while() {
+        let budget = RequestBudget::new(60, 0);
+        budget.acquire(None).await.unwrap();
+        budget.slow_down();
+        assert_eq!(budget.acquire(None).await.unwrap(), Duration::from_secs(2));
+        tokio::time::advance(SLOW_DOWN_FOR).await;
+        budget.acquire(None).await.unwrap();
+        assert_eq!(budget.acquire(None).await.unwrap(), Duration::from_secs(1));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn never_more_than_the_limits_in_any_window() {
+        let budget = RequestBudget::new(60, 100);
+        let mut times = Vec::new();
+        let start = Instant::now();
+        for _ in 0..250 {
+            budget.acquire(None).await.unwrap();
+            times.push(Instant::now() - start);
+        }
+        for (i, t) in times.iter().enumerate() {
+            let in_minute = times[i..].iter().take_while(|u| **u < *t + MINUTE).count();
+            let in_hour = times[i..].iter().take_while(|u| **u < *t + HOUR).count();
+            assert!(
+                in_minute <= 60,
+                "{in_minute} requests within a minute of {t:?}"
+            );
+            assert!(in_hour <= 100, "{in_hour} requests within an hour of {t:?}");
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn unlimited_never_waits() {
+        let budget = RequestBudget::unlimited();
+        let start = Instant::now();
+        for _ in 0..1000 {
+            budget.acquire(None).await.unwrap();
+        }
+        assert_eq!(start.elapsed(), Duration::ZERO);
+    }
+}

@@ -1,0 +1,311 @@
+//! `KoreClient`: one HTTP client for the whole process, and `SessionsApi`,
+//! the view of it for one bot (or the account scope) with that scope's
+//! credentials and request budget.
+//!
+//! A call makes one logical request: it waits for the budget, signs a token,
+//! POSTs, and classifies the answer into a page or an [`ApiError`]. Retryable
+//! failures are retried with exponential backoff and full jitter (backon),
+//! honouring Retry-After; every attempt passes through the budget again.
+
+use super::auth::Credentials;
+use super::budget::RequestBudget;
+use super::error::ApiError;
+use super::wire::{SessionsRequest, SessionsResponse, error_message};
+use crate::model::{ACCOUNT_BOT_ID, ContainmentType};
+use backon::{ExponentialBuilder, Retryable};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use url::Url;
+
+/// Longest Retry-After we honour as given; a larger value is capped so a
+/// confused gateway cannot park a stream for hours.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
+
+/// How failed requests are retried.
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    pub max_retries: u32,
+    pub base_delay: Duration,
+    pub max_delay: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_retries: 8,
+            base_delay: Duration::from_millis(500),
+            max_delay: Duration::from_secs(60),
+        }
+    }
+}
+
+/// The shared HTTP client. TLS certificates are always verified: there is
+/// deliberately no switch to turn that off.
+#[derive(Debug, Clone)]
+pub struct KoreClient {
+    http: reqwest::Client,
+    base_url: Url,
+    retry: RetryPolicy,
+}
+
+impl KoreClient {
+    pub fn new(
+        base_url: Url,
+        timeout: Duration,
+        retry: RetryPolicy,
+    ) -> Result<Self, reqwest::Error> {
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout.min(Duration::from_secs(10)))
+            .user_agent(concat!("kore-sync/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(KoreClient {
+            http,
+            base_url,
+            retry,
+        })
+    }
+
+    /// The `getSessions` view for one scope.
+    pub fn sessions_api(
+        &self,
+        bot_id: &str,
+        credentials: Credentials,
+        budget: Arc<RequestBudget>,
+    ) -> SessionsApi {
+        let mut url = self.base_url.clone();
+        {
+            let mut segs = url
+                .path_segments_mut()
+                .expect("validated base_url has a path");
+            segs.pop_if_empty();
+            if bot_id == ACCOUNT_BOT_ID {
+                segs.extend(["api", "public", "getSessions"]);
+            } else {
+                segs.extend(["api", "public", "bot", bot_id, "getSessions"]);
+            }
+        }
+        SessionsApi {
+            client: self.clone(),
+            bot_id: bot_id.to_owned(),
+            url,
+            credentials,
+            budget,
+        }
+    }
+}
+
+/// Counters for one logical call, read by the runner for `sync_runs`.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct CallStats {
+    pub requests: u32,
+    pub retries: u32,
+    /// Answers that were 429.
+    pub rate_limited: u32,
+    pub budget_wait: Duration,
+}
+
+impl std::ops::AddAssign for CallStats {
+    fn add_assign(&mut self, o: Self) {
+        self.requests += o.requests;
+        self.retries += o.retries;
+        self.rate_limited += o.rate_limited;
+        self.budget_wait += o.budget_wait;
+    }
+}
+
+/// `getSessions` for one bot or for the account scope.
+#[derive(Debug, Clone)]
+pub struct SessionsApi {
+    client: KoreClient,
+    bot_id: String,
+    url: Url,
+    credentials: Credentials,
+    budget: Arc<RequestBudget>,
+}
+
+impl SessionsApi {
+    pub fn bot_id(&self) -> &str {
+        &self.bot_id
+    }
+
+    /// One call with retries. Returns the page and what it cost.
+    ///
+    /// `max_budget_wait`: if the request budget would make any attempt wait
+    /// longer than this (the hourly budget is spent), give up with
+    /// [`ApiError::BudgetExhausted`] instead; `None` waits as long as needed.
+    pub async fn get_sessions(
+        &self,
+        containment: Option<ContainmentType>,
+        body: &SessionsRequest,
+        max_budget_wait: Option<Duration>,
+        cancel: &CancellationToken,
+    ) -> (Result<SessionsResponse, ApiError>, CallStats) {
+        let attempts = AtomicU32::new(0);
+        let rate_limited = AtomicU32::new(0);
+        let waited_ms = AtomicU32::new(0);
+        let policy = &self.client.retry;
+        let backoff = ExponentialBuilder::default()
+            .with_min_delay(policy.base_delay)
+            .with_max_delay(policy.max_delay)
+            .with_max_times(policy.max_retries as usize)
+            .with_jitter();
+        let attempt = || async {
+            let waited = self
+                .budget
+                .acquire(max_budget_wait)
+                .await
+                .map_err(|e| ApiError::BudgetExhausted { wait: e.wait })?;
+            waited_ms.fetch_add(
+                u32::try_from(waited.as_millis()).unwrap_or(u32::MAX),
+                Ordering::Relaxed,
+            );
+            attempts.fetch_add(1, Ordering::Relaxed);
+            let result = self.attempt(containment, body).await;
+            if matches!(result, Err(ApiError::RateLimited { .. })) {
+                rate_limited.fetch_add(1, Ordering::Relaxed);
+                // Someone else shares this budget: keep a lower pace for a while.
+                self.budget.slow_down();
+            }
+            result
+        };
+        let retrying = attempt
+            .retry(backoff)
+            .when(ApiError::is_retryable)
+            .adjust(|err: &ApiError, next: Option<Duration>| {
+                // Retry-After wins over our own schedule, but only while the
+                // retry budget lasts (`next` is None once it is spent).
+                next.map(|d| err.retry_after().map_or(d, |ra| ra.min(MAX_RETRY_AFTER).max(d)))
+            })
+            .notify(|err: &ApiError, delay: Duration| {
+                tracing::warn!(bot_id = %self.bot_id, error = %err, delay = ?delay, "request failed, retrying");
+            });
+        let result = tokio::select! {
+            r = retrying => r,
+            _ = cancel.cancelled() => Err(ApiError::Cancelled),
+        };
+        let requests = attempts.load(Ordering::Relaxed);
+        let stats = CallStats {
+            requests,
+            retries: requests.saturating_sub(1),
+            rate_limited: rate_limited.load(Ordering::Relaxed),
+            budget_wait: Duration::from_millis(u64::from(waited_ms.load(Ordering::Relaxed))),
+        };
+        (result, stats)
+    }
+
+    async fn attempt(
+        &self,
+        containment: Option<ContainmentType>,
+        body: &SessionsRequest,
+    ) -> Result<SessionsResponse, ApiError> {
+        let token = self
+            .credentials
+            .header_value()
+            .map_err(|source| ApiError::Token {
+                credentials: self.credentials.describe(),
+                source,
+            })?;
+        let mut req = self
+            .client
+            .http
+            .post(self.url.clone())
+            .header("auth", token.expose())
+            .json(body);
+        if let Some(c) = containment {
+            req = req.query(&[("containmentType", c.as_str())]);
+        }
+        let transport = |source| ApiError::Transport {
+            url: self.url.to_string(),
+            source,
+        };
+        let resp = req.send().await.map_err(transport)?;
+        let status = resp.status();
+        let retry_after = resp
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_retry_after);
+        // Reading the body can fail on its own (a connection dropped mid-answer).
+        let bytes = resp.bytes().await.map_err(transport)?;
+        let text = String::from_utf8_lossy(&bytes);
+        match status.as_u16() {
+            200..=299 => serde_json::from_slice::<SessionsResponse>(&bytes).map_err(|e| {
+                ApiError::Unparseable {
+                    detail: e.to_string(),
+                    excerpt: error_message(&text),
+                }
+            }),
+            s @ (401 | 403) => Err(ApiError::Unauthorized {
+                url: self.url.to_string(),
+                status: s,
+                message: error_message(&text),
+                credentials: self.credentials.describe(),
+                bot: self.bot_id.clone(),
+            }),
+            429 => Err(ApiError::RateLimited {
+                message: error_message(&text),
+                retry_after,
+            }),
+            // 408 (request timeout) is a transient failure like a 5xx.
+            s @ (408 | 500..=599) => Err(ApiError::Server {
+                status: s,
+                message: error_message(&text),
+            }),
+            s => Err(ApiError::Rejected {
+                status: s,
+                message: error_message(&text),
+            }),
+        }
+    }
+}
+
+/// Retry-After is either delay-seconds or an HTTP date.
+fn parse_retry_after(v: &str) -> Option<Duration> {
+    let v = v.trim();
+    if let Ok(secs) = v.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let when = chrono::DateTime::parse_from_rfc2822(v).ok()?;
+    let delta = when.with_timezone(&chrono::Utc) - chrono::Utc::now();
+    Some(delta.to_std().unwrap_or(Duration::ZERO))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_accepts_seconds_and_dates() {
+        assert_eq!(parse_retry_after("7"), Some(Duration::from_secs(7)));
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(parse_retry_after("soon"), None);
+    }
+
+    #[test]
+    fn urls_for_both_scopes() {
+        let client = KoreClient::new(
+            Url::parse("https://bots.kore.ai/").unwrap(),
+            Duration::from_secs(1),
+            RetryPolicy::default(),
+        )
+        .unwrap();
+        let creds = Credentials::Token(crate::secret::Secret::new("t"));
+        let budget = Arc::new(RequestBudget::unlimited());
+        let bot = client.sessions_api("st-1", creds.clone(), budget.clone());
+        assert_eq!(
+            bot.url.as_str(),
+            "https://bots.kore.ai/api/public/bot/st-1/getSessions"
+        );
+        let account = client.sessions_api(ACCOUNT_BOT_ID, creds, budget);
+        assert_eq!(
+            account.url.as_str(),
+            "https://bots.kore.ai/api/public/getSessions"
+        );
+    }
+}

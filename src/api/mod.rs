@@ -1,0 +1,19 @@
+//! The API layer: everything that talks HTTP to Kore.ai's `getSessions`.
+//!
+//! - `client`: the HTTP client, one call with retries and the request budget.
+//! - `wire`: the JSON shapes and the record parser (the only place that knows
+//!   the API's field names).
+//! - `auth`: HS256 JWT minting for the `auth` header.
+//! - `budget`: the per-bot rolling minute/hour request budget.
+//! - `error`: [`ApiError`], with `is_retryable`.
+
+pub mod auth;
+pub mod budget;
+pub mod client;
+pub mod error;
+pub mod wire;
+
+pub use auth::Credentials;
+pub use budget::RequestBudget;
+pub use client::{CallStats, KoreClient, RetryPolicy, SessionsApi};
+pub use error::ApiError;

@@ -1,0 +1,405 @@
+//! The commands behind the CLI. `main.rs` parses arguments and calls one of
+//! these; each returns whether it fully succeeded, or an error for `main` to
+//! print with its chain and map to an exit code.
+
+use crate::config::{self, Config};
+use crate::model::ACCOUNT_BOT_ID;
+use crate::schedule;
+use crate::sim::{SimApp, SimBot, SimSettings, Simulator, data};
+use crate::store::{SessionStore, StatusReport};
+use crate::sync::{PassOptions, PassReport, PassTrigger, SyncContext, run_pass};
+use anyhow::{Context, bail};
+use chrono::{DateTime, Duration, Utc};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
+
+/// Cancels `token` on SIGINT or SIGTERM: the one shutdown signal every task
+/// watches.
+pub fn cancel_on_signals(token: CancellationToken) {
+    tokio::spawn(async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            match signal(SignalKind::terminate()) {
+                Ok(mut term) => {
+                    tokio::select! {
+                        _ = ctrl_c => info!(signal = "SIGINT", "shutting down"),
+                        _ = term.recv() => info!(signal = "SIGTERM", "shutting down"),
+                    }
+                }
+                Err(e) => {
+                    warn!(error = %e, "cannot watch SIGTERM; only SIGINT stops kore-sync");
+                    let _ = ctrl_c.await;
+                }
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = ctrl_c.await;
+        }
+        token.cancel();
+    });
+}
+
+fn log_warnings(config: &Config) {
+    for w in &config.warnings {
+        warn!(warning = %w, "configuration");
+    }
+}
+
+async fn open(config: &Arc<Config>) -> anyhow::Result<SyncContext> {
+    log_warnings(config);
+    let store = open_store(config).await?;
+    SyncContext::new(config.clone(), store).context("could not set up the HTTP client")
+}
+
+/// `kore-sync sync`: one pass, then exit. True if every stream succeeded.
+pub async fn sync_once(config: Config, cancel: CancellationToken) -> anyhow::Result<bool> {
+    let ctx = open(&Arc::new(config)).await?;
+    let report = run_pass(&ctx, &PassOptions::manual(), &cancel).await?;
+    print_pass(&report);
+    Ok(report.all_succeeded())
+}
+
+/// `kore-sync backfill`: re-read `[from, to)`, upserting; watermarks never move back.
+pub async fn backfill(
+    config: Config,
+    from: DateTime<Utc>,
+    to: Option<DateTime<Utc>>,
+    bot: Option<String>,
+    cancel: CancellationToken,
+) -> anyhow::Result<bool> {
+    if let Some(b) = &bot
+        && !config.scopes.iter().any(|s| &s.bot_id == b)
+    {
+        let known: Vec<&str> = config.scopes.iter().map(|s| s.bot_id.as_str()).collect();
+        bail!(
+            "--bot {b:?} is not in the configuration; configured: {}",
+            known.join(", ")
+        );
+    }
+    let to = to.unwrap_or_else(Utc::now);
+    if to <= from {
+        bail!("--to ({to}) must be after --from ({from})");
+    }
+    let ctx = open(&Arc::new(config)).await?;
+    let opts = PassOptions {
+        trigger: PassTrigger::Backfill,
+        range: Some((from, to)),
+        only_bot: bot,
+        // A backfill is asked for explicitly: it waits out the hourly budget.
+        max_budget_wait: None,
+    };
+    let report = run_pass(&ctx, &opts, &cancel).await?;
+    print_pass(&report);
+    Ok(report.all_succeeded())
+}
+
+/// `kore-sync run`: the daemon. The warehouse is opened for each pass and
+/// closed after it, so other tools can open the file between passes; the API
+/// clients (and their request budgets) live as long as the process.
+pub async fn run_daemon(config: Config, cancel: CancellationToken) -> anyhow::Result<()> {
+    let config = Arc::new(config);
+    log_warnings(&config);
+    // Fail fast on a warehouse that cannot be opened or migrated.
+    drop(open_store(&config).await?);
+    let apis = crate::sync::build_apis(&config).context("could not set up the HTTP client")?;
+    let (tx, rx) = mpsc::channel(1);
+    let mut scheduler = schedule::start_ticks(&config.sync.trigger, tx)
+        .await
+        .context("could not start the scheduler")?;
+    info!(trigger = ?config.sync.trigger, scopes = config.scopes.len(), "kore-sync running");
+    let pass_cancel = cancel.clone();
+    schedule::drive(rx, cancel.clone(), || {
+        let (config, apis, cancel) = (config.clone(), apis.clone(), pass_cancel.clone());
+        async move {
+            let store = match open_store(&config).await {
+                Ok(store) => store,
+                Err(e) => {
+                    warn!(error = format!("{e:#}"), "cannot open the warehouse; skipping this pass, trying again at the next tick");
+                    return;
+                }
+            };
+            let ctx = SyncContext { config, store, apis };
+            let result = run_pass(&ctx, &PassOptions::scheduled(), &cancel).await;
+            // Release the warehouse before saying the pass is over.
+            drop(ctx);
+            match result {
+                Ok(report) if report.all_succeeded() => info!(streams = report.streams.len(), "pass succeeded"),
+                Ok(report) => warn!(
+                    streams = report.streams.len(),
+                    failed = report.n_failed(),
+                    "pass finished with failed or interrupted streams; see `kore-sync status`"
+                ),
+                Err(e) => error!(error = format!("{e:#}"), "pass failed: the warehouse could not be written"),
+            }
+        }
+    })
+    .await;
+    if let Err(e) = scheduler.shutdown().await {
+        warn!(error = %e, "scheduler did not shut down cleanly");
+    }
+    Ok(())
+}
+
+async fn open_store(config: &Config) -> anyhow::Result<SessionStore> {
+    let path = config.warehouse.path.clone();
+    Ok(tokio::task::spawn_blocking(move || SessionStore::open(&path)).await??)
+}
+
+/// `kore-sync status`.
+pub async fn status(config: Config, json: bool) -> anyhow::Result<()> {
+    let store = open_store(&config).await?;
+    let report = store.status().await?;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&StatusJson::new(&report, Utc::now()))?
+        );
+    } else {
+        print_status(store.path(), &report, Utc::now());
+    }
+    Ok(())
+}
+
+#[derive(serde::Serialize)]
+struct StatusJson<'a> {
+    #[serde(flatten)]
+    report: &'a StatusReport,
+    /// Seconds each stream's watermark is behind now, in stream order.
+    behind_seconds: Vec<Option<i64>>,
+}
+
+impl<'a> StatusJson<'a> {
+    fn new(report: &'a StatusReport, now: DateTime<Utc>) -> Self {
+        let behind_seconds = report
+            .streams
+            .iter()
+            .map(|s| s.watermark.map(|w| (now - w).num_seconds()))
+            .collect();
+        StatusJson {
+            report,
+            behind_seconds,
+        }
+    }
+}
+
+fn behind(now: DateTime<Utc>, t: DateTime<Utc>) -> String {
+    let secs = (now - t).num_seconds().max(0) as u64;
+    humantime::format_duration(std::time::Duration::from_secs(secs)).to_string()
+}
+
+fn print_status(path: &Path, r: &StatusReport, now: DateTime<Utc>) {
+    println!(
+        "warehouse {}: {} sessions, {} tags, {} rejected records, {} streams",
+        path.display(),
+        r.n_sessions,
+        r.n_tags,
+        r.n_rejected,
+        r.streams.len()
+    );
+    if r.streams.is_empty() {
+        println!("no stream has run yet: run `kore-sync sync`");
+        return;
+    }
+    println!(
+        "{:<32} {:>9}  {:<24} {:<16} {:<24} {:<10} OUTCOME",
+        "STREAM", "SESSIONS", "WATERMARK", "BEHIND", "LAST RUN", "TRIGGER"
+    );
+    for s in &r.streams {
+        println!(
+            "{:<32} {:>9}  {:<24} {:<16} {:<24} {:<10} {}{}",
+            format!("{}/{}", s.bot_id, s.containment_type),
+            s.n_sessions,
+            s.watermark
+                .map_or("-".into(), |w| w.format("%Y-%m-%dT%H:%M:%SZ").to_string()),
+            s.watermark.map_or("-".into(), |w| behind(now, w)),
+            s.last_run_started
+                .map_or("-".into(), |t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string()),
+            s.last_trigger.as_deref().unwrap_or("-"),
+            s.last_outcome.as_deref().unwrap_or("-"),
+            s.last_error
+                .as_deref()
+                .map_or(String::new(), |e| format!(": {e}")),
+        );
+    }
+}
+
+fn print_pass(report: &PassReport) {
+    for s in &report.streams {
+        println!(
+            "{:<40} {:<11} windows {}/{}  requests {} (retries {})  sessions {} ({} written){}",
+            format!("{}/{}", s.bot_id, s.containment_type),
+            s.outcome.as_str(),
+            s.windows_done,
+            s.windows_planned,
+            s.requests,
+            s.retries,
+            s.sessions_received,
+            s.sessions_written,
+            s.error
+                .as_deref()
+                .map_or(String::new(), |e| format!("\n    error: {e}")),
+        );
+    }
+}
+
+/// The demo's two bots and their (public, made-up) app credentials.
+pub fn demo_bots() -> Vec<SimBot> {
+    ["st-demo-support", "st-demo-sales"]
+        .into_iter()
+        .enumerate()
+        .map(|(i, id)| SimBot {
+            id: id.to_owned(),
+            app: SimApp {
+                client_id: format!("cs-demo-app-{}", i + 1),
+                client_secret: format!("demo-secret-{}", i + 1),
+            },
+        })
+        .collect()
+}
+
+/// Starts a simulator with `days` of history for the demo bots (and a demo
+/// account app), ending now.
+pub async fn start_demo_simulator(
+    listen: SocketAddr,
+    days: i64,
+    seed: u64,
+) -> anyhow::Result<Simulator> {
+    let now = Utc::now();
+    let from = now - Duration::days(days);
+    let bots = demo_bots();
+    let mut records = Vec::new();
+    for (i, bot) in bots.iter().enumerate() {
+        records.extend(data::generate_bot_sessions(
+            seed,
+            &bot.id,
+            from,
+            now,
+            40 + 25 * i as u32,
+        ));
+    }
+    let settings = SimSettings {
+        bots,
+        account_app: Some(SimApp {
+            client_id: "cs-demo-account".into(),
+            client_secret: "demo-account-secret".into(),
+        }),
+        seed,
+        ..SimSettings::default()
+    };
+    Simulator::start(listen, settings, records)
+        .await
+        .with_context(|| format!("could not start the simulated API on {listen}"))
+}
+
+/// The config that points kore-sync at a simulator running the demo bots.
+pub fn demo_config_toml(base_url: &str, warehouse: &Path, start: DateTime<Utc>) -> String {
+    let mut s = format!(
+        "[api]\nbase_url = {base_url:?}\nrequests_per_minute = 0\nrequests_per_hour = 0\n\
+         [warehouse]\npath = {:?}\n[sync]\nstart = {:?}\nlag = \"0s\"\n",
+        warehouse.display().to_string(),
+        start.to_rfc3339()
+    );
+    for b in demo_bots() {
+        s.push_str(&format!(
+            "[[bots]]\nid = {:?}\nclient_id = {:?}\nclient_secret = {:?}\n",
+            b.id, b.app.client_id, b.app.client_secret
+        ));
+    }
+    s
+}
+
+/// `kore-sync demo`: simulated API on loopback, 30 days of two bots, synced
+/// into `warehouse`, then a summary.
+pub async fn demo(warehouse: &Path, cancel: CancellationToken) -> anyhow::Result<bool> {
+    let days = 30;
+    let sim = start_demo_simulator(SocketAddr::from(([127, 0, 0, 1], 0)), days, 42).await?;
+    if warehouse.exists() {
+        std::fs::remove_file(warehouse).with_context(|| {
+            format!(
+                "could not replace the previous demo warehouse {}",
+                warehouse.display()
+            )
+        })?;
+        let _ = std::fs::remove_file(warehouse.with_extension("duckdb.wal"));
+    }
+    println!(
+        "kore-sync demo: simulated Kore.ai API on {}, two bots, {days} days of sessions",
+        sim.base_url()
+    );
+    let toml = demo_config_toml(
+        &sim.base_url(),
+        warehouse,
+        Utc::now() - Duration::days(days),
+    );
+    let config = config::from_toml(&toml).context("the demo configuration is invalid (a bug)")?;
+    let ctx = open(&Arc::new(config)).await?;
+    let started = std::time::Instant::now();
+    let report = run_pass(&ctx, &PassOptions::manual(), &cancel).await?;
+    let elapsed = started.elapsed();
+    sim.stop();
+    let requests: u32 = report.streams.iter().map(|s| s.requests).sum();
+    let status = ctx.store.status().await?;
+    println!(
+        "\nsynced {} sessions ({} tags) in {:.1}s with {requests} requests\n",
+        status.n_sessions,
+        status.n_tags,
+        elapsed.as_secs_f64()
+    );
+    println!(
+        "{:<20} {:<12} {:>8}  WATERMARK",
+        "BOT", "CONTAINMENT", "SESSIONS"
+    );
+    for s in &status.streams {
+        println!(
+            "{:<20} {:<12} {:>8}  {}",
+            if s.bot_id == ACCOUNT_BOT_ID {
+                "(account)"
+            } else {
+                &s.bot_id
+            },
+            s.containment_type,
+            s.n_sessions,
+            s.watermark.map_or("-".into(), |w| w.to_rfc3339()),
+        );
+    }
+    let path = warehouse.display();
+    println!(
+        "\nOpen it:\n  duckdb {path} -c \"SELECT * FROM daily_containment ORDER BY day DESC LIMIT 10\"\n  \
+         python3 -c \"import duckdb; print(duckdb.connect('{path}', read_only=True).sql('SELECT bot_id, containment_type, count(*) FROM sessions GROUP BY ALL'))\"\n\
+         Tables: sessions, session_tags, sync_state, sync_runs; views: daily_sessions, daily_containment, tags_long."
+    );
+    Ok(report.all_succeeded())
+}
+
+/// `kore-sync simulate`: the simulated API alone, until Ctrl-C.
+pub async fn simulate(
+    listen: SocketAddr,
+    days: i64,
+    seed: u64,
+    cancel: CancellationToken,
+) -> anyhow::Result<()> {
+    let sim = start_demo_simulator(listen, days, seed).await?;
+    let warehouse = Path::new("kore-sim.duckdb");
+    println!(
+        "simulated Kore.ai Sessions API listening on {} ({days} days of sessions, seed {seed}).\n\
+         A config that syncs from it (save as kore-sync.toml):\n\n{}\n\
+         The account scope is available with client_id \"cs-demo-account\", client_secret \"demo-account-secret\".\n\
+         Stop with Ctrl-C.",
+        sim.base_url(),
+        demo_config_toml(
+            &sim.base_url(),
+            warehouse,
+            Utc::now() - Duration::days(days)
+        )
+    );
+    cancel.cancelled().await;
+    sim.stop();
+    Ok(())
+}

@@ -1,0 +1,82 @@
+//! The command-line interface, as clap derives it. Kept apart from `main.rs`
+//! so that completions and a man page can be generated from it later.
+
+use clap::{ArgAction, Parser, Subcommand, ValueEnum};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "kore-sync",
+    version,
+    about = "Keeps a local DuckDB warehouse in step with Kore.ai's Sessions History API",
+    long_about = "Keeps a local DuckDB warehouse in step with Kore.ai's Sessions History API \
+                  (getSessions), so you can run SQL over your bots' conversations.\n\n\
+                  Try it without credentials: `kore-sync demo`."
+)]
+pub struct Cli {
+    /// Config file [default: $KORE_SYNC_CONFIG, else ./kore-sync.toml]
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// More log output (-v debug, -vv trace)
+    #[arg(short, long, global = true, action = ArgAction::Count)]
+    pub verbose: u8,
+    /// Less log output (-q warnings only, -qq errors only)
+    #[arg(short, long, global = true, action = ArgAction::Count, conflicts_with = "verbose")]
+    pub quiet: u8,
+    /// Log line format on stderr
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Sync two simulated bots' last 30 days into ./kore-demo.duckdb; needs no credentials or config
+    Demo {
+        /// Where to write the demo warehouse (replaced if it exists)
+        #[arg(long, default_value = "kore-demo.duckdb")]
+        warehouse: PathBuf,
+    },
+    /// One pass over every configured bot and containment type, then exit (0 only if every stream succeeded)
+    Sync,
+    /// The daemon: a pass at start, then on the schedule, until SIGTERM or SIGINT
+    Run,
+    /// Per stream: watermark, how far behind now, last run and its outcome; row counts
+    Status {
+        /// Print JSON instead of a table
+        #[arg(long)]
+        json: bool,
+    },
+    /// Re-read a past range, upserting; never moves a watermark backwards
+    Backfill {
+        /// Start of the range: yyyy-mm-dd or yyyy-mm-ddThh:mm:ss.mmmZ (GMT)
+        #[arg(long, value_name = "DATE")]
+        from: String,
+        /// End of the range (exclusive), same forms [default: now]
+        #[arg(long, value_name = "DATE")]
+        to: Option<String>,
+        /// Only this bot id (use '*' for the account scope)
+        #[arg(long, value_name = "ID")]
+        bot: Option<String>,
+    },
+    /// Run the simulated Kore.ai API alone, to try a config or prototype dashboards without credentials
+    Simulate {
+        /// Address to listen on
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        /// Days of history to generate, ending now
+        #[arg(long, default_value_t = 30)]
+        days: i64,
+        /// Seed for the generated data
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+    },
+}

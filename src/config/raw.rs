@@ -1,0 +1,77 @@
+//! Stage one of configuration: the raw shape, exactly as the TOML file and
+//! `KORE_SYNC__` environment variables give it, layered by the `config`
+//! crate. Nothing is interpreted here beyond TOML types; unknown keys are
+//! refused (`deny_unknown_fields`) so a typo never silently falls back to a
+//! default. Stage two (`super::validate`) turns this into a typed `Config`.
+
+use serde::Deserialize;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    #[serde(default)]
+    pub api: RawApi,
+    #[serde(default)]
+    pub warehouse: RawWarehouse,
+    #[serde(default)]
+    pub sync: RawSync,
+    #[serde(default)]
+    pub bots: Vec<RawBot>,
+    #[serde(default)]
+    pub account: Option<RawCredentials>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawApi {
+    pub base_url: Option<String>,
+    pub client_id: Option<String>,
+    pub client_secret: Option<String>,
+    pub client_secret_file: Option<String>,
+    pub token: Option<String>,
+    pub page_size: Option<i64>,
+    pub timeout: Option<String>,
+    pub requests_per_minute: Option<i64>,
+    pub requests_per_hour: Option<i64>,
+    pub max_retries: Option<i64>,
+    pub retry_base_delay: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWarehouse {
+    pub path: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSync {
+    pub start: Option<String>,
+    pub window: Option<String>,
+    pub lag: Option<String>,
+    pub lookback: Option<String>,
+    pub pass_deadline: Option<String>,
+    pub interval: Option<String>,
+    pub schedule: Option<String>,
+    pub containment_types: Option<Vec<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBot {
+    pub id: Option<String>,
+    pub client_id: Option<String>,
+    pub client_secret: Option<String>,
+    pub client_secret_file: Option<String>,
+    pub token: Option<String>,
+}
+
+/// Credentials as `[account]` (and the credential part of `[api]`) give them.
+#[derive(Debug, Default, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct RawCredentials {
+    pub client_id: Option<String>,
+    pub client_secret: Option<String>,
+    pub client_secret_file: Option<String>,
+    pub token: Option<String>,
+}

@@ -1,0 +1,100 @@
+//! The `kore-sync` binary: parses the command line, sets up logging, calls
+//! into the library, and maps the outcome to an exit code, printing any error
+//! with its whole chain.
+//!
+//! Exit codes: 0 success; 1 a stream or the run failed; 2 the configuration
+//! or the command line is wrong.
+
+use clap::Parser;
+use kore_sync::app;
+use kore_sync::cli::{Cli, Command, LogFormat};
+use kore_sync::config::{self, ConfigError};
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use tokio_util::sync::CancellationToken;
+use tracing_subscriber::EnvFilter;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(&cli);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("kore-sync: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(dispatch(cli)) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("kore-sync: {e:#}");
+            if e.downcast_ref::<ConfigError>().is_some() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::from(1)
+            }
+        }
+    }
+}
+
+fn config_path(cli: &Cli) -> PathBuf {
+    cli.config
+        .clone()
+        .or_else(|| std::env::var_os("KORE_SYNC_CONFIG").map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from("kore-sync.toml"))
+}
+
+async fn dispatch(cli: Cli) -> anyhow::Result<bool> {
+    let cancel = CancellationToken::new();
+    app::cancel_on_signals(cancel.clone());
+    let load = || config::load(&config_path(&cli));
+    match &cli.command {
+        Command::Demo { warehouse } => app::demo(warehouse, cancel).await,
+        Command::Simulate { listen, days, seed } => app::simulate(*listen, *days, *seed, cancel)
+            .await
+            .map(|()| true),
+        Command::Sync => app::sync_once(load()?, cancel).await,
+        Command::Run => app::run_daemon(load()?, cancel).await.map(|()| true),
+        Command::Status { json } => app::status(load()?, *json).await.map(|()| true),
+        Command::Backfill { from, to, bot } => {
+            let from = config::parse_instant(from).map_err(|e| anyhow::anyhow!("--from: {e}"))?;
+            let to = to
+                .as_deref()
+                .map(config::parse_instant)
+                .transpose()
+                .map_err(|e| anyhow::anyhow!("--to: {e}"))?;
+            app::backfill(load()?, from, to, bot.clone(), cancel).await
+        }
+    }
+}
+
+fn init_tracing(cli: &Cli) {
+    let level = match (cli.verbose, cli.quiet) {
+        (0, 0) => "info",
+        (1, _) => "debug",
+        (v, _) if v >= 2 => "trace",
+        (_, 1) => "warn",
+        _ => "error",
+    };
+    let filter = EnvFilter::try_from_env("KORE_SYNC_LOG").unwrap_or_else(|_| {
+        EnvFilter::new(format!(
+            "{level},hyper=warn,reqwest=warn,tokio_cron_scheduler=warn"
+        ))
+    });
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
+    // Under systemd the journal stamps every line; a second timestamp is noise.
+    let journald = std::env::var_os("JOURNAL_STREAM").is_some();
+    match (cli.log_format, journald) {
+        (LogFormat::Json, _) => builder.json().init(),
+        (LogFormat::Text, true) => builder.without_time().with_ansi(false).init(),
+        (LogFormat::Text, false) => builder.init(),
+    }
+}

@@ -1,0 +1,107 @@
+//! The domain types that flow from the API layer to the store: one parsed
+//! session with its flattened tags, and the stream key a pass works on.
+//!
+//! These types know nothing about JSON field names (that is `api::wire`) nor
+//! about SQL (that is `store`), so either side can change without the other.
+
+use chrono::{DateTime, Utc};
+use std::fmt;
+
+/// The bot id under which the account-wide (Admin Console) scope is keyed.
+pub const ACCOUNT_BOT_ID: &str = "*";
+
+/// The three outcomes the API can filter sessions by (since v9.0).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ContainmentType {
+    SelfService,
+    DropOff,
+    Agent,
+}
+
+impl ContainmentType {
+    pub const ALL: [ContainmentType; 3] = [Self::SelfService, Self::DropOff, Self::Agent];
+
+    /// The spelling the API uses in `?containmentType=` and in records.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::SelfService => "selfService",
+            Self::DropOff => "dropOff",
+            Self::Agent => "agent",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+}
+
+impl fmt::Display for ContainmentType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One unit of incremental sync: a bot (or the account scope, keyed
+/// [`ACCOUNT_BOT_ID`]) and one containment type. Each stream has its own
+/// watermark.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct StreamKey {
+    pub bot_id: String,
+    pub containment_type: ContainmentType,
+}
+
+impl fmt::Display for StreamKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.bot_id, self.containment_type)
+    }
+}
+
+/// A session as kore-sync stores it. Every optional field is `None` when the
+/// API record lacks it (or sends null): a missing value is never replaced by
+/// a default.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Session {
+    pub session_id: String,
+    pub bot_id: Option<String>,
+    pub channel: Option<String>,
+    pub user_id: Option<String>,
+    pub start_time: DateTime<Utc>,
+    pub end_time: Option<DateTime<Utc>>,
+    pub session_lang: Option<Vec<String>>,
+    pub session_type: Option<String>,
+    /// From the record; when the record lacks it, the containment type of
+    /// the stream that fetched it.
+    pub containment_type: Option<String>,
+    pub is_developer: Option<bool>,
+    pub session_status: Option<String>,
+    pub messages_exchanged: Option<i32>,
+    pub tasks_executed: Option<i32>,
+    /// The record exactly as received, byte for byte, so no field the API
+    /// adds later is lost.
+    pub raw: String,
+    pub tags: Vec<Tag>,
+}
+
+/// One element of one array under a session's `tags` object.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tag {
+    /// `user` for `userTags`, `session` for `sessionTags`, otherwise the key
+    /// itself (e.g. `altText`).
+    pub kind: String,
+    /// Position in its array; with `kind` and the session id, the key.
+    pub ordinal: i32,
+    pub name: Option<String>,
+    /// A string value as is; anything else as its JSON text; JSON null as None.
+    pub value: Option<String>,
+    /// The value's JSON text exactly as received (`null` when absent).
+    pub value_json: String,
+}
+
+/// A record the parser refused, kept verbatim with the reason.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RejectedRecord {
+    /// The sessionId, if the record had a readable one.
+    pub session_id: Option<String>,
+    pub reason: String,
+    pub raw: String,
+}

@@ -1,0 +1,310 @@
+//! The simulated Kore.ai Sessions History API, used by the tests, `demo` and
+//! `simulate`. It is a faithful stand-in for the endpoint as
+//! `shared/kore-api.md` describes it: both scopes, HS256 JWT checks (with
+//! optional JTI enforcement), the containmentType filter, the 7-day rule,
+//! newest-first paging with total/moreAvailable, sessionId lookups with
+//! invalidSessions, per-bot rate limits answered with 429, and switches to
+//! inject faults, clamp page size, cap skip depth, and choose whether
+//! `dateTo` is inclusive. Everything is deterministic from a seed.
+//!
+//! Tests drive it through [`Simulator`]: change records (`upsert`, `modify`,
+//! `remove`), queue faults, and read the request log.
+
+pub mod data;
+mod server;
+
+use chrono::{DateTime, Utc};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use serde_json::Value;
+use std::collections::{HashSet, VecDeque};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// One JWT app the simulator accepts.
+#[derive(Debug, Clone)]
+pub struct SimApp {
+    pub client_id: String,
+    pub client_secret: String,
+}
+
+/// One simulated bot and the app allowed to read it.
+#[derive(Debug, Clone)]
+pub struct SimBot {
+    pub id: String,
+    pub app: SimApp,
+}
+
+/// A fault to inject into one answer.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Fault {
+    /// An error status with a JSON error body.
+    Status(u16),
+    /// A 502 with an HTML page, as gateways send.
+    HtmlBadGateway,
+    /// 429, with or without Retry-After (seconds).
+    RateLimited { retry_after: Option<u64> },
+    /// The connection drops halfway through the body.
+    DropConnection,
+    /// A 200 whose JSON body is cut short.
+    TruncatedBody,
+    /// The answer comes after this delay.
+    Slow(Duration),
+    /// Not a fault: this record is added (or replaced) just before the
+    /// request is answered, as if it landed while a window was being paged.
+    UpsertFirst(Value),
+    /// Not a fault: this session is deleted just before the request is answered.
+    RemoveFirst(String),
+}
+
+/// The simulator's switches.
+#[derive(Debug, Clone)]
+pub struct SimSettings {
+    pub bots: Vec<SimBot>,
+    /// The Admin Console app for the account-wide endpoint, if any.
+    pub account_app: Option<SimApp>,
+    /// Largest page the server returns, whatever `limit` asks for.
+    pub max_page_size: usize,
+    /// `limit` when the request has none.
+    pub default_page_size: usize,
+    /// Refuse `skip` beyond this with a 400.
+    pub max_skip: Option<u64>,
+    /// Whether a session starting exactly at `dateTo` is included.
+    pub date_to_inclusive: bool,
+    /// Refuse tokens without a `jti`, and replayed ones.
+    pub enforce_jti: bool,
+    /// Per-bot (and per-account) limits as (per minute, per hour); None = off.
+    pub rate_limit: Option<(u32, u32)>,
+    /// Share of requests, 0.0–1.0, that get a random fault.
+    pub fault_rate: f64,
+    /// How long a random `Fault::Slow` takes (set it above the client's timeout).
+    pub slow_fault: Duration,
+    /// Added to every answer, to make passes long enough to interrupt.
+    pub latency: Duration,
+    pub seed: u64,
+}
+
+impl Default for SimSettings {
+    fn default() -> Self {
+        SimSettings {
+            bots: Vec::new(),
+            account_app: None,
+            max_page_size: 100,
+            default_page_size: 100,
+            max_skip: None,
+            date_to_inclusive: true,
+            enforce_jti: false,
+            rate_limit: None,
+            fault_rate: 0.0,
+            slow_fault: Duration::from_secs(3),
+            latency: Duration::ZERO,
+            seed: 1,
+        }
+    }
+}
+
+/// One request as the simulator saw it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoggedRequest {
+    /// The bot id, or `*` for the account endpoint.
+    pub scope: String,
+    pub containment_type: Option<String>,
+    pub date_from: Option<DateTime<Utc>>,
+    pub date_to: Option<DateTime<Utc>>,
+    pub skip: u64,
+    pub limit: Option<u64>,
+    pub session_ids: Option<usize>,
+    pub status: u16,
+    pub returned: usize,
+}
+
+/// A stored record with its parsed keys.
+#[derive(Debug, Clone)]
+struct SimRecord {
+    bot_id: String,
+    session_id: String,
+    start: DateTime<Utc>,
+    record: Value,
+}
+
+impl SimRecord {
+    fn from_value(record: Value) -> Self {
+        let session_id = record["sessionId"]
+            .as_str()
+            .expect("sim records have a sessionId")
+            .to_owned();
+        let bot_id = record["botId"]
+            .as_str()
+            .expect("sim records have a botId")
+            .to_owned();
+        let start = DateTime::parse_from_rfc3339(
+            record["start_time"]
+                .as_str()
+                .expect("sim records have a start_time"),
+        )
+        .expect("sim start_time is RFC 3339")
+        .with_timezone(&Utc);
+        SimRecord {
+            bot_id,
+            session_id,
+            start,
+            record,
+        }
+    }
+}
+
+pub(crate) struct SimState {
+    settings: SimSettings,
+    /// Every session, kept sorted newest first (start desc, then id), the
+    /// order the API pages in.
+    records: Vec<SimRecord>,
+    faults: VecDeque<Fault>,
+    rng: StdRng,
+    log: Vec<LoggedRequest>,
+    seen_jti: HashSet<String>,
+    /// Request times per scope for the rate limit.
+    rate_log: std::collections::HashMap<String, VecDeque<tokio::time::Instant>>,
+    /// Counts answered requests, so tests can await "n requests so far".
+    answered: tokio::sync::watch::Sender<usize>,
+}
+
+impl SimState {
+    fn sort(&mut self) {
+        self.records.sort_by(|a, b| {
+            b.start
+                .cmp(&a.start)
+                .then_with(|| b.session_id.cmp(&a.session_id))
+        });
+    }
+}
+
+/// A handle on a running simulator.
+#[derive(Clone)]
+pub struct Simulator {
+    state: Arc<Mutex<SimState>>,
+    addr: SocketAddr,
+    shutdown: CancellationToken,
+}
+
+impl Simulator {
+    /// Starts the simulator on `listen` (use port 0 for any free port) with
+    /// the given records.
+    pub async fn start(
+        listen: SocketAddr,
+        settings: SimSettings,
+        records: Vec<Value>,
+    ) -> std::io::Result<Self> {
+        let rng = StdRng::seed_from_u64(settings.seed);
+        let mut state = SimState {
+            settings,
+            records: records.into_iter().map(SimRecord::from_value).collect(),
+            faults: VecDeque::new(),
+            rng,
+            log: Vec::new(),
+            seen_jti: HashSet::new(),
+            rate_log: Default::default(),
+            answered: tokio::sync::watch::Sender::new(0),
+        };
+        state.sort();
+        let state = Arc::new(Mutex::new(state));
+        let listener = TcpListener::bind(listen).await?;
+        let addr = listener.local_addr()?;
+        let shutdown = CancellationToken::new();
+        let app = server::router(state.clone());
+        let stop = shutdown.clone();
+        tokio::spawn(async move {
+            let served = axum::serve(listener, app)
+                .with_graceful_shutdown(async move { stop.cancelled().await })
+                .await;
+            if let Err(e) = served {
+                tracing::error!(error = %e, "simulated API stopped");
+            }
+        });
+        Ok(Simulator {
+            state,
+            addr,
+            shutdown,
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The base URL to put in `api.base_url`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn stop(&self) {
+        self.shutdown.cancel();
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, SimState> {
+        self.state.lock().expect("simulator state lock")
+    }
+
+    /// Every record, oldest first.
+    pub fn records(&self) -> Vec<Value> {
+        let st = self.lock();
+        st.records.iter().rev().map(|r| r.record.clone()).collect()
+    }
+
+    /// Adds a record, or replaces the one with the same sessionId.
+    pub fn upsert(&self, record: Value) {
+        let rec = SimRecord::from_value(record);
+        let mut st = self.lock();
+        st.records.retain(|r| r.session_id != rec.session_id);
+        st.records.push(rec);
+        st.sort();
+    }
+
+    /// Changes one record in place; returns false if there is no such id.
+    pub fn modify(&self, session_id: &str, f: impl FnOnce(&mut Value)) -> bool {
+        let mut st = self.lock();
+        let Some(pos) = st.records.iter().position(|r| r.session_id == session_id) else {
+            return false;
+        };
+        let mut value = st.records[pos].record.clone();
+        f(&mut value);
+        st.records[pos] = SimRecord::from_value(value);
+        st.sort();
+        true
+    }
+
+    /// Deletes a record upstream (e.g. erased on a customer's request).
+    pub fn remove(&self, session_id: &str) -> bool {
+        let mut st = self.lock();
+        let before = st.records.len();
+        st.records.retain(|r| r.session_id != session_id);
+        st.records.len() != before
+    }
+
+    /// Queues faults for the next requests, in order.
+    pub fn inject(&self, faults: impl IntoIterator<Item = Fault>) {
+        self.lock().faults.extend(faults);
+    }
+
+    /// Changes the switches while running.
+    pub fn configure(&self, f: impl FnOnce(&mut SimSettings)) {
+        f(&mut self.lock().settings);
+    }
+
+    /// Every request so far.
+    pub fn requests(&self) -> Vec<LoggedRequest> {
+        self.lock().log.clone()
+    }
+
+    pub fn clear_requests(&self) {
+        self.lock().log.clear();
+    }
+
+    /// Resolves once the simulator has answered at least `n` requests in all.
+    pub async fn wait_for_requests(&self, n: usize) {
+        let mut rx = self.lock().answered.subscribe();
+        let _ = rx.wait_for(|count| *count >= n).await;
+    }
+}

@@ -1,0 +1,479 @@
+//! The simulator's HTTP side: routes, authentication, rate limiting, faults,
+//! and the `getSessions` semantics themselves.
+
+use super::{Fault, LoggedRequest, SimRecord, SimState};
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use rand::Rng;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+
+type Shared = Arc<Mutex<SimState>>;
+
+pub(super) fn router(state: Shared) -> Router {
+    Router::new()
+        .route("/api/public/bot/{bot_id}/getSessions", post(bot_scope))
+        .route("/api/public/getSessions", post(account_scope))
+        .with_state(state)
+}
+
+#[derive(Debug, Deserialize)]
+struct Params {
+    #[serde(rename = "containmentType")]
+    containment_type: Option<String>,
+}
+
+async fn bot_scope(
+    State(state): State<Shared>,
+    Path(bot_id): Path<String>,
+    Query(params): Query<Params>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    handle(state, bot_id, params, headers, body).await
+}
+
+async fn account_scope(
+    State(state): State<Shared>,
+    Query(params): Query<Params>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    handle(state, "*".to_owned(), params, headers, body).await
+}
+
+fn error(status: StatusCode, msg: &str) -> Response {
+    (
+        status,
+        axum::Json(json!({"errors": [{"msg": msg, "code": status.as_u16()}]})),
+    )
+        .into_response()
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct RequestBody {
+    user_id: Option<String>,
+    skip: Option<u64>,
+    offset: Option<u64>,
+    limit: Option<u64>,
+    date_from: Option<String>,
+    date_to: Option<String>,
+    session_type: Option<String>,
+    session_id: Option<Vec<String>>,
+}
+
+async fn handle(
+    state: Shared,
+    scope: String,
+    params: Params,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    // Everything is decided under the lock; only slow answers wait outside it.
+    let (mut response, fault, latency) = {
+        let mut st = state.lock().expect("simulator lock");
+        let fault = next_fault(&mut st);
+        let mut log = LoggedRequest {
+            scope: scope.clone(),
+            containment_type: params.containment_type.clone(),
+            date_from: None,
+            date_to: None,
+            skip: 0,
+            limit: None,
+            session_ids: None,
+            status: 200,
+            returned: 0,
+        };
+        let response = answer(
+            &mut st,
+            &scope,
+            &params,
+            &headers,
+            &body,
+            &mut log,
+            fault.as_ref(),
+        );
+        log.status = response.status().as_u16();
+        st.log.push(log);
+        st.answered.send_modify(|n| *n += 1);
+        (response, fault, st.settings.latency)
+    };
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    if let Some(Fault::Slow(d)) = fault {
+        tokio::time::sleep(d).await;
+    }
+    if let Some(Fault::DropConnection) = fault {
+        response = drop_midway(response).await;
+    }
+    response
+}
+
+fn next_fault(st: &mut SimState) -> Option<Fault> {
+    if let Some(f) = st.faults.pop_front() {
+        return Some(f);
+    }
+    if st.settings.fault_rate > 0.0 && st.rng.random_bool(st.settings.fault_rate.min(1.0)) {
+        let kinds = [
+            Fault::Status(500),
+            Fault::Status(503),
+            Fault::HtmlBadGateway,
+            Fault::RateLimited {
+                retry_after: Some(1),
+            },
+            Fault::RateLimited { retry_after: None },
+            Fault::DropConnection,
+            Fault::TruncatedBody,
+            Fault::Slow(st.settings.slow_fault),
+        ];
+        let i = st.rng.random_range(0..kinds.len());
+        return Some(kinds[i].clone());
+    }
+    None
+}
+
+fn answer(
+    st: &mut SimState,
+    scope: &str,
+    params: &Params,
+    headers: &HeaderMap,
+    body: &[u8],
+    log: &mut LoggedRequest,
+    fault: Option<&Fault>,
+) -> Response {
+    // Routing and authentication come first, as on the real gateway.
+    let allowed_apps: Vec<(String, String)> = if scope == "*" {
+        st.settings
+            .account_app
+            .iter()
+            .map(|a| (a.client_id.clone(), a.client_secret.clone()))
+            .collect()
+    } else {
+        match st.settings.bots.iter().find(|b| b.id == scope) {
+            Some(b) => vec![(b.app.client_id.clone(), b.app.client_secret.clone())],
+            None => return error(StatusCode::NOT_FOUND, &format!("Bot {scope} not found")),
+        }
+    };
+    if let Err(resp) = authenticate(st, headers, &allowed_apps) {
+        return resp;
+    }
+    if let Some(resp) = rate_limit(st, scope) {
+        return resp;
+    }
+    match fault {
+        Some(Fault::UpsertFirst(record)) => {
+            let rec = SimRecord::from_value(record.clone());
+            st.records.retain(|r| r.session_id != rec.session_id);
+            st.records.push(rec);
+            st.sort();
+        }
+        Some(Fault::RemoveFirst(id)) => st.records.retain(|r| &r.session_id != id),
+        Some(Fault::Status(code)) => {
+            let status = StatusCode::from_u16(*code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            return error(status, "Internal server error (injected)");
+        }
+        Some(Fault::HtmlBadGateway) => {
+            return (
+                StatusCode::BAD_GATEWAY,
+                [(header::CONTENT_TYPE, "text/html")],
+                "<html><head><title>502 Bad Gateway</title></head><body><center><h1>502 Bad Gateway</h1></center><hr><center>nginx</center></body></html>",
+            )
+                .into_response();
+        }
+        Some(Fault::RateLimited { retry_after }) => {
+            let mut resp = error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "Rate limit for this API has been reached. Please try again after some time.",
+            );
+            if let Some(s) = retry_after {
+                resp.headers_mut()
+                    .insert(header::RETRY_AFTER, s.to_string().parse().expect("digits"));
+            }
+            return resp;
+        }
+        _ => {}
+    }
+
+    let req: RequestBody = if body.is_empty() {
+        RequestBody::default()
+    } else {
+        match serde_json::from_slice(body) {
+            Ok(b) => b,
+            Err(e) => return error(StatusCode::BAD_REQUEST, &format!("Invalid JSON body: {e}")),
+        }
+    };
+    if let Some(ct) = &params.containment_type
+        && !["selfService", "dropOff", "agent"].contains(&ct.as_str())
+    {
+        return error(
+            StatusCode::BAD_REQUEST,
+            &format!("Invalid containmentType {ct}"),
+        );
+    }
+    let in_scope = |r: &SimRecord| scope == "*" || r.bot_id == scope;
+
+    // sessionId lookups ignore every other filter.
+    if let Some(ids) = &req.session_id {
+        log.session_ids = Some(ids.len());
+        if ids.len() > 50 {
+            return error(StatusCode::BAD_REQUEST, "sessionId accepts at most 50 ids");
+        }
+        let mut seen = HashSet::new();
+        let mut found = Vec::new();
+        let mut invalid = Vec::new();
+        for id in ids {
+            if !seen.insert(id.as_str()) {
+                continue;
+            }
+            match st
+                .records
+                .iter()
+                .find(|r| &r.session_id == id && in_scope(r))
+            {
+                Some(r) => found.push(r.record.clone()),
+                None => invalid.push(id.clone()),
+            }
+        }
+        log.returned = found.len();
+        return finish(
+            json!({"total": found.len(), "moreAvailable": false, "sessions": found, "invalidSessions": invalid}),
+            fault,
+        );
+    }
+
+    #[allow(clippy::result_large_err)]
+    let parse = |s: &Option<String>, field: &str| -> Result<Option<DateTime<Utc>>, Response> {
+        match s {
+            None => Ok(None),
+            Some(s) => parse_api_date(s).map(Some).ok_or_else(|| {
+                error(
+                    StatusCode::BAD_REQUEST,
+                    &format!("Invalid {field}: expected yyyy-mm-dd or yyyy-mm-ddThh:mm:ss.msZ"),
+                )
+            }),
+        }
+    };
+    let (from, to) = match (
+        parse(&req.date_from, "dateFrom"),
+        parse(&req.date_to, "dateTo"),
+    ) {
+        (Ok(f), Ok(t)) => (f, t),
+        (Err(r), _) | (_, Err(r)) => return r,
+    };
+    let week = Duration::days(7);
+    let (from, to) = match (from, to) {
+        (Some(f), Some(t)) => (f, t),
+        (Some(f), None) => (f, f + week),
+        (None, Some(t)) => (t - week, t),
+        (None, None) => {
+            let today = Utc::now()
+                .date_naive()
+                .and_hms_opt(0, 0, 0)
+                .expect("midnight")
+                .and_utc();
+            (today - week, today)
+        }
+    };
+    log.date_from = Some(from);
+    log.date_to = Some(to);
+    if to < from {
+        return error(StatusCode::BAD_REQUEST, "dateFrom must be before dateTo");
+    }
+    // Explicit dates must span less than 7 days (defaults are exactly 7).
+    if req.date_from.is_some() && req.date_to.is_some() && to - from >= week {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "The date range should be less than 7 days",
+        );
+    }
+    let skip = req.skip.or(req.offset).unwrap_or(0);
+    log.skip = skip;
+    log.limit = req.limit;
+    if let Some(max) = st.settings.max_skip
+        && skip >= max
+    {
+        return error(
+            StatusCode::BAD_REQUEST,
+            &format!("skip must be less than {max}"),
+        );
+    }
+    let inclusive = st.settings.date_to_inclusive;
+    let matching: Vec<&SimRecord> = st
+        .records
+        .iter()
+        .filter(|r| in_scope(r))
+        .filter(|r| r.start >= from && (r.start < to || (inclusive && r.start == to)))
+        .filter(|r| {
+            params
+                .containment_type
+                .as_deref()
+                .is_none_or(|c| r.record["containmentType"].as_str() == Some(c))
+        })
+        .filter(|r| {
+            req.user_id
+                .as_deref()
+                .is_none_or(|u| r.record["userId"].as_str() == Some(u))
+        })
+        .filter(|r| {
+            req.session_type
+                .as_deref()
+                .is_none_or(|t| r.record["sessionType"].as_str() == Some(t))
+        })
+        .collect();
+    let total = matching.len();
+    let limit = req
+        .limit
+        .map_or(st.settings.default_page_size, |l| l as usize)
+        .min(st.settings.max_page_size);
+    let page: Vec<Value> = matching
+        .iter()
+        .skip(skip as usize)
+        .take(limit)
+        .map(|r| r.record.clone())
+        .collect();
+    log.returned = page.len();
+    let more = (skip as usize).saturating_add(page.len()) < total;
+    finish(
+        json!({"total": total, "moreAvailable": more, "sessions": page}),
+        fault,
+    )
+}
+
+fn finish(body: Value, fault: Option<&Fault>) -> Response {
+    let text = serde_json::to_string(&body).expect("values serialize");
+    if let Some(Fault::TruncatedBody) = fault {
+        let cut = text.len() / 2;
+        let cut = (0..=cut)
+            .rev()
+            .find(|i| text.is_char_boundary(*i))
+            .unwrap_or(0);
+        return (
+            [(header::CONTENT_TYPE, "application/json")],
+            text[..cut].to_owned(),
+        )
+            .into_response();
+    }
+    ([(header::CONTENT_TYPE, "application/json")], text).into_response()
+}
+
+/// Sends half of the body, then fails the stream so the connection is cut.
+async fn drop_midway(response: Response) -> Response {
+    let (parts, body) = response.into_parts();
+    let bytes = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .unwrap_or_default();
+    let half = bytes.slice(..bytes.len() / 2);
+    let chunks: Vec<Result<Bytes, std::io::Error>> = vec![
+        Ok(half),
+        Err(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "injected drop",
+        )),
+    ];
+    let mut resp =
+        Response::from_parts(parts, Body::from_stream(futures_util::stream::iter(chunks)));
+    resp.headers_mut().insert(
+        header::CONTENT_LENGTH,
+        bytes.len().to_string().parse().expect("digits"),
+    );
+    resp
+}
+
+/// Dates as the API documents them: `yyyy-mm-dd` or a full timestamp, GMT.
+fn parse_api_date(s: &str) -> Option<DateTime<Utc>> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Some(t.with_timezone(&Utc));
+    }
+    NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|t| t.and_utc())
+}
+
+#[derive(Debug, Deserialize)]
+struct SimClaims {
+    #[serde(rename = "appId")]
+    app_id: Option<String>,
+    jti: Option<String>,
+}
+
+#[allow(clippy::result_large_err)]
+fn authenticate(
+    st: &mut SimState,
+    headers: &HeaderMap,
+    apps: &[(String, String)],
+) -> Result<(), Response> {
+    let Some(token) = headers.get("auth").and_then(|v| v.to_str().ok()) else {
+        return Err(error(StatusCode::UNAUTHORIZED, "auth header is missing"));
+    };
+    let mut validation = Validation::new(Algorithm::HS256);
+    validation.required_spec_claims.clear();
+    validation.validate_exp = true;
+    for (client_id, secret) in apps {
+        let Ok(data) = jsonwebtoken::decode::<SimClaims>(
+            token,
+            &DecodingKey::from_secret(secret.as_bytes()),
+            &validation,
+        ) else {
+            continue;
+        };
+        if data.claims.app_id.as_deref() != Some(client_id.as_str()) {
+            continue;
+        }
+        if st.settings.enforce_jti {
+            match data.claims.jti {
+                None => {
+                    return Err(error(
+                        StatusCode::UNAUTHORIZED,
+                        "jti claim is required for this app",
+                    ));
+                }
+                Some(jti) => {
+                    if !st.seen_jti.insert(jti) {
+                        return Err(error(StatusCode::UNAUTHORIZED, "jti has already been used"));
+                    }
+                }
+            }
+        }
+        return Ok(());
+    }
+    Err(error(
+        StatusCode::UNAUTHORIZED,
+        "Invalid token: the signature or appId does not match an app with access to this bot",
+    ))
+}
+
+fn rate_limit(st: &mut SimState, scope: &str) -> Option<Response> {
+    let (per_min, per_hour) = st.settings.rate_limit?;
+    let now = tokio::time::Instant::now();
+    let log = st.rate_log.entry(scope.to_owned()).or_default();
+    while log
+        .front()
+        .is_some_and(|t| now.duration_since(*t) >= std::time::Duration::from_secs(3600))
+    {
+        log.pop_front();
+    }
+    let in_minute = log
+        .iter()
+        .rev()
+        .take_while(|t| now.duration_since(**t) < std::time::Duration::from_secs(60))
+        .count();
+    if in_minute >= per_min as usize || log.len() >= per_hour as usize {
+        return Some(error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Rate limit for this API has been reached. Please try again after some time.",
+        ));
+    }
+    log.push_back(now);
+    None
+}

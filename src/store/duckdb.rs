@@ -1,0 +1,404 @@
+//! The synchronous DuckDB side of the store: opening the file, committing a
+//! window, run bookkeeping, status queries. Called only from `SessionStore`,
+//! which runs it off the async runtime.
+//!
+//! Architecture invariant: a window's sessions, their tags and the stream's
+//! watermark change in one transaction (`commit_window`), so the watermark
+//! never runs ahead of the data, whatever kills the process.
+
+use super::error::{QueryContext, StoreError};
+use super::{RunRecord, StatusReport, StreamStatus, WindowCommit};
+use crate::model::{RejectedRecord, Session, StreamKey};
+use crate::sync::plan::Window;
+use chrono::{DateTime, Utc};
+use duckdb::{Connection, OptionalExt, params};
+use std::path::Path;
+
+/// Staging tables live in the connection's temp catalog: they are never
+/// persisted and each window empties them first.
+const STAGING: &str = "
+    CREATE TEMP TABLE stage_sessions (
+        session_id VARCHAR, bot_id VARCHAR, channel VARCHAR, user_id VARCHAR,
+        start_time VARCHAR, end_time VARCHAR, session_lang VARCHAR, session_type VARCHAR,
+        containment_type VARCHAR, is_developer BOOLEAN, session_status VARCHAR,
+        messages_exchanged INTEGER, tasks_executed INTEGER, raw VARCHAR);
+    CREATE TEMP TABLE stage_tags (
+        session_id VARCHAR, kind VARCHAR, ordinal INTEGER, name VARCHAR, value VARCHAR, value_json VARCHAR);
+    CREATE TEMP TABLE stage_changed (session_id VARCHAR);
+";
+
+pub fn open(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open(path).map_err(|source| {
+        let text = source.to_string();
+        if text.contains("lock") {
+            StoreError::Locked {
+                path: path.to_owned(),
+                detail: text,
+            }
+        } else {
+            StoreError::Open {
+                path: path.to_owned(),
+                source,
+            }
+        }
+    })?;
+    // Never reach for the network: kore-sync's SQL needs no extension beyond
+    // the bundled json, and a silent download attempt would only slow things.
+    conn.execute_batch(
+        "SET autoinstall_known_extensions = false; SET autoload_known_extensions = false;",
+    )
+    .doing("configuring the connection")?;
+    super::migrations::apply(&conn, path)?;
+    conn.execute_batch(STAGING)
+        .doing("creating staging tables")?;
+    // A run still marked running was cut short by a crash or kill: only one
+    // process can hold the file, so it is not running now.
+    conn.execute(
+        "UPDATE sync_runs SET outcome = 'abandoned', finished_at = coalesce(finished_at, CAST(now() AS TIMESTAMPTZ)),
+             error = coalesce(error, 'the process ended before the run finished')
+         WHERE outcome = 'running'",
+        [],
+    )
+    .doing("closing abandoned runs")?;
+    Ok(conn)
+}
+
+/// Formats an instant for a `CAST(? AS TIMESTAMPTZ)` that reads the same
+/// with or without DuckDB's ICU extension.
+fn ts(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M:%S%.6f+00").to_string()
+}
+
+fn from_micros(us: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(us).expect("DuckDB timestamps are in chrono's range")
+}
+
+pub fn watermark(conn: &Connection, key: &StreamKey) -> Result<Option<DateTime<Utc>>, StoreError> {
+    conn.query_row(
+        "SELECT epoch_us(watermark) FROM sync_state WHERE bot_id = ? AND containment_type = ?",
+        params![key.bot_id, key.containment_type.as_str()],
+        |r| r.get::<_, i64>(0),
+    )
+    .optional()
+    .doing("reading a watermark")
+    .map(|o| o.map(from_micros))
+}
+
+/// Stores one window: upserts changed sessions, replaces their tags, and
+/// moves the watermark, all in one transaction.
+///
+/// The watermark moves to `window.end` only if the window starts at or before
+/// the current watermark (or, for a stream without one, at or before
+/// `history_start`): the windows read so far must be contiguous for "every
+/// session before the watermark has been read" to hold. It never moves back.
+///
+/// With `advance: None` (a refresh of sessions by id) the watermark stays.
+/// `deleted` ids (reported by the API as no longer existing) are removed with
+/// their tags in the same transaction.
+#[allow(clippy::too_many_arguments)]
+pub fn commit_window(
+    conn: &mut Connection,
+    key: &StreamKey,
+    advance: Option<(Window, DateTime<Utc>)>,
+    sessions: &[Session],
+    rejected: &[RejectedRecord],
+    deleted: &[String],
+    now: DateTime<Utc>,
+) -> Result<WindowCommit, StoreError> {
+    conn.execute_batch(
+        "DELETE FROM stage_sessions; DELETE FROM stage_tags; DELETE FROM stage_changed;",
+    )
+    .doing("clearing staging tables")?;
+    {
+        let mut app = conn
+            .appender("stage_sessions")
+            .doing("opening the session appender")?;
+        for s in sessions {
+            let lang = s
+                .session_lang
+                .as_ref()
+                .map(|l| serde_json::to_string(l).expect("strings serialize"));
+            app.append_row(params![
+                s.session_id,
+                s.bot_id,
+                s.channel,
+                s.user_id,
+                ts(s.start_time),
+                s.end_time.map(ts),
+                lang,
+                s.session_type,
+                s.containment_type,
+                s.is_developer,
+                s.session_status,
+                s.messages_exchanged,
+                s.tasks_executed,
+                s.raw,
+            ])
+            .doing("staging sessions")?;
+        }
+        app.flush().doing("staging sessions")?;
+        let mut app = conn
+            .appender("stage_tags")
+            .doing("opening the tag appender")?;
+        for s in sessions {
+            for t in &s.tags {
+                app.append_row(params![
+                    s.session_id,
+                    t.kind,
+                    t.ordinal,
+                    t.name,
+                    t.value,
+                    t.value_json
+                ])
+                .doing("staging tags")?;
+            }
+        }
+        app.flush().doing("staging tags")?;
+    }
+
+    let tx = conn
+        .transaction()
+        .doing("beginning the window transaction")?;
+    // Only sessions that are new or whose record changed are written: an
+    // unchanged re-read (lookback, overlap) costs a comparison, not a write.
+    let n_changed = tx
+        .execute(
+            "INSERT INTO stage_changed
+             SELECT s.session_id FROM stage_sessions s LEFT JOIN sessions t USING (session_id)
+             WHERE t.session_id IS NULL
+                OR CAST(t.raw AS VARCHAR) IS DISTINCT FROM s.raw
+                OR t.containment_type IS DISTINCT FROM s.containment_type",
+            [],
+        )
+        .doing("finding changed sessions")?;
+    if n_changed > 0 {
+        let now_ts = ts(now);
+        tx.execute(
+            "INSERT INTO sessions
+             SELECT session_id, bot_id, channel, user_id,
+                    CAST(start_time AS TIMESTAMPTZ), CAST(end_time AS TIMESTAMPTZ),
+                    from_json(session_lang, '[\"VARCHAR\"]'),
+                    session_type, containment_type, is_developer, session_status,
+                    messages_exchanged, tasks_executed, CAST(raw AS JSON),
+                    CAST($1 AS TIMESTAMPTZ), CAST($1 AS TIMESTAMPTZ)
+             FROM stage_sessions WHERE session_id IN (SELECT session_id FROM stage_changed)
+             ON CONFLICT (session_id) DO UPDATE SET
+                 bot_id = excluded.bot_id, channel = excluded.channel, user_id = excluded.user_id,
+                 start_time = excluded.start_time, end_time = excluded.end_time,
+                 session_lang = excluded.session_lang, session_type = excluded.session_type,
+                 containment_type = excluded.containment_type, is_developer = excluded.is_developer,
+                 session_status = excluded.session_status, messages_exchanged = excluded.messages_exchanged,
+                 tasks_executed = excluded.tasks_executed, raw = excluded.raw,
+                 last_synced_at = excluded.last_synced_at",
+            params![now_ts],
+        )
+        .doing("upserting sessions")?;
+        tx.execute(
+            "DELETE FROM session_tags WHERE session_id IN (SELECT session_id FROM stage_changed)",
+            [],
+        )
+        .doing("removing replaced tags")?;
+        tx.execute(
+            "INSERT INTO session_tags
+             SELECT session_id, kind, ordinal, name, value, CAST(value_json AS JSON)
+             FROM stage_tags WHERE session_id IN (SELECT session_id FROM stage_changed)",
+            [],
+        )
+        .doing("inserting tags")?;
+    }
+
+    for r in rejected {
+        tx.execute(
+            "INSERT INTO rejected_records
+             SELECT ?, ?, ?, ?, ?, CAST(? AS TIMESTAMPTZ)
+             WHERE NOT EXISTS (SELECT 1 FROM rejected_records WHERE raw = ?)",
+            params![
+                key.bot_id,
+                key.containment_type.as_str(),
+                r.session_id,
+                r.reason,
+                r.raw,
+                ts(now),
+                r.raw
+            ],
+        )
+        .doing("keeping a rejected record")?;
+    }
+
+    let mut n_deleted = 0;
+    for id in deleted {
+        tx.execute("DELETE FROM session_tags WHERE session_id = ?", params![id])
+            .doing("deleting tags of a session deleted upstream")?;
+        n_deleted += tx
+            .execute("DELETE FROM sessions WHERE session_id = ?", params![id])
+            .doing("deleting a session deleted upstream")?;
+    }
+
+    let current = watermark(&tx, key)?;
+    let next = match advance {
+        None => current,
+        Some((window, history_start)) => {
+            let contiguous = match current {
+                Some(w) => window.start <= w,
+                None => window.start <= history_start,
+            };
+            match current {
+                Some(w) if contiguous => Some(w.max(window.end)),
+                None if contiguous => Some(window.end),
+                other => other,
+            }
+        }
+    };
+    if next != current {
+        let next = next.expect("set when it differs");
+        tx.execute(
+            "INSERT INTO sync_state VALUES (?, ?, CAST(? AS TIMESTAMPTZ), CAST(? AS TIMESTAMPTZ))
+             ON CONFLICT (bot_id, containment_type) DO UPDATE SET
+                 watermark = excluded.watermark, updated_at = excluded.updated_at",
+            params![key.bot_id, key.containment_type.as_str(), ts(next), ts(now)],
+        )
+        .doing("moving the watermark")?;
+    }
+    tx.commit().doing("committing the window")?;
+    Ok(WindowCommit {
+        n_received: sessions.len(),
+        n_written: n_changed,
+        n_deleted,
+        watermark: next,
+    })
+}
+
+/// Ids of sessions stored as `active` for this stream that started before
+/// `before`: a pass's windows no longer cover them, so they are re-read by id.
+pub fn stale_active_sessions(
+    conn: &Connection,
+    key: &StreamKey,
+    before: DateTime<Utc>,
+) -> Result<Vec<String>, StoreError> {
+    let mut stmt = conn
+        .prepare(
+            "SELECT session_id FROM sessions
+             WHERE session_status = 'active' AND containment_type = ?
+               AND (? = '*' OR bot_id = ?) AND start_time < CAST(? AS TIMESTAMPTZ)
+             ORDER BY start_time",
+        )
+        .doing("finding stale active sessions")?;
+    let ids = stmt
+        .query_map(
+            params![
+                key.containment_type.as_str(),
+                key.bot_id,
+                key.bot_id,
+                ts(before)
+            ],
+            |r| r.get(0),
+        )
+        .doing("finding stale active sessions")?
+        .collect::<Result<Vec<String>, _>>()
+        .doing("finding stale active sessions")?;
+    Ok(ids)
+}
+
+pub fn begin_run(
+    conn: &Connection,
+    pass_id: &str,
+    key: &StreamKey,
+    trigger: &str,
+    now: DateTime<Utc>,
+) -> Result<i64, StoreError> {
+    conn.query_row(
+        "INSERT INTO sync_runs (pass_id, bot_id, containment_type, trigger, started_at, outcome)
+         VALUES (?, ?, ?, ?, CAST(? AS TIMESTAMPTZ), 'running') RETURNING run_id",
+        params![
+            pass_id,
+            key.bot_id,
+            key.containment_type.as_str(),
+            trigger,
+            ts(now)
+        ],
+        |r| r.get(0),
+    )
+    .doing("recording the start of a run")
+}
+
+pub fn finish_run(
+    conn: &Connection,
+    run_id: i64,
+    r: &RunRecord,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    conn.execute(
+        "UPDATE sync_runs SET finished_at = CAST(? AS TIMESTAMPTZ), outcome = ?, windows_planned = ?,
+             windows_done = ?, requests = ?, retries = ?, rate_limited = ?, sessions_upserted = ?,
+             sessions_deleted = ?, records_rejected = ?, watermark_after = CAST(? AS TIMESTAMPTZ), error = ?
+         WHERE run_id = ?",
+        params![
+            ts(now),
+            r.outcome.as_str(),
+            r.windows_planned,
+            r.windows_done,
+            r.requests,
+            r.retries,
+            r.rate_limited,
+            r.sessions_upserted,
+            r.sessions_deleted,
+            r.records_rejected,
+            r.watermark_after.map(ts),
+            r.error,
+            run_id
+        ],
+    )
+    .doing("recording the end of a run")?;
+    Ok(())
+}
+
+pub fn status(conn: &Connection) -> Result<StatusReport, StoreError> {
+    let count = |sql: &str| {
+        conn.query_row(sql, [], |r| r.get::<_, i64>(0))
+            .doing("counting rows")
+    };
+    let n_sessions = count("SELECT count(*) FROM sessions")?;
+    let n_tags = count("SELECT count(*) FROM session_tags")?;
+    let n_rejected = count("SELECT count(*) FROM rejected_records")?;
+    let mut stmt = conn
+        .prepare(
+            "WITH last_run AS (
+                 SELECT * FROM sync_runs QUALIFY row_number() OVER (
+                     PARTITION BY bot_id, containment_type ORDER BY run_id DESC) = 1),
+             streams AS (
+                 SELECT bot_id, containment_type FROM sync_state
+                 UNION SELECT bot_id, containment_type FROM sync_runs)
+             SELECT s.bot_id, s.containment_type, epoch_us(st.watermark),
+                    epoch_us(r.started_at), epoch_us(r.finished_at), r.outcome, r.error, r.trigger,
+                    (SELECT count(*) FROM sessions x
+                       WHERE (s.bot_id = '*' OR x.bot_id = s.bot_id) AND x.containment_type = s.containment_type)
+             FROM streams s
+             LEFT JOIN sync_state st USING (bot_id, containment_type)
+             LEFT JOIN last_run r USING (bot_id, containment_type)
+             ORDER BY s.bot_id, s.containment_type",
+        )
+        .doing("reading stream status")?;
+    let streams = stmt
+        .query_map([], |r| {
+            Ok(StreamStatus {
+                bot_id: r.get(0)?,
+                containment_type: r.get(1)?,
+                watermark: r.get::<_, Option<i64>>(2)?.map(from_micros),
+                last_run_started: r.get::<_, Option<i64>>(3)?.map(from_micros),
+                last_run_finished: r.get::<_, Option<i64>>(4)?.map(from_micros),
+                last_outcome: r.get(5)?,
+                last_error: r.get(6)?,
+                last_trigger: r.get(7)?,
+                n_sessions: r.get(8)?,
+            })
+        })
+        .doing("reading stream status")?
+        .collect::<Result<Vec<_>, _>>()
+        .doing("reading stream status")?;
+    Ok(StatusReport {
+        n_sessions,
+        n_tags,
+        n_rejected,
+        streams,
+    })
+}

@@ -1,0 +1,60 @@
+//! Errors of the store layer.
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Another process holds the warehouse file (DuckDB allows one writer).
+    #[error(
+        "the warehouse {path} is in use by another process ({detail}); stop that process \
+         (another kore-sync, or a tool holding the file open), or point warehouse.path elsewhere"
+    )]
+    Locked { path: PathBuf, detail: String },
+    #[error("could not open the warehouse {path}: {source}; check the path exists and is writable")]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: duckdb::Error,
+    },
+    #[error(
+        "the warehouse {path} was written by a newer kore-sync (schema version {found}, this build knows {known}); upgrade kore-sync"
+    )]
+    SchemaTooNew {
+        path: PathBuf,
+        found: i64,
+        known: i64,
+    },
+    #[error("migration {version} ({name}) failed: {source}")]
+    Migration {
+        version: i64,
+        name: &'static str,
+        #[source]
+        source: duckdb::Error,
+    },
+    #[error("warehouse query failed while {doing}: {source}")]
+    Query {
+        doing: &'static str,
+        #[source]
+        source: duckdb::Error,
+    },
+    #[error("the store's worker thread stopped unexpectedly: {0}")]
+    Worker(String),
+}
+
+impl StoreError {
+    /// Store errors are retryable only when another process holds the file
+    /// for a moment (e.g. a tool opened it between passes).
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, StoreError::Locked { .. })
+    }
+}
+
+pub(crate) trait QueryContext<T> {
+    fn doing(self, doing: &'static str) -> Result<T, StoreError>;
+}
+
+impl<T> QueryContext<T> for Result<T, duckdb::Error> {
+    fn doing(self, doing: &'static str) -> Result<T, StoreError> {
+        self.map_err(|source| StoreError::Query { doing, source })
+    }
+}

@@ -1,0 +1,85 @@
+//! Schema migrations: the numbered files in `sql/`, compiled in, applied in
+//! order on open, each in its own transaction and recorded in
+//! `schema_migrations`.
+//!
+//! Architecture invariant: a migration, once released, never changes; a
+//! change to the schema is a new numbered file.
+
+use super::error::StoreError;
+use duckdb::Connection;
+use std::path::Path;
+
+pub struct Migration {
+    pub version: i64,
+    pub name: &'static str,
+    pub sql: &'static str,
+}
+
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "schema",
+        sql: include_str!("../../sql/001_schema.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "views",
+        sql: include_str!("../../sql/002_views.sql"),
+    },
+];
+
+/// Applies every migration newer than the warehouse's version.
+pub fn apply(conn: &Connection, path: &Path) -> Result<(), StoreError> {
+    let err = |source| StoreError::Query {
+        doing: "reading schema_migrations",
+        source,
+    };
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (
+             version INTEGER PRIMARY KEY, name VARCHAR NOT NULL, applied_at TIMESTAMPTZ NOT NULL)",
+    )
+    .map_err(err)?;
+    let current: i64 = conn
+        .query_row(
+            "SELECT coalesce(max(version), 0) FROM schema_migrations",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(err)?;
+    let known = MIGRATIONS.last().map_or(0, |m| m.version);
+    if current > known {
+        return Err(StoreError::SchemaTooNew {
+            path: path.to_owned(),
+            found: current,
+            known,
+        });
+    }
+    for m in MIGRATIONS.iter().filter(|m| m.version > current) {
+        let merr = |source| StoreError::Migration {
+            version: m.version,
+            name: m.name,
+            source,
+        };
+        conn.execute_batch("BEGIN TRANSACTION").map_err(merr)?;
+        let applied = conn.execute_batch(m.sql).and_then(|()| {
+            conn.execute(
+                "INSERT INTO schema_migrations VALUES (?, ?, CAST(now() AS TIMESTAMPTZ))",
+                duckdb::params![m.version, m.name],
+            )
+            .map(|_| ())
+        });
+        match applied {
+            Ok(()) => conn.execute_batch("COMMIT").map_err(merr)?,
+            Err(e) => {
+                let _ = conn.execute_batch("ROLLBACK");
+                return Err(merr(e));
+            }
+        }
+        tracing::info!(
+            version = m.version,
+            name = m.name,
+            "applied schema migration"
+        );
+    }
+    Ok(())
+}

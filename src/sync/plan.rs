@@ -1,0 +1,219 @@
+//! The window planner: a pure function of (watermark, now, settings) that
+//! cuts the span a pass must read into windows the API accepts.
+//!
+//! Architecture invariant: planning does no I/O and reads no clock; the
+//! runner passes `now` in. That is what lets the table and property tests
+//! below pin its behaviour down completely.
+
+use chrono::{DateTime, Duration, DurationRound, TimeDelta, Utc};
+
+/// The API refuses a `dateFrom`..`dateTo` span of 7 days or more.
+pub const API_MAX_SPAN: TimeDelta = TimeDelta::days(7);
+
+/// One half-open window `[start, end)`, sent as `dateFrom=start`,
+/// `dateTo=end`. Consecutive windows share their boundary instant, so a
+/// session starting exactly on it is read whether the server treats `dateTo`
+/// as inclusive (read twice, upserted once) or exclusive (read by the next
+/// window).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+}
+
+impl Window {
+    pub fn span(&self) -> TimeDelta {
+        self.end - self.start
+    }
+}
+
+/// The settings planning depends on.
+#[derive(Debug, Clone, Copy)]
+pub struct PlanSettings {
+    /// Where history begins for a stream without a watermark.
+    pub start: DateTime<Utc>,
+    /// Longest window; must be positive and under [`API_MAX_SPAN`].
+    pub window: Duration,
+    /// Never read closer to now than this.
+    pub lag: Duration,
+    /// Re-read this much before the watermark each pass.
+    pub lookback: Duration,
+}
+
+/// The windows one pass will read, oldest first, covering `[begin, end)`
+/// exactly.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WindowPlan {
+    pub begin: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    pub windows: Vec<Window>,
+}
+
+/// Plans an incremental pass: from `max(start, watermark - lookback)` (or
+/// `start` without a watermark) to `now - lag`.
+pub fn plan_pass(
+    watermark: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+    s: &PlanSettings,
+) -> WindowPlan {
+    let begin = match watermark {
+        Some(w) => s.start.max(w - s.lookback),
+        None => s.start,
+    };
+    plan_range(begin, now - s.lag, s.window)
+}
+
+/// Cuts `[begin, end)` into windows of at most `window`, oldest first. All
+/// instants are truncated to whole milliseconds, the API's resolution. An
+/// empty or inverted range yields no windows.
+pub fn plan_range(begin: DateTime<Utc>, end: DateTime<Utc>, window: Duration) -> WindowPlan {
+    let begin = to_millis(begin);
+    let end = to_millis(end);
+    let step = to_millis_delta(window).min(API_MAX_SPAN - TimeDelta::milliseconds(1));
+    assert!(
+        step > TimeDelta::zero(),
+        "window must be positive (validated in config)"
+    );
+    let mut windows = Vec::new();
+    let mut cursor = begin;
+    while cursor < end {
+        let next = (cursor + step).min(end);
+        windows.push(Window {
+            start: cursor,
+            end: next,
+        });
+        cursor = next;
+    }
+    WindowPlan {
+        begin,
+        end: end.max(begin),
+        windows,
+    }
+}
+
+fn to_millis(t: DateTime<Utc>) -> DateTime<Utc> {
+    t.duration_trunc(TimeDelta::milliseconds(1)).unwrap_or(t)
+}
+
+fn to_millis_delta(d: TimeDelta) -> TimeDelta {
+    TimeDelta::milliseconds(d.num_milliseconds())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn t(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    fn settings() -> PlanSettings {
+        PlanSettings {
+            start: t("2025-01-01T00:00:00Z"),
+            window: TimeDelta::days(6),
+            lag: TimeDelta::minutes(5),
+            lookback: TimeDelta::hours(1),
+        }
+    }
+
+    #[test]
+    fn table() {
+        let s = settings();
+        let now = t("2025-01-14T00:05:00Z");
+        // (watermark, expected windows as (start, end))
+        type Case<'a> = (Option<&'a str>, Vec<(&'a str, &'a str)>);
+        let cases: Vec<Case<'_>> = vec![
+            (
+                None,
+                vec![
+                    ("2025-01-01T00:00:00Z", "2025-01-07T00:00:00Z"),
+                    ("2025-01-07T00:00:00Z", "2025-01-13T00:00:00Z"),
+                    ("2025-01-13T00:00:00Z", "2025-01-14T00:00:00Z"),
+                ],
+            ),
+            (
+                Some("2025-01-13T12:00:00Z"),
+                vec![("2025-01-13T11:00:00Z", "2025-01-14T00:00:00Z")],
+            ),
+            // Lookback never reaches before `start`.
+            (
+                Some("2025-01-01T00:30:00Z"),
+                vec![
+                    ("2025-01-01T00:00:00Z", "2025-01-07T00:00:00Z"),
+                    ("2025-01-07T00:00:00Z", "2025-01-13T00:00:00Z"),
+                    ("2025-01-13T00:00:00Z", "2025-01-14T00:00:00Z"),
+                ],
+            ),
+            // A watermark at (or past) now - lag still re-reads the lookback.
+            (
+                Some("2025-01-14T00:00:00Z"),
+                vec![("2025-01-13T23:00:00Z", "2025-01-14T00:00:00Z")],
+            ),
+            // A watermark ahead of now - lag + lookback: nothing to read.
+            (Some("2025-01-15T00:00:00Z"), vec![]),
+        ];
+        for (wm, want) in cases {
+            let plan = plan_pass(wm.map(t), now, &s);
+            let got: Vec<(DateTime<Utc>, DateTime<Utc>)> =
+                plan.windows.iter().map(|w| (w.start, w.end)).collect();
+            let want: Vec<(DateTime<Utc>, DateTime<Utc>)> =
+                want.iter().map(|(a, b)| (t(a), t(b))).collect();
+            assert_eq!(got, want, "watermark {wm:?}");
+        }
+    }
+
+    #[test]
+    fn sub_millisecond_instants_are_truncated() {
+        let begin = t("2025-01-01T00:00:00.123456Z");
+        let plan = plan_range(begin, begin + TimeDelta::days(1), TimeDelta::days(6));
+        assert_eq!(plan.windows[0].start, t("2025-01-01T00:00:00.123Z"));
+    }
+
+    proptest! {
+        #[test]
+        fn windows_cover_the_range_exactly(
+            begin_ms in 1_600_000_000_000i64..1_800_000_000_000,
+            len_ms in 0i64..200 * 86_400_000,
+            window_ms in 1i64..(7 * 86_400_000),
+        ) {
+            let begin = DateTime::from_timestamp_millis(begin_ms).unwrap();
+            let end = begin + TimeDelta::milliseconds(len_ms);
+            let window = TimeDelta::milliseconds(window_ms);
+            prop_assume!(len_ms / window_ms < 20_000);
+            let plan = plan_range(begin, end, window);
+            if len_ms == 0 {
+                prop_assert!(plan.windows.is_empty());
+            } else {
+                prop_assert_eq!(plan.windows.first().unwrap().start, begin);
+                prop_assert_eq!(plan.windows.last().unwrap().end, end);
+            }
+            for w in &plan.windows {
+                prop_assert!(w.start < w.end, "empty window {:?}", w);
+                prop_assert!(w.span() <= window);
+                prop_assert!(w.span() < API_MAX_SPAN);
+            }
+            for pair in plan.windows.windows(2) {
+                // No gap and no overlap: each window starts where the last ended.
+                prop_assert_eq!(pair[0].end, pair[1].start);
+            }
+        }
+
+        #[test]
+        fn pass_begins_at_start_or_lookback_before_the_watermark(
+            wm_offset_ms in proptest::option::of(-86_400_000i64..90 * 86_400_000),
+            now_offset_ms in 0i64..120 * 86_400_000,
+        ) {
+            let s = settings();
+            let wm = wm_offset_ms.map(|o| s.start + TimeDelta::milliseconds(o));
+            let now = s.start + TimeDelta::milliseconds(now_offset_ms);
+            let plan = plan_pass(wm, now, &s);
+            let want_begin = wm.map_or(s.start, |w| s.start.max(w - s.lookback));
+            prop_assert_eq!(plan.begin, want_begin);
+            for w in &plan.windows {
+                prop_assert!(w.end <= now - s.lag);
+                prop_assert!(w.start >= s.start);
+            }
+        }
+    }
+}

@@ -1,0 +1,261 @@
+//! Reliability (issue 3): faults at random, refused deep paging, records that
+//! change while a window is paged, active sessions re-read by id, sessions
+//! deleted upstream, the request budget running out, and secrets in logs.
+
+mod common;
+
+use chrono::{Duration, Utc};
+use common::*;
+use kore_sync::config;
+use kore_sync::sim::{Fault, data};
+use kore_sync::store::RunOutcome;
+use kore_sync::sync::PassOptions;
+use serde_json::{Value, json};
+
+fn session_at(
+    h: &Harness,
+    id: &str,
+    at: chrono::DateTime<Utc>,
+    containment: &str,
+    active: bool,
+) -> Value {
+    let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(3);
+    let mut rec = data::make_session(&mut rng, &h.bots[0].id, at, Utc::now(), &["u-x".to_owned()]);
+    rec["sessionId"] = json!(id);
+    rec["containmentType"] = json!(containment);
+    if active {
+        rec["sessionStatus"] = json!("active");
+        rec.as_object_mut().unwrap().remove("end_time");
+    }
+    rec
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_10_percent_faults_backfill_and_incremental_pass_end_equal_to_the_source() {
+    let h = harness(2, 20, 40, |s| {
+        s.fault_rate = 0.10;
+        s.seed = 2026;
+    })
+    .await;
+    let toml = h
+        .toml("", "")
+        .replace("max_retries = 10", "max_retries = 12");
+    let config = config::from_toml(&toml).unwrap();
+    let report = pass(&config, PassOptions::manual()).await;
+    assert!(report.all_succeeded(), "{report:#?}");
+    let retries: u32 = report.streams.iter().map(|s| s.retries).sum();
+    assert!(retries > 0, "the fault rate produced faults");
+    assert_warehouse_equals(&h.warehouse, &h.sim_records());
+
+    h.add_recent_sessions(4, Duration::minutes(30));
+    let report = pass(&config, PassOptions::manual()).await;
+    assert!(report.all_succeeded(), "{report:#?}");
+    assert_warehouse_equals(&h.warehouse, &h.sim_records());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_deep_skip_splits_the_window_in_halves() {
+    let h = harness(1, 10, 80, |s| {
+        s.max_skip = Some(60);
+        s.max_page_size = 20;
+    })
+    .await;
+    let config = config::from_toml(
+        &h.toml("containment_types = [\"selfService\"]", "")
+            .replace("[api]\n", "[api]\npage_size = 20\n"),
+    )
+    .unwrap();
+    let report = pass(&config, PassOptions::manual()).await;
+    assert!(report.all_succeeded(), "{report:#?}");
+    let want: Vec<_> = h.sim_records_of("selfService");
+    assert!(
+        want.len() > 200,
+        "enough records to need splitting: {}",
+        want.len()
+    );
+    assert_warehouse_equals(&h.warehouse, &want);
+    let refused = h.sim.requests().iter().filter(|r| r.status == 400).count();
+    assert!(refused > 0, "the server did refuse deep paging");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_landing_at_the_head_while_paging_is_not_missed() {
+    let h = harness(1, 3, 30, |s| s.max_page_size = 10).await;
+    let config = config::from_toml(
+        &h.toml(
+            "containment_types = [\"selfService\"]\nlookback = \"0s\"",
+            "",
+        )
+        .replace("[api]\n", "[api]\npage_size = 10\n"),
+    )
+    .unwrap();
+    // Just before the second page, a session lands near the window's end,
+    // i.e. at the head of the newest-first list: every later page shifts.
+    let newcomer = session_at(
+        &h,
+        "newcomer0000000000000001",
+        Utc::now() - Duration::seconds(30),
+        "selfService",
+        false,
+    );
+    h.sim.inject([
+        Fault::Slow(std::time::Duration::ZERO),
+        Fault::UpsertFirst(newcomer),
+    ]);
+    let report = pass(&config, PassOptions::manual()).await;
+    assert!(report.all_succeeded());
+    let want: Vec<_> = h.sim_records_of("selfService");
+    assert_warehouse_equals(&h.warehouse, &want);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_vanishing_while_paging_does_not_hide_its_neighbours() {
+    let h = harness(1, 3, 30, |s| s.max_page_size = 10).await;
+    let config = config::from_toml(
+        &h.toml("containment_types = [\"selfService\"]", "")
+            .replace("[api]\n", "[api]\npage_size = 10\n"),
+    )
+    .unwrap();
+    // The newest selfService session is deleted upstream right after the
+    // first page was read: later pages shift up by one.
+    let newest = h
+        .sim_records()
+        .into_iter()
+        .rev()
+        .find(|r| r["containmentType"] == json!("selfService"))
+        .unwrap();
+    let id = newest["sessionId"].as_str().unwrap().to_owned();
+    h.sim.inject([
+        Fault::Slow(std::time::Duration::ZERO),
+        Fault::RemoveFirst(id.clone()),
+    ]);
+    let report = pass(&config, PassOptions::manual()).await;
+    assert!(report.all_succeeded());
+    let stored: Vec<String> = read_sessions(&h.warehouse)
+        .into_iter()
+        .map(|r| r.session_id)
+        .collect();
+    for r in h
+        .sim_records()
+        .iter()
+        .filter(|r| r["containmentType"] == json!("selfService"))
+    {
+        assert!(
+            stored.contains(&r["sessionId"].as_str().unwrap().to_owned()),
+            "missing {}",
+            r["sessionId"]
+        );
+    }
+    assert!(
+        !stored.contains(&id),
+        "the second reading, without the deleted session, was kept"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn active_sessions_are_reread_by_id_and_deleted_ones_removed() {
+    let h = harness(1, 2, 20, |_| {}).await;
+    // 60 sessions still active three hours ago (more than one lookup of 50).
+    let three_hours_ago = Utc::now() - Duration::hours(3);
+    for i in 0..60 {
+        let at = three_hours_ago + Duration::seconds(i);
+        h.sim.upsert(session_at(
+            &h,
+            &format!("active{i:018}"),
+            at,
+            "selfService",
+            true,
+        ));
+    }
+    let config = config::from_toml(&h.toml("containment_types = [\"selfService\"]", "")).unwrap();
+    pass(&config, PassOptions::manual()).await;
+    let stored_active = read_sessions(&h.warehouse)
+        .into_iter()
+        .filter(|r| {
+            r.session_id.starts_with("active") && r.session_status.as_deref() == Some("active")
+        })
+        .count();
+    assert_eq!(stored_active, 60);
+    // Upstream, they close (one moves to agent); one is erased on request.
+    for i in 0..60 {
+        h.sim.modify(&format!("active{i:018}"), |r| {
+            r["sessionStatus"] = json!("closed");
+            r["end_time"] = json!(data::api_time(three_hours_ago + Duration::minutes(5)));
+            if i == 0 {
+                r["containmentType"] = json!("agent");
+            }
+        });
+    }
+    assert!(h.sim.remove(&format!("active{:018}", 59)));
+    h.sim.clear_requests();
+
+    let report = pass(&config, PassOptions::manual()).await;
+    assert!(report.all_succeeded(), "{report:#?}");
+    assert_eq!(report.streams[0].sessions_deleted, 1);
+    let lookups: Vec<usize> = h
+        .sim
+        .requests()
+        .iter()
+        .filter_map(|r| r.session_ids)
+        .collect();
+    assert_eq!(lookups, [50, 10], "batches of at most 50 ids");
+    let rows = read_sessions(&h.warehouse);
+    let first = rows
+        .iter()
+        .find(|r| r.session_id == format!("active{:018}", 0))
+        .unwrap();
+    assert_eq!(first.containment_type.as_deref(), Some("agent"));
+    assert_eq!(first.session_status.as_deref(), Some("closed"));
+    assert!(
+        rows.iter()
+            .all(|r| r.session_id != format!("active{:018}", 59))
+    );
+    let conn = db(&h.warehouse);
+    let deleted: i64 = conn
+        .query_row("SELECT sum(sessions_deleted) FROM sync_runs", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(deleted, 1);
+    // Everything the stream is responsible for matches the source.
+    let want: Vec<_> = h
+        .sim_records()
+        .into_iter()
+        .filter(|r| {
+            r["containmentType"] == json!("selfService")
+                || r["sessionId"] == json!(format!("active{:018}", 0))
+        })
+        .collect();
+    assert_warehouse_equals(&h.warehouse, &want);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spent_hourly_budget_ends_the_stream_cleanly_and_the_next_pass_continues() {
+    let h = harness(1, 20, 10, |_| {}).await;
+    let toml = h
+        .toml("containment_types = [\"agent\"]", "")
+        .replace("requests_per_hour = 0", "requests_per_hour = 3");
+    let config = config::from_toml(&toml).unwrap();
+    let report = pass(&config, PassOptions::manual()).await;
+    let s = &report.streams[0];
+    assert_eq!(s.outcome, RunOutcome::BudgetSpent, "{s:?}");
+    assert!(report.all_succeeded(), "a spent budget is not a failure");
+    assert_eq!(s.windows_done, 3);
+    assert_eq!(s.requests, 3);
+    let conn = db(&h.warehouse);
+    let outcome: String = conn
+        .query_row(
+            "SELECT outcome FROM sync_runs ORDER BY run_id DESC LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(outcome, "budget_spent");
+    drop(conn);
+    // With the budget back (a new process, or an hour later), it completes.
+    let config = config::from_toml(&h.toml("containment_types = [\"agent\"]", "")).unwrap();
+    let report = pass(&config, PassOptions::manual()).await;
+    assert_eq!(report.streams[0].outcome, RunOutcome::Succeeded);
+    let want: Vec<_> = h.sim_records_of("agent");
+    assert_warehouse_equals(&h.warehouse, &want);
+}
