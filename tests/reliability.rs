@@ -259,3 +259,62 @@ async fn a_spent_hourly_budget_ends_the_stream_cleanly_and_the_next_pass_continu
     let want: Vec<_> = h.sim_records_of("agent");
     assert_warehouse_equals(&h.warehouse, &want);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_hourly_budget_holds_across_processes_on_one_warehouse() {
+    let h = harness(1, 20, 10, |_| {}).await;
+    let toml = h
+        .toml("containment_types = [\"agent\"]", "")
+        .replace("requests_per_hour = 0", "requests_per_hour = 5");
+    let config = config::from_toml(&toml).unwrap();
+    // Each `pass` builds fresh API clients, as a new process would.
+    let first = pass(&config, PassOptions::manual()).await;
+    assert_eq!(first.streams[0].requests, 4, "{first:#?}");
+    assert_eq!(first.streams[0].outcome, RunOutcome::Succeeded);
+    let second = pass(&config, PassOptions::manual()).await;
+    assert_eq!(second.streams[0].requests, 1, "{second:#?}");
+    assert_eq!(second.streams[0].outcome, RunOutcome::Succeeded);
+    // Five requests in the last hour: a third process may send none.
+    let third = pass(&config, PassOptions::manual()).await;
+    assert_eq!(third.streams[0].requests, 0, "{third:#?}");
+    assert_eq!(third.streams[0].outcome, RunOutcome::BudgetSpent);
+    assert_eq!(h.sim.requests().len(), 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pass_past_its_deadline_stops_at_the_last_committed_window() {
+    let h = harness(1, 30, 10, |s| {
+        s.latency = std::time::Duration::from_millis(100)
+    })
+    .await;
+    let config = config::from_toml(&h.toml(
+        "containment_types = [\"dropOff\"]\nwindow = \"1d\"\npass_deadline = \"1s\"",
+        "",
+    ))
+    .unwrap();
+    let report = pass(&config, PassOptions::manual()).await;
+    let s = &report.streams[0];
+    assert_eq!(s.outcome, RunOutcome::Interrupted, "{s:?}");
+    assert!(
+        s.error.as_deref().unwrap().contains("pass deadline"),
+        "{s:?}"
+    );
+    assert!(
+        s.windows_done > 0 && s.windows_done < s.windows_planned,
+        "{s:?}"
+    );
+    // What was committed is whole: everything before the watermark is stored.
+    let wm = watermark_ms(&h.warehouse, &h.bots[0].id, "dropOff").unwrap();
+    let before: Vec<_> = h
+        .sim_records_of("dropOff")
+        .into_iter()
+        .filter(|r| expected_row(r).start_ms < wm)
+        .collect();
+    assert_eq!(
+        read_sessions(&h.warehouse)
+            .iter()
+            .filter(|r| r.start_ms < wm)
+            .count(),
+        before.len()
+    );
+}

@@ -417,3 +417,31 @@ async fn a_bad_record_is_kept_in_rejected_records_and_the_rest_of_the_page_commi
     );
     assert!(reason.contains("noOfMessagesExchanged"), "{reason}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apps_that_enforce_jti_accept_kore_syncs_tokens() {
+    let h = harness(1, 8, 30, |s| s.enforce_jti = true).await;
+    let report = pass(&h.config(), PassOptions::manual()).await;
+    assert!(report.all_succeeded(), "{report:#?}");
+    assert!(
+        h.sim.requests().len() > 3,
+        "several requests, each with a fresh jti"
+    );
+    assert_warehouse_equals(&h.warehouse, &h.sim_records());
+    // A replayed token is refused: the switch is real.
+    let toml = h.toml("", "").replace(
+        "client_id = \"cs-app-1\"\nclient_secret = \"secret-1\"",
+        &format!(
+            "token = {:?}",
+            kore_sync::api::auth::mint("cs-app-1", &kore_sync::secret::Secret::new("secret-1"))
+                .unwrap()
+        ),
+    );
+    let report = pass(&config::from_toml(&toml).unwrap(), PassOptions::manual()).await;
+    let e = report.streams[0]
+        .error
+        .as_deref()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(!report.all_succeeded() && e.contains("jti"), "{report:#?}");
+}

@@ -38,6 +38,9 @@ pub struct RequestBudget {
 
 #[derive(Debug, Default)]
 struct BudgetState {
+    /// Wall-clock times of grants not yet handed to [`RequestBudget::take_unsaved`],
+    /// so they can be persisted and seen by the next process on this warehouse.
+    unsaved: Vec<chrono::DateTime<chrono::Utc>>,
     /// Start times of the requests granted in the last hour, oldest first.
     /// Invariant: non-decreasing, and never more than `per_hour` entries
     /// within any hour nor more than `per_minute` within any minute. Entries
@@ -78,6 +81,30 @@ impl RequestBudget {
     pub fn slow_down(&self) {
         let mut st = self.state.lock().expect("budget lock poisoned");
         st.slow_until = Some(Instant::now() + SLOW_DOWN_FOR);
+    }
+
+    /// Replaces what the budget knows of the last hour with `times` (wall
+    /// clock), e.g. the requests every process made on this warehouse, as
+    /// the store recorded them. Grants not yet taken stay counted.
+    pub fn load_history(&self, times: &[chrono::DateTime<chrono::Utc>]) {
+        let mut st = self.state.lock().expect("budget lock poisoned");
+        let now = Instant::now();
+        let wall_now = chrono::Utc::now();
+        let mut all: Vec<Instant> = times
+            .iter()
+            .chain(st.unsaved.iter())
+            .filter_map(|t| {
+                let ago = (wall_now - *t).to_std().unwrap_or(Duration::ZERO);
+                now.checked_sub(ago)
+            })
+            .collect();
+        all.sort();
+        st.granted = all.into();
+    }
+
+    /// Wall-clock times of the grants made since the last call, to persist.
+    pub fn take_unsaved(&self) -> Vec<chrono::DateTime<chrono::Utc>> {
+        std::mem::take(&mut self.state.lock().expect("budget lock poisoned").unsaved)
     }
 
     fn reserve(
@@ -123,6 +150,8 @@ impl RequestBudget {
         if self.per_minute > 0 || self.per_hour > 0 || slow {
             log.push_back(slot);
         }
+        let wall = chrono::Utc::now() + (slot - now);
+        st.unsaved.push(wall);
         Ok(slot)
     }
 }
@@ -198,6 +227,26 @@ mod tests {
             );
             assert!(in_hour <= 100, "{in_hour} requests within an hour of {t:?}");
         }
+    }
+
+    #[tokio::test]
+    async fn history_from_another_process_counts_against_the_budget() {
+        let first = RequestBudget::new(0, 3);
+        for _ in 0..2 {
+            first.acquire(None).await.unwrap();
+        }
+        let saved = first.take_unsaved();
+        assert_eq!(saved.len(), 2);
+        assert!(first.take_unsaved().is_empty());
+        // A second process starts with what the first recorded.
+        let second = RequestBudget::new(0, 3);
+        second.load_history(&saved);
+        second.acquire(Some(Duration::from_secs(1))).await.unwrap();
+        let err = second
+            .acquire(Some(Duration::from_secs(1)))
+            .await
+            .unwrap_err();
+        assert!(err.wait > Duration::from_secs(3500));
     }
 
     #[tokio::test(start_paused = true)]

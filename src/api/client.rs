@@ -131,6 +131,11 @@ impl SessionsApi {
         &self.bot_id
     }
 
+    /// The scope's request budget, shared by every clone of this view.
+    pub fn budget(&self) -> &RequestBudget {
+        &self.budget
+    }
+
     /// One call with retries. Returns the page and what it cost.
     ///
     /// `max_budget_wait`: if the request budget would make any attempt wait

@@ -299,6 +299,51 @@ pub fn stale_active_sessions(
     Ok(ids)
 }
 
+/// Requests sent for `scope` within the hour before `now`.
+pub fn request_history(
+    conn: &Connection,
+    scope: &str,
+    now: DateTime<Utc>,
+) -> Result<Vec<DateTime<Utc>>, StoreError> {
+    let mut stmt = conn
+        .prepare(
+            "SELECT epoch_us(requested_at) FROM api_requests
+             WHERE scope = ? AND epoch_us(requested_at) > ? ORDER BY requested_at",
+        )
+        .doing("reading the request log")?;
+    let since = now.timestamp_micros() - 3_600_000_000;
+    let times = stmt
+        .query_map(params![scope, since], |r| r.get::<_, i64>(0))
+        .doing("reading the request log")?
+        .map(|r| r.map(from_micros))
+        .collect::<Result<Vec<_>, _>>()
+        .doing("reading the request log")?;
+    Ok(times)
+}
+
+/// Appends requests to the log and drops entries older than an hour.
+pub fn record_requests(
+    conn: &mut Connection,
+    scope: &str,
+    times: &[DateTime<Utc>],
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let tx = conn.transaction().doing("recording requests")?;
+    for t in times {
+        tx.execute(
+            "INSERT INTO api_requests VALUES (?, CAST(? AS TIMESTAMPTZ))",
+            params![scope, ts(*t)],
+        )
+        .doing("recording requests")?;
+    }
+    tx.execute(
+        "DELETE FROM api_requests WHERE epoch_us(requested_at) <= ?",
+        params![now.timestamp_micros() - 3_600_000_000],
+    )
+    .doing("pruning the request log")?;
+    tx.commit().doing("recording requests")
+}
+
 pub fn begin_run(
     conn: &Connection,
     pass_id: &str,

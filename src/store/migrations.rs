@@ -26,6 +26,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "views",
         sql: include_str!("../../sql/002_views.sql"),
     },
+    Migration {
+        version: 3,
+        name: "request_log",
+        sql: include_str!("../../sql/003_request_log.sql"),
+    },
 ];
 
 /// Applies every migration newer than the warehouse's version.

@@ -208,6 +208,25 @@ impl SessionStore {
             .await
     }
 
+    /// Requests sent for `scope` (a bot id or `*`) in the last hour, by any
+    /// process on this warehouse.
+    pub async fn request_history(&self, scope: &str) -> Result<Vec<DateTime<Utc>>, StoreError> {
+        let scope = scope.to_owned();
+        self.with(move |c| duckdb::request_history(c, &scope, Utc::now()))
+            .await
+    }
+
+    /// Logs requests sent for `scope`; prunes the log to the last hour.
+    pub async fn record_requests(
+        &self,
+        scope: &str,
+        times: Vec<DateTime<Utc>>,
+    ) -> Result<(), StoreError> {
+        let scope = scope.to_owned();
+        self.with(move |c| duckdb::record_requests(c, &scope, &times, Utc::now()))
+            .await
+    }
+
     pub async fn status(&self) -> Result<StatusReport, StoreError> {
         self.with(|c| duckdb::status(c)).await
     }

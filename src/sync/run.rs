@@ -176,15 +176,29 @@ pub async fn run_pass(
         let span = tracing::info_span!("scope", bot_id = %api.bot_id());
         tasks.spawn(
             async move {
+                // The budget starts from every request any process sent for
+                // this scope in the last hour, and leaves its own behind.
+                let history = ctx.store.request_history(api.bot_id()).await?;
+                api.budget().load_history(&history);
                 let mut reports = Vec::new();
+                let mut result = Ok(());
                 for &ct in &ctx.config.sync.containment_types {
                     let key = StreamKey {
                         bot_id: api.bot_id().to_owned(),
                         containment_type: ct,
                     };
-                    reports.push(run_stream(&ctx, &api, &key, &opts, &pass_id, &stop).await?);
+                    match run_stream(&ctx, &api, &key, &opts, &pass_id, &stop).await {
+                        Ok(r) => reports.push(r),
+                        Err(e) => {
+                            result = Err(e);
+                            break;
+                        }
+                    }
                 }
-                Ok::<_, StoreError>(reports)
+                ctx.store
+                    .record_requests(api.bot_id(), api.budget().take_unsaved())
+                    .await?;
+                result.map(|()| reports)
             }
             .instrument(span),
         );
