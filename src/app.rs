@@ -196,8 +196,9 @@ fn behind(now: DateTime<Utc>, t: DateTime<Utc>) -> String {
 
 fn print_status(path: &Path, r: &StatusReport, now: DateTime<Utc>) {
     println!(
-        "warehouse {}: {} sessions, {} tags, {} rejected records, {} streams",
+        "warehouse {} (DuckDB {}): {} sessions, {} tags, {} rejected records, {} streams",
         path.display(),
+        r.duckdb_version,
         r.n_sessions,
         r.n_tags,
         r.n_rejected,
@@ -373,7 +374,9 @@ pub async fn demo(warehouse: &Path, cancel: CancellationToken) -> anyhow::Result
     println!(
         "\nOpen it:\n  duckdb {path} -c \"SELECT * FROM daily_containment ORDER BY day DESC LIMIT 10\"\n  \
          python3 -c \"import duckdb; print(duckdb.connect('{path}', read_only=True).sql('SELECT bot_id, containment_type, count(*) FROM sessions GROUP BY ALL'))\"\n\
-         Tables: sessions, session_tags, sync_state, sync_runs; views: daily_sessions, daily_containment, tags_long."
+         Tables: sessions, session_tags, sync_state, sync_runs; views: daily_sessions, daily_containment, tags_long.\n\
+         The file is in DuckDB {} format: open it with that DuckDB version or newer.",
+        status.duckdb_version
     );
     Ok(report.all_succeeded())
 }

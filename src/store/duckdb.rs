@@ -440,7 +440,11 @@ pub fn status(conn: &Connection) -> Result<StatusReport, StoreError> {
         .doing("reading stream status")?
         .collect::<Result<Vec<_>, _>>()
         .doing("reading stream status")?;
+    let duckdb_version: String = conn
+        .query_row("SELECT version()", [], |r| r.get(0))
+        .doing("reading the DuckDB version")?;
     Ok(StatusReport {
+        duckdb_version,
         n_sessions,
         n_tags,
         n_rejected,

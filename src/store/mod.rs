@@ -86,6 +86,8 @@ pub struct StreamStatus {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct StatusReport {
+    /// The bundled DuckDB's version: readers need this version or newer.
+    pub duckdb_version: String,
     pub n_sessions: i64,
     pub n_tags: i64,
     pub n_rejected: i64,
