@@ -76,7 +76,11 @@ async fn dispatch(cli: Cli) -> anyhow::Result<bool> {
 fn init_tracing(cli: &Cli) {
     // The demo speaks through its summary; its per-stream log lines would
     // only bury it, so it logs warnings unless asked for more.
-    let default = if matches!(cli.command, Command::Demo { .. }) { "warn" } else { "info" };
+    let default = if matches!(cli.command, Command::Demo { .. }) {
+        "warn"
+    } else {
+        "info"
+    };
     let level = match (cli.verbose, cli.quiet) {
         (0, 0) => default,
         (1, _) => "debug",
