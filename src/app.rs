@@ -7,7 +7,7 @@ use crate::model::ACCOUNT_BOT_ID;
 use crate::schedule;
 use crate::sim::{SimApp, SimBot, SimSettings, Simulator, data};
 use crate::store::{SessionStore, StatusReport};
-use crate::sync::{PassOptions, PassReport, PassTrigger, SyncContext, run_pass};
+use crate::sync::{PassOptions, PassReport, PassTrigger, SyncContext, publish, run_pass};
 use anyhow::{Context, bail};
 use chrono::{DateTime, Duration, Utc};
 use std::net::SocketAddr;
@@ -63,6 +63,7 @@ pub async fn sync_once(config: Config, cancel: CancellationToken) -> anyhow::Res
     let ctx = open(&Arc::new(config)).await?;
     let report = run_pass(&ctx, &PassOptions::manual(), &cancel).await?;
     print_pass(&report);
+    publish::after_pass(&ctx, &report).await;
     Ok(report.all_succeeded())
 }
 
@@ -97,6 +98,7 @@ pub async fn backfill(
     };
     let report = run_pass(&ctx, &opts, &cancel).await?;
     print_pass(&report);
+    publish::after_pass(&ctx, &report).await;
     Ok(report.all_succeeded())
 }
 
@@ -127,6 +129,9 @@ pub async fn run_daemon(config: Config, cancel: CancellationToken) -> anyhow::Re
             };
             let ctx = SyncContext { config, store, apis };
             let result = run_pass(&ctx, &PassOptions::scheduled(), &cancel).await;
+            if let Ok(report) = &result {
+                publish::after_pass(&ctx, report).await;
+            }
             // Release the warehouse before saying the pass is over.
             drop(ctx);
             match result {
@@ -204,6 +209,19 @@ fn print_status(path: &Path, r: &StatusReport, now: DateTime<Utc>) {
         r.n_rejected,
         r.streams.len()
     );
+    for p in &r.publications {
+        let what = if p.kind == "read_copy" {
+            "read copy"
+        } else {
+            "Parquet export"
+        };
+        println!(
+            "{what} {} published {} ago ({})",
+            p.target,
+            behind(now, p.published_at),
+            p.published_at.format("%Y-%m-%dT%H:%M:%SZ")
+        );
+    }
     if r.streams.is_empty() {
         println!("no stream has run yet: run `kore-sync sync`");
         return;
@@ -404,5 +422,59 @@ pub async fn simulate(
     );
     cancel.cancelled().await;
     sim.stop();
+    Ok(())
+}
+
+/// `kore-sync export --parquet DIR`: the whole history as hive-partitioned Parquet.
+pub async fn export(config: Config, dir: &Path) -> anyhow::Result<()> {
+    let store = open_store(&config).await?;
+    let days = store
+        .export_parquet(dir, true)
+        .await
+        .with_context(|| format!("could not export Parquet to {}", dir.display()))?;
+    println!(
+        "exported {days} days to {}: sessions/date=YYYY-MM-DD/data.parquet and session_tags/date=YYYY-MM-DD/data.parquet",
+        dir.display()
+    );
+    Ok(())
+}
+
+/// `kore-sync query`: SQL against a warehouse file (by default the read
+/// copy), read-only, with the DuckDB version kore-sync bundles. With SQL
+/// arguments, runs them and exits; otherwise reads one statement per line
+/// from stdin and answers each, ending every answer with an empty line.
+pub async fn query(
+    config: Option<Config>,
+    db: Option<std::path::PathBuf>,
+    sql: Vec<String>,
+) -> anyhow::Result<()> {
+    let path = match (db, config) {
+        (Some(p), _) => p,
+        (None, Some(c)) => c
+            .warehouse
+            .publish
+            .clone()
+            .unwrap_or(c.warehouse.path.clone()),
+        (None, None) => bail!("no --db given and no configuration found; pass --db PATH"),
+    };
+    let reader = crate::store::ReadOnly::open(&path)?;
+    let mut out = std::io::stdout().lock();
+    if !sql.is_empty() {
+        reader.print(&sql.join(" "), &mut out)?;
+        return Ok(());
+    }
+    for line in std::io::stdin().lines() {
+        let line = line.context("reading stdin")?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        if let Err(e) = reader.print(&line, &mut out) {
+            use std::io::Write;
+            writeln!(out, "error: {e:#}")?;
+        }
+        use std::io::Write;
+        writeln!(out)?;
+        out.flush()?;
+    }
     Ok(())
 }

@@ -67,6 +67,20 @@ pub enum Command {
         #[arg(long, value_name = "ID")]
         bot: Option<String>,
     },
+    /// Write the whole history as hive-partitioned Parquet (sessions/date=…, session_tags/date=…)
+    Export {
+        /// Target directory
+        #[arg(long, value_name = "DIR")]
+        parquet: PathBuf,
+    },
+    /// Run SQL read-only against the read copy (or --db FILE), with the DuckDB version kore-sync bundles
+    Query {
+        /// Database file [default: the configured read copy, else the warehouse]
+        #[arg(long, value_name = "FILE")]
+        db: Option<PathBuf>,
+        /// The query; without it, one query per line is read from stdin
+        sql: Vec<String>,
+    },
     /// Run the simulated Kore.ai API alone, to try a config or prototype dashboards without credentials
     Simulate {
         /// Address to listen on

@@ -61,6 +61,14 @@ async fn dispatch(cli: Cli) -> anyhow::Result<bool> {
         Command::Sync => app::sync_once(load()?, cancel).await,
         Command::Run => app::run_daemon(load()?, cancel).await.map(|()| true),
         Command::Status { json } => app::status(load()?, *json).await.map(|()| true),
+        Command::Export { parquet } => app::export(load()?, parquet).await.map(|()| true),
+        Command::Query { db, sql } => {
+            // A config is only needed to find the read copy.
+            let config = if db.is_some() { None } else { Some(load()?) };
+            app::query(config, db.clone(), sql.clone())
+                .await
+                .map(|()| true)
+        }
         Command::Backfill { from, to, bot } => {
             let from = config::parse_instant(from).map_err(|e| anyhow::anyhow!("--from: {e}"))?;
             let to = to

@@ -51,6 +51,11 @@ pub struct ApiSettings {
 #[derive(Debug, Clone)]
 pub struct WarehouseSettings {
     pub path: PathBuf,
+    /// Where the read copy is published after each successful pass; None = off.
+    pub publish: Option<PathBuf>,
+    /// Where changed sessions and tags are exported as hive-partitioned
+    /// Parquet after each successful pass; None = off.
+    pub parquet_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -220,6 +225,34 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
             .clone()
             .unwrap_or_else(|| "kore.duckdb".into()),
     );
+    // The read copy sits beside the warehouse unless told otherwise; a
+    // relative path is taken relative to the warehouse's directory.
+    let beside = |p: &str| -> PathBuf {
+        let p = PathBuf::from(p);
+        if p.is_absolute() {
+            p
+        } else {
+            warehouse_path.parent().unwrap_or(Path::new("")).join(p)
+        }
+    };
+    let publish = match &raw.warehouse.publish {
+        None | Some(raw::PathOrOff::Flag(true)) => Some(beside("kore-read.duckdb")),
+        Some(raw::PathOrOff::Flag(false)) => None,
+        Some(raw::PathOrOff::Path(p)) if p.trim().is_empty() => None,
+        Some(raw::PathOrOff::Path(p)) => Some(beside(p)),
+    };
+    if publish.as_deref() == Some(warehouse_path.as_path()) {
+        p.push::<()>(
+            "warehouse.publish",
+            "is the warehouse itself; name another file (e.g. \"kore-read.duckdb\") or set it to false".into(),
+        );
+    }
+    let parquet_dir = raw
+        .warehouse
+        .parquet_dir
+        .as_deref()
+        .filter(|d| !d.trim().is_empty())
+        .map(beside);
 
     // [sync]
     let start_text = raw
@@ -418,6 +451,8 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         },
         warehouse: WarehouseSettings {
             path: warehouse_path,
+            publish,
+            parquet_dir,
         },
         sync: SyncSettings {
             plan: PlanSettings {

@@ -41,6 +41,17 @@ pub struct RawApi {
 #[serde(deny_unknown_fields)]
 pub struct RawWarehouse {
     pub path: Option<String>,
+    /// A path, or `false` to switch the read copy off.
+    pub publish: Option<PathOrOff>,
+    pub parquet_dir: Option<String>,
+}
+
+/// `publish = "kore-read.duckdb"` or `publish = false`.
+#[derive(Debug, Deserialize, Clone)]
+#[serde(untagged)]
+pub enum PathOrOff {
+    Path(String),
+    Flag(bool),
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -172,6 +172,18 @@ pub fn commit_window(
         )
         .doing("finding changed sessions")?;
     if n_changed > 0 {
+        // The days these sessions fall on, before and after the change, are
+        // Parquet partitions to rewrite.
+        tx.execute(
+            "INSERT OR IGNORE INTO parquet_dirty_days
+             SELECT CAST(make_timestamp(epoch_us(CAST(start_time AS TIMESTAMPTZ))) AS DATE)
+             FROM stage_sessions WHERE session_id IN (SELECT session_id FROM stage_changed)
+             UNION
+             SELECT CAST(make_timestamp(epoch_us(start_time)) AS DATE)
+             FROM sessions WHERE session_id IN (SELECT session_id FROM stage_changed)",
+            [],
+        )
+        .doing("noting changed days")?;
         let now_ts = ts(now);
         tx.execute(
             "INSERT INTO sessions
@@ -227,6 +239,12 @@ pub fn commit_window(
 
     let mut n_deleted = 0;
     for id in deleted {
+        tx.execute(
+            "INSERT OR IGNORE INTO parquet_dirty_days
+             SELECT CAST(make_timestamp(epoch_us(start_time)) AS DATE) FROM sessions WHERE session_id = ?",
+            params![id],
+        )
+        .doing("noting changed days")?;
         tx.execute("DELETE FROM session_tags WHERE session_id = ?", params![id])
             .doing("deleting tags of a session deleted upstream")?;
         n_deleted += tx
@@ -440,14 +458,231 @@ pub fn status(conn: &Connection) -> Result<StatusReport, StoreError> {
         .doing("reading stream status")?
         .collect::<Result<Vec<_>, _>>()
         .doing("reading stream status")?;
+    let publications = publications(conn)?
+        .into_iter()
+        .map(|(kind, target, at)| super::Publication {
+            kind,
+            target,
+            published_at: at,
+        })
+        .collect();
     let duckdb_version: String = conn
         .query_row("SELECT version()", [], |r| r.get(0))
         .doing("reading the DuckDB version")?;
     Ok(StatusReport {
+        publications,
         duckdb_version,
         n_sessions,
         n_tags,
         n_rejected,
         streams,
     })
+}
+
+/// Quotes a string as an SQL literal.
+fn lit(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+/// Quotes a string as an SQL identifier.
+fn ident(s: &str) -> String {
+    format!("\"{}\"", s.replace('"', "\"\""))
+}
+
+/// How many tag names `tags_wide` gets a column for.
+pub const TAGS_WIDE_COLUMNS: usize = 20;
+
+/// Rewrites `tags_wide` with one column per most common tag name.
+pub fn refresh_tags_wide(conn: &Connection) -> Result<(), StoreError> {
+    let mut stmt = conn
+        .prepare(
+            "SELECT name FROM session_tags WHERE name IS NOT NULL
+             GROUP BY name ORDER BY count(*) DESC, name LIMIT ?",
+        )
+        .doing("finding common tag names")?;
+    let names: Vec<String> = stmt
+        .query_map(params![TAGS_WIDE_COLUMNS as i64], |r| r.get(0))
+        .doing("finding common tag names")?
+        .collect::<Result<_, _>>()
+        .doing("finding common tag names")?;
+    let mut sql = String::from("CREATE OR REPLACE VIEW tags_wide AS SELECT session_id");
+    for name in &names {
+        sql.push_str(&format!(
+            ", first(value ORDER BY kind, ordinal) FILTER (WHERE name = {}) AS {}",
+            lit(name),
+            ident(name)
+        ));
+    }
+    sql.push_str(" FROM session_tags GROUP BY session_id");
+    conn.execute_batch(&sql).doing("rewriting tags_wide")
+}
+
+fn record_publication(
+    conn: &Connection,
+    kind: &str,
+    target: &Path,
+    now: DateTime<Utc>,
+) -> Result<i64, StoreError> {
+    let n: i64 = conn
+        .query_row("SELECT count(*) FROM sessions", [], |r| r.get(0))
+        .doing("counting sessions")?;
+    conn.execute(
+        "INSERT INTO publications VALUES (?, ?, CAST(? AS TIMESTAMPTZ), ?)
+         ON CONFLICT (kind) DO UPDATE SET target = excluded.target,
+             published_at = excluded.published_at, n_sessions = excluded.n_sessions",
+        params![kind, target.display().to_string(), ts(now), n],
+    )
+    .doing("recording a publication")?;
+    Ok(n)
+}
+
+fn io_err(doing: &'static str, path: &Path, e: std::io::Error) -> StoreError {
+    StoreError::Publish {
+        doing,
+        path: path.to_owned(),
+        source: e,
+    }
+}
+
+/// Writes a consistent, checkpointed copy of the warehouse to a temporary
+/// file beside `dest`, syncs it, and renames it over `dest`. Readers that
+/// opened the old copy keep their view; new connections see the new one.
+pub fn publish_copy(conn: &Connection, dest: &Path, now: DateTime<Utc>) -> Result<i64, StoreError> {
+    let dir = dest
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)
+        .map_err(|e| io_err("creating the read copy's directory", dir, e))?;
+    let name = dest.file_name().map_or("kore-read.duckdb".into(), |n| {
+        n.to_string_lossy().into_owned()
+    });
+    let tmp = dir.join(format!(".{name}.tmp"));
+    for stale in [tmp.clone(), dir.join(format!(".{name}.tmp.wal"))] {
+        match std::fs::remove_file(&stale) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_err("removing a stale temporary copy", &stale, e)),
+        }
+    }
+    let n = record_publication(conn, "read_copy", dest, now)?;
+    let db: String = conn
+        .query_row("SELECT current_database()", [], |r| r.get(0))
+        .doing("naming the warehouse")?;
+    conn.execute_batch(&format!(
+        "ATTACH {} AS kore_publish",
+        lit(&tmp.display().to_string())
+    ))
+    .doing("creating the read copy")?;
+    let copied = conn.execute_batch(&format!(
+        "COPY FROM DATABASE {} TO kore_publish; CHECKPOINT kore_publish;",
+        ident(&db)
+    ));
+    let detached = conn.execute_batch("DETACH kore_publish");
+    copied.doing("copying into the read copy")?;
+    detached.doing("closing the read copy")?;
+    std::fs::File::open(&tmp)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| io_err("syncing the read copy", &tmp, e))?;
+    std::fs::rename(&tmp, dest).map_err(|e| io_err("moving the read copy into place", dest, e))?;
+    // Make the rename itself durable.
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(n)
+}
+
+/// Exports sessions and tags as hive-partitioned Parquet under `dir`
+/// (`sessions/date=YYYY-MM-DD/data.parquet`, `session_tags/date=…/data.parquet`).
+/// `full` rewrites every day; otherwise only days changed since the last
+/// export. Each partition file is written beside its target and renamed over
+/// it, so readers see the old or the new file, never half of one. Returns the
+/// number of partitions (days) written.
+pub fn export_parquet(
+    conn: &Connection,
+    dir: &Path,
+    full: bool,
+    now: DateTime<Utc>,
+) -> Result<usize, StoreError> {
+    let day_sql = if full {
+        "SELECT CAST(d AS VARCHAR) FROM (
+             SELECT DISTINCT CAST(make_timestamp(epoch_us(start_time)) AS DATE) AS d FROM sessions
+             UNION SELECT day FROM parquet_dirty_days) ORDER BY 1"
+    } else {
+        "SELECT CAST(day AS VARCHAR) FROM parquet_dirty_days ORDER BY 1"
+    };
+    let mut stmt = conn.prepare(day_sql).doing("finding days to export")?;
+    let days: Vec<String> = stmt
+        .query_map([], |r| r.get::<_, String>(0))
+        .doing("finding days to export")?
+        .collect::<Result<_, _>>()
+        .doing("finding days to export")?;
+    drop(stmt);
+    for day in &days {
+        for (table, select) in [
+            (
+                "sessions",
+                "SELECT * EXCLUDE (raw), CAST(raw AS VARCHAR) AS raw FROM sessions
+                 WHERE CAST(make_timestamp(epoch_us(start_time)) AS DATE) = CAST(? AS DATE)",
+            ),
+            (
+                "session_tags",
+                "SELECT t.* EXCLUDE (value_json), CAST(t.value_json AS VARCHAR) AS value_json
+                 FROM session_tags t JOIN sessions s USING (session_id)
+                 WHERE CAST(make_timestamp(epoch_us(s.start_time)) AS DATE) = CAST(? AS DATE)",
+            ),
+        ] {
+            let part = dir.join(table).join(format!("date={day}"));
+            let target = part.join("data.parquet");
+            let n: i64 = conn
+                .query_row(
+                    &format!("SELECT count(*) FROM ({select})"),
+                    params![day],
+                    |r| r.get(0),
+                )
+                .doing("counting a partition")?;
+            if n == 0 {
+                // Every session of that day is gone: so is its partition.
+                match std::fs::remove_dir_all(&part) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(io_err("removing an emptied partition", &part, e)),
+                }
+                continue;
+            }
+            std::fs::create_dir_all(&part).map_err(|e| io_err("creating a partition", &part, e))?;
+            let tmp = part.join(".data.parquet.tmp");
+            let select_day = select.replace('?', &lit(day));
+            conn.execute_batch(&format!(
+                "COPY ({select_day}) TO {} (FORMAT parquet)",
+                lit(&tmp.display().to_string())
+            ))
+            .doing("writing a Parquet partition")?;
+            std::fs::File::open(&tmp)
+                .and_then(|f| f.sync_all())
+                .map_err(|e| io_err("syncing a Parquet partition", &tmp, e))?;
+            std::fs::rename(&tmp, &target)
+                .map_err(|e| io_err("moving a Parquet partition into place", &target, e))?;
+        }
+        conn.execute(
+            "DELETE FROM parquet_dirty_days WHERE day = CAST(? AS DATE)",
+            params![day],
+        )
+        .doing("clearing an exported day")?;
+    }
+    record_publication(conn, "parquet", dir, now)?;
+    Ok(days.len())
+}
+
+/// When each kind of publication last happened: (kind, target, time).
+pub fn publications(conn: &Connection) -> Result<Vec<(String, String, DateTime<Utc>)>, StoreError> {
+    let mut stmt = conn
+        .prepare("SELECT kind, target, epoch_us(published_at) FROM publications ORDER BY kind")
+        .doing("reading publications")?;
+    let rows = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, from_micros(r.get(2)?))))
+        .doing("reading publications")?
+        .collect::<Result<_, _>>()
+        .doing("reading publications")?;
+    Ok(rows)
 }

@@ -37,6 +37,15 @@ pub enum StoreError {
         #[source]
         source: duckdb::Error,
     },
+    #[error(
+        "publishing failed while {doing} ({path}): {source}; check the directory exists and is writable"
+    )]
+    Publish {
+        doing: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("the store's worker thread stopped unexpectedly: {0}")]
     Worker(String),
 }

@@ -31,6 +31,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "request_log",
         sql: include_str!("../../sql/003_request_log.sql"),
     },
+    Migration {
+        version: 4,
+        name: "read_side",
+        sql: include_str!("../../sql/004_read_side.sql"),
+    },
 ];
 
 /// Applies every migration newer than the warehouse's version.

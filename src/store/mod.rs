@@ -85,7 +85,17 @@ pub struct StreamStatus {
 }
 
 #[derive(Debug, Clone, Serialize)]
+pub struct Publication {
+    /// `read_copy` or `parquet`.
+    pub kind: String,
+    pub target: String,
+    pub published_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Serialize)]
 pub struct StatusReport {
+    /// When the read copy and the Parquet export were last published.
+    pub publications: Vec<Publication>,
     /// The bundled DuckDB's version: readers need this version or newer.
     pub duckdb_version: String,
     pub n_sessions: i64,
@@ -229,7 +239,80 @@ impl SessionStore {
             .await
     }
 
+    /// Rewrites `tags_wide` for the most common tag names.
+    pub async fn refresh_tags_wide(&self) -> Result<(), StoreError> {
+        self.with(|c| duckdb::refresh_tags_wide(c)).await
+    }
+
+    /// Publishes the read copy at `dest`; returns the sessions it holds.
+    pub async fn publish_copy(&self, dest: &Path) -> Result<i64, StoreError> {
+        let dest = dest.to_owned();
+        self.with(move |c| duckdb::publish_copy(c, &dest, Utc::now()))
+            .await
+    }
+
+    /// Exports changed days (or, with `full`, every day) as Parquet under
+    /// `dir`; returns the number of days written.
+    pub async fn export_parquet(&self, dir: &Path, full: bool) -> Result<usize, StoreError> {
+        let dir = dir.to_owned();
+        self.with(move |c| duckdb::export_parquet(c, &dir, full, Utc::now()))
+            .await
+    }
+
     pub async fn status(&self) -> Result<StatusReport, StoreError> {
         self.with(|c| duckdb::status(c)).await
+    }
+}
+
+/// A read-only connection to a warehouse file (or its read copy), for
+/// `kore-sync query`: SQL with the DuckDB version kore-sync bundles, so the
+/// file format always matches.
+pub struct ReadOnly {
+    conn: Connection,
+}
+
+impl ReadOnly {
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let config = ::duckdb::Config::default()
+            .access_mode(::duckdb::AccessMode::ReadOnly)
+            .map_err(|source| StoreError::Open {
+                path: path.to_owned(),
+                source,
+            })?;
+        let conn = Connection::open_with_flags(path, config).map_err(|source| {
+            if source.to_string().contains("lock") {
+                StoreError::Locked {
+                    path: path.to_owned(),
+                    detail: source.to_string(),
+                }
+            } else {
+                StoreError::Open {
+                    path: path.to_owned(),
+                    source,
+                }
+            }
+        })?;
+        Ok(ReadOnly { conn })
+    }
+
+    /// Runs one query and writes its rows as tab-separated text with a header.
+    pub fn print(&self, sql: &str, out: &mut impl std::io::Write) -> anyhow::Result<()> {
+        let sql = sql.trim().trim_end_matches(';');
+        // Every column as text, whatever its type.
+        let wrapped = format!("SELECT COLUMNS(*)::VARCHAR FROM ({sql})");
+        let mut stmt = self.conn.prepare(&wrapped)?;
+        let mut rows = stmt.query([])?;
+        let names: Vec<String> = rows.as_ref().map(|s| s.column_names()).unwrap_or_default();
+        writeln!(out, "{}", names.join("\t"))?;
+        while let Some(row) = rows.next()? {
+            let cells: Vec<String> = (0..names.len())
+                .map(|i| {
+                    row.get::<_, Option<String>>(i)
+                        .map(|v| v.unwrap_or_else(|| "NULL".into()))
+                })
+                .collect::<Result<_, _>>()?;
+            writeln!(out, "{}", cells.join("\t"))?;
+        }
+        Ok(())
     }
 }

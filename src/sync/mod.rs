@@ -1,7 +1,9 @@
-//! The sync: `plan` (pure window planning) and `run` (the I/O runner that
-//! pages windows from the API and commits them to the store).
+//! The sync: `plan` (pure window planning), `run` (the I/O runner that
+//! pages windows from the API and commits them to the store), and `publish`
+//! (the read copy and Parquet export after a successful pass).
 
 pub mod plan;
+pub mod publish;
 pub mod run;
 
 pub use run::{PassOptions, PassReport, PassTrigger, StreamReport, SyncContext, run_pass};
