@@ -12,17 +12,9 @@ use std::process::Stdio;
 use std::time::Duration;
 use tokio::process::{Child, Command};
 
-const BIN: &str = env!("CARGO_BIN_EXE_kore-sync");
-
 fn cmd(config: &Path) -> Command {
-    let mut c = Command::new(BIN);
-    c.env_remove("KORE_SYNC_CONFIG")
-        .env_remove("KORE_SYNC_LOG")
-        .arg("--config")
-        .arg(config)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
+    let mut c = kore_sync(config);
+    c.stdout(Stdio::piped()).stderr(Stdio::piped());
     c
 }
 

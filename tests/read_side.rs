@@ -11,19 +11,8 @@ use std::process::Stdio;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{ChildStdin, ChildStdout, Command};
 
-const BIN: &str = env!("CARGO_BIN_EXE_kore-sync");
-
-fn cmd(config: &Path) -> Command {
-    let mut c = Command::new(BIN);
-    c.env_remove("KORE_SYNC_CONFIG")
-        .env_remove("KORE_SYNC_LOG")
-        .arg("--config")
-        .arg(config);
-    c
-}
-
 async fn sync(config: &Path) {
-    let out = cmd(config).arg("sync").output().await.unwrap();
+    let out = kore_sync(config).arg("sync").output().await.unwrap();
     assert!(
         out.status.success(),
         "{}",
@@ -112,7 +101,7 @@ async fn a_reader_in_another_process_keeps_a_consistent_view_across_passes() {
     );
 
     // status says when the copy was published.
-    let out = cmd(&config).arg("status").output().await.unwrap();
+    let out = kore_sync(&config).arg("status").output().await.unwrap();
     let status = String::from_utf8_lossy(&out.stdout);
     assert!(
         status.contains("read copy") && status.contains("kore-read.duckdb"),

@@ -14,6 +14,21 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
+/// The kore-sync binary under test.
+pub const BIN: &str = env!("CARGO_BIN_EXE_kore-sync");
+
+/// `kore-sync --config CONFIG`, with the caller's environment cleared of
+/// kore-sync's own variables; killed if the test drops it.
+pub fn kore_sync(config: &Path) -> tokio::process::Command {
+    let mut c = tokio::process::Command::new(BIN);
+    c.env_remove("KORE_SYNC_CONFIG")
+        .env_remove("KORE_SYNC_LOG")
+        .arg("--config")
+        .arg(config)
+        .kill_on_drop(true);
+    c
+}
+
 pub fn bot(n: u32) -> SimBot {
     SimBot {
         id: format!("st-test-{n}"),
