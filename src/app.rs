@@ -478,3 +478,124 @@ pub async fn query(
     }
     Ok(())
 }
+
+/// `kore-sync check`: every line of the setup, each OK or the fix. True if
+/// all are OK. (Configuration problems are reported before this runs.)
+pub async fn check(config: Config) -> anyhow::Result<bool> {
+    let mut ok = true;
+    let mut line = |what: String, result: Result<String, String>| match result {
+        Ok(detail) => println!("OK    {what}: {detail}"),
+        Err(fix) => {
+            ok = false;
+            println!("FAIL  {what}: {fix}");
+        }
+    };
+    line(
+        "configuration".into(),
+        Ok(format!(
+            "{} scope(s), {} stream(s) each",
+            config.scopes.len(),
+            config.sync.containment_types.len()
+        )),
+    );
+    for w in &config.warnings {
+        println!("WARN  configuration: {w}");
+    }
+    // One quick try per scope: no long retry loop for a check.
+    let mut quick = config.clone();
+    quick.api.retry.max_retries = 1;
+    let apis = crate::sync::build_apis(&quick).context("could not set up the HTTP client")?;
+    let never = CancellationToken::new();
+    for (scope, api) in quick.scopes.iter().zip(&apis) {
+        let name = if scope.bot_id == ACCOUNT_BOT_ID {
+            "account scope".to_owned()
+        } else {
+            format!("bot {}", scope.bot_id)
+        };
+        match scope.credentials.header_value() {
+            Ok(_) => line(
+                format!("{name}: token"),
+                Ok(format!("signed for {}", scope.credentials.describe())),
+            ),
+            Err(e) => {
+                line(
+                    format!("{name}: token"),
+                    Err(format!(
+                        "cannot sign a token ({e}); check the client secret"
+                    )),
+                );
+                continue;
+            }
+        }
+        let now = Utc::now();
+        let body = crate::api::wire::SessionsRequest {
+            date_from: Some(crate::api::wire::format_api_time(now - Duration::hours(1))),
+            date_to: Some(crate::api::wire::format_api_time(now)),
+            skip: Some(0),
+            limit: Some(1),
+            session_id: None,
+        };
+        let ct = config.sync.containment_types[0];
+        let (result, _) = api
+            .get_sessions(
+                Some(ct),
+                &body,
+                Some(std::time::Duration::from_secs(10)),
+                &never,
+            )
+            .await;
+        line(
+            format!("{name}: getSessions"),
+            result
+                .map(|page| {
+                    format!(
+                        "answered ({} {ct} session(s) in the last hour)",
+                        page.total.unwrap_or(0)
+                    )
+                })
+                .map_err(|e| e.to_string()),
+        );
+    }
+    let path = config.warehouse.path.clone();
+    let opened = tokio::task::spawn_blocking(move || SessionStore::open(&path)).await?;
+    line(
+        format!("warehouse {}", config.warehouse.path.display()),
+        opened
+            .map(|_| "writable, schema up to date".to_owned())
+            .map_err(|e| e.to_string()),
+    );
+    for (what, dir) in [
+        (
+            "read copy",
+            config
+                .warehouse
+                .publish
+                .as_ref()
+                .and_then(|p| p.parent().map(Path::to_path_buf)),
+        ),
+        ("Parquet export", config.warehouse.parquet_dir.clone()),
+    ] {
+        if let Some(dir) = dir {
+            let dir = if dir.as_os_str().is_empty() {
+                std::path::PathBuf::from(".")
+            } else {
+                dir
+            };
+            line(
+                format!("{what} directory {}", dir.display()),
+                dir_writable(&dir),
+            );
+        }
+    }
+    Ok(ok)
+}
+
+fn dir_writable(dir: &Path) -> Result<String, String> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| format!("cannot create it ({e}); check the path and permissions"))?;
+    let probe = dir.join(format!(".kore-sync-check-{}", std::process::id()));
+    std::fs::write(&probe, b"")
+        .map_err(|e| format!("cannot write in it ({e}); check permissions"))?;
+    let _ = std::fs::remove_file(&probe);
+    Ok("writable".into())
+}

@@ -67,6 +67,8 @@ pub enum Command {
         #[arg(long, value_name = "ID")]
         bot: Option<String>,
     },
+    /// Check the setup: configuration, a token and one small request per bot, the warehouse; OK or the fix per line
+    Check,
     /// Write the whole history as hive-partitioned Parquet (sessions/date=…, session_tags/date=…)
     Export {
         /// Target directory

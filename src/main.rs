@@ -59,6 +59,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<bool> {
             .await
             .map(|()| true),
         Command::Sync => app::sync_once(load()?, cancel).await,
+        Command::Check => app::check(load()?).await,
         Command::Run => app::run_daemon(load()?, cancel).await.map(|()| true),
         Command::Status { json } => app::status(load()?, *json).await.map(|()| true),
         Command::Export { parquet } => app::export(load()?, parquet).await.map(|()| true),
