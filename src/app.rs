@@ -106,24 +106,73 @@ pub async fn backfill(
 /// closed after it, so other tools can open the file between passes; the API
 /// clients (and their request budgets) live as long as the process.
 pub async fn run_daemon(config: Config, cancel: CancellationToken) -> anyhow::Result<()> {
+    use crate::ops::health::{self, Health};
+    use crate::ops::notify;
     let config = Arc::new(config);
     log_warnings(&config);
-    // Fail fast on a warehouse that cannot be opened or migrated.
+    // Fail fast on a warehouse that cannot be opened or migrated, and on
+    // credentials that cannot sign a token.
     drop(open_store(&config).await?);
+    for scope in &config.scopes {
+        scope.credentials.header_value().with_context(|| {
+            format!(
+                "cannot sign a token for {}; check its client secret",
+                scope.bot_id
+            )
+        })?;
+    }
     let apis = crate::sync::build_apis(&config).context("could not set up the HTTP client")?;
+    let streams = config.scopes.iter().flat_map(|s| {
+        config
+            .sync
+            .containment_types
+            .iter()
+            .map(move |ct| format!("{}/{}", s.bot_id, ct))
+    });
+    let health = Health::new(streams, config.server.max_pass_age);
+    if let Some(listen) = config.server.listen {
+        let addr = health::serve(listen, health.clone(), cancel.clone())
+            .await
+            .with_context(|| {
+                format!("cannot serve health and metrics on {listen} (server.listen)")
+            })?;
+        info!(addr = %addr, "serving /healthz and /metrics");
+    }
+    if let Some(every) = notify::watchdog_interval() {
+        // Ping at half the interval while the pass loop shows signs of life.
+        let (health, cancel) = (health.clone(), cancel.clone());
+        let alive_within = config.sync.pass_deadline + config.server.max_pass_age;
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every / 2);
+            loop {
+                tokio::select! {
+                    _ = cancel.cancelled() => break,
+                    _ = tick.tick() => {
+                        if health.alive_within(alive_within) {
+                            notify::notify_logged("WATCHDOG=1");
+                        }
+                    }
+                }
+            }
+        });
+    }
     let (tx, rx) = mpsc::channel(1);
     let mut scheduler = schedule::start_ticks(&config.sync.trigger, tx)
         .await
         .context("could not start the scheduler")?;
     info!(trigger = ?config.sync.trigger, scopes = config.scopes.len(), "kore-sync running");
+    health.beat();
+    notify::notify_logged("READY=1\nSTATUS=started; first pass running");
     let pass_cancel = cancel.clone();
     schedule::drive(rx, cancel.clone(), || {
-        let (config, apis, cancel) = (config.clone(), apis.clone(), pass_cancel.clone());
+        let (config, apis, cancel, health) = (config.clone(), apis.clone(), pass_cancel.clone(), health.clone());
         async move {
+            health.beat();
             let store = match open_store(&config).await {
                 Ok(store) => store,
                 Err(e) => {
                     warn!(error = format!("{e:#}"), "cannot open the warehouse; skipping this pass, trying again at the next tick");
+                    notify::notify_logged(&format!("STATUS=pass skipped at {}: warehouse busy or unavailable", Utc::now().format("%H:%M:%SZ")));
                     return;
                 }
             };
@@ -134,18 +183,35 @@ pub async fn run_daemon(config: Config, cancel: CancellationToken) -> anyhow::Re
             }
             // Release the warehouse before saying the pass is over.
             drop(ctx);
+            let at = Utc::now().format("%Y-%m-%dT%H:%M:%SZ");
             match result {
-                Ok(report) if report.all_succeeded() => info!(streams = report.streams.len(), "pass succeeded"),
-                Ok(report) => warn!(
-                    streams = report.streams.len(),
-                    failed = report.n_failed(),
-                    "pass finished with failed or interrupted streams; see `kore-sync status`"
-                ),
-                Err(e) => error!(error = format!("{e:#}"), "pass failed: the warehouse could not be written"),
+                Ok(report) => {
+                    health.record(&report);
+                    let n = report.streams.len();
+                    if report.all_succeeded() {
+                        info!(streams = n, "pass succeeded");
+                        notify::notify_logged(&format!("STATUS=last pass {at}: {n} streams succeeded"));
+                    } else {
+                        warn!(
+                            streams = n,
+                            failed = report.n_failed(),
+                            "pass finished with failed or interrupted streams; see `kore-sync status`"
+                        );
+                        notify::notify_logged(&format!(
+                            "STATUS=last pass {at}: {} of {n} streams failed or were interrupted",
+                            n - report.streams.iter().filter(|s| matches!(s.outcome, crate::store::RunOutcome::Succeeded | crate::store::RunOutcome::BudgetSpent)).count()
+                        ));
+                    }
+                }
+                Err(e) => {
+                    error!(error = format!("{e:#}"), "pass failed: the warehouse could not be written");
+                    notify::notify_logged(&format!("STATUS=last pass {at}: the warehouse could not be written"));
+                }
             }
         }
     })
     .await;
+    notify::notify_logged("STOPPING=1");
     if let Err(e) = scheduler.shutdown().await {
         warn!(error = %e, "scheduler did not shut down cleanly");
     }

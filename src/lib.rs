@@ -4,7 +4,7 @@
 //! `config` → `schedule` → `sync` (`plan`, `run`) → `api` (`client`, `wire`)
 //! → `store` (`duckdb`, `migrations`).
 //!
-//! `sim` is the simulated API the tests and `kore-sync demo` run against;
+//! `ops` is what operators see (metrics, health, sd_notify); `sim` is the simulated API the tests and `kore-sync demo` run against;
 //! `app` holds the commands `main.rs` dispatches to. See ARCHITECTURE.md.
 
 pub mod api;
@@ -12,6 +12,7 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod model;
+pub mod ops;
 pub mod schedule;
 pub mod secret;
 pub mod sim;

@@ -12,6 +12,7 @@ use super::budget::RequestBudget;
 use super::error::ApiError;
 use super::wire::{SessionsRequest, SessionsResponse, error_message};
 use crate::model::{ACCOUNT_BOT_ID, ContainmentType};
+use crate::ops::metrics::metrics;
 use backon::{ExponentialBuilder, Retryable};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -192,6 +193,12 @@ impl SessionsApi {
             _ = cancel.cancelled() => Err(ApiError::Cancelled),
         };
         let requests = attempts.load(Ordering::Relaxed);
+        let m = metrics();
+        m.retries.inc_by(u64::from(requests.saturating_sub(1)));
+        m.rate_limited
+            .inc_by(u64::from(rate_limited.load(Ordering::Relaxed)));
+        m.budget_wait_seconds
+            .inc_by(f64::from(waited_ms.load(Ordering::Relaxed)) / 1000.0);
         let stats = CallStats {
             requests,
             retries: requests.saturating_sub(1),
@@ -226,8 +233,15 @@ impl SessionsApi {
             url: self.url.to_string(),
             source,
         };
-        let resp = req.send().await.map_err(transport)?;
+        let resp = match req.send().await {
+            Ok(r) => r,
+            Err(e) => {
+                metrics().record_request(None);
+                return Err(transport(e));
+            }
+        };
         let status = resp.status();
+        metrics().record_request(Some(status.as_u16()));
         let retry_after = resp
             .headers()
             .get(reqwest::header::RETRY_AFTER)

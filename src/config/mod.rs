@@ -31,6 +31,7 @@ pub struct Config {
     /// Every scope to sync: each `[[bots]]` entry, then `[account]` (keyed
     /// `*`) if present. Never empty.
     pub scopes: Vec<ScopeConfig>,
+    pub server: ServerSettings,
     /// Things worth a warning at start that do not stop it (e.g. a secret
     /// file readable by others).
     pub warnings: Vec<String>,
@@ -46,6 +47,14 @@ pub struct ApiSettings {
     /// 0 = unlimited.
     pub requests_per_hour: u32,
     pub retry: RetryPolicy,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    /// Where `/healthz` and `/metrics` are served; None = off.
+    pub listen: Option<std::net::SocketAddr>,
+    /// `/healthz` is 503 when a stream's last good pass is older than this.
+    pub max_pass_age: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -408,9 +417,32 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         });
     }
 
+    // [server]
+    let listen = match raw.server.listen.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(text) => match text.parse::<std::net::SocketAddr>() {
+            Ok(a) => Some(a),
+            Err(_) => p.push(
+                "server.listen",
+                format!("{text:?} is not an address with a port; write e.g. \"127.0.0.1:9464\""),
+            ),
+        },
+    };
+    // Two intervals by default; for a cron schedule, whose gaps vary, two hours.
+    let default_age = match &trigger {
+        Some(Trigger::Interval(d)) => humantime::format_duration(*d * 2).to_string(),
+        _ => "2h".to_owned(),
+    };
+    let max_pass_age = p.duration(
+        "server.max_pass_age",
+        raw.server.max_pass_age.as_deref(),
+        &default_age,
+    );
+
     if !p.0.is_empty() {
         return Err(ConfigError::Invalid(p.0));
     }
+    let max_pass_age = max_pass_age.expect("no problems, so parsed");
     let (
         Some(base_url),
         Some(timeout),
@@ -466,6 +498,10 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
             containment_types,
         },
         scopes,
+        server: ServerSettings {
+            listen,
+            max_pass_age,
+        },
         warnings,
     })
 }

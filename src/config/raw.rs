@@ -19,6 +19,15 @@ pub struct RawConfig {
     pub bots: Vec<RawBot>,
     #[serde(default)]
     pub account: Option<RawCredentials>,
+    #[serde(default)]
+    pub server: RawServer,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawServer {
+    pub listen: Option<String>,
+    pub max_pass_age: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

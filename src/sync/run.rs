@@ -143,6 +143,7 @@ pub async fn run_pass(
     opts: &PassOptions,
     cancel: &CancellationToken,
 ) -> Result<PassReport, StoreError> {
+    let started = std::time::Instant::now();
     let pass_id = uuid::Uuid::new_v4().to_string();
     let deadline = ctx.config.sync.pass_deadline;
     let stop = Stop {
@@ -214,6 +215,11 @@ pub async fn run_pass(
     }
     if let Some(e) = first_err {
         return Err(e);
+    }
+    let m = crate::ops::metrics::metrics();
+    m.pass_duration.observe(started.elapsed().as_secs_f64());
+    for s in &report.streams {
+        m.record_stream(s);
     }
     report
         .streams

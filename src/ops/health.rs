@@ -1,0 +1,169 @@
+//! Health: the last pass of every stream, as the daemon saw it, and the HTTP
+//! server for `GET /healthz` and `GET /metrics` (`[server] listen`).
+//!
+//! `/healthz` answers 200 when every configured stream's last pass
+//! succeeded (or only ran out of request budget) within `max_age`, else 503;
+//! the JSON body gives each stream's lag and last error either way.
+
+use super::metrics::metrics;
+use crate::store::RunOutcome;
+use crate::sync::PassReport;
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StreamHealth {
+    pub outcome: RunOutcome,
+    pub finished_at: DateTime<Utc>,
+    pub watermark: Option<DateTime<Utc>>,
+    pub lag_seconds: Option<i64>,
+    pub error: Option<String>,
+}
+
+/// Shared between the daemon loop (writer) and the server (reader).
+#[derive(Debug, Clone)]
+pub struct Health {
+    inner: Arc<Mutex<HealthInner>>,
+    max_age: Duration,
+}
+
+#[derive(Debug, Default)]
+struct HealthInner {
+    /// Keyed "bot/containment"; every configured stream, None until its first pass.
+    streams: BTreeMap<String, Option<StreamHealth>>,
+    /// When the daemon loop last started or finished a pass.
+    heartbeat: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct HealthReport {
+    pub healthy: bool,
+    pub checked_at: DateTime<Utc>,
+    pub max_age_seconds: u64,
+    pub streams: BTreeMap<String, Option<StreamHealth>>,
+}
+
+impl Health {
+    pub fn new(stream_names: impl IntoIterator<Item = String>, max_age: Duration) -> Self {
+        let inner = HealthInner {
+            streams: stream_names.into_iter().map(|s| (s, None)).collect(),
+            heartbeat: None,
+        };
+        Health {
+            inner: Arc::new(Mutex::new(inner)),
+            max_age,
+        }
+    }
+
+    pub fn beat(&self) {
+        self.inner.lock().expect("health lock").heartbeat = Some(Utc::now());
+    }
+
+    /// True if the daemon loop started or finished a pass within `within`.
+    pub fn alive_within(&self, within: Duration) -> bool {
+        let hb = self.inner.lock().expect("health lock").heartbeat;
+        hb.is_some_and(|t| (Utc::now() - t).to_std().unwrap_or_default() <= within)
+    }
+
+    pub fn record(&self, report: &PassReport) {
+        let now = Utc::now();
+        let mut inner = self.inner.lock().expect("health lock");
+        inner.heartbeat = Some(now);
+        for s in &report.streams {
+            inner.streams.insert(
+                format!("{}/{}", s.bot_id, s.containment_type),
+                Some(StreamHealth {
+                    outcome: s.outcome,
+                    finished_at: now,
+                    watermark: s.watermark,
+                    lag_seconds: s.watermark.map(|w| (now - w).num_seconds()),
+                    error: s.error.clone(),
+                }),
+            );
+        }
+    }
+
+    pub fn report(&self) -> HealthReport {
+        let now = Utc::now();
+        let inner = self.inner.lock().expect("health lock");
+        let fresh =
+            |h: &StreamHealth| (now - h.finished_at).to_std().unwrap_or_default() <= self.max_age;
+        let healthy = !inner.streams.is_empty()
+            && inner.streams.values().all(|s| {
+                s.as_ref().is_some_and(|h| {
+                    matches!(h.outcome, RunOutcome::Succeeded | RunOutcome::BudgetSpent) && fresh(h)
+                })
+            });
+        let streams = inner
+            .streams
+            .iter()
+            .map(|(k, v)| {
+                let v = v.clone().map(|mut h| {
+                    h.lag_seconds = h.watermark.map(|w| (now - w).num_seconds());
+                    h
+                });
+                (k.clone(), v)
+            })
+            .collect();
+        HealthReport {
+            healthy,
+            checked_at: now,
+            max_age_seconds: self.max_age.as_secs(),
+            streams,
+        }
+    }
+}
+
+async fn healthz(State(health): State<Health>) -> impl IntoResponse {
+    let report = health.report();
+    let status = if report.healthy {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, axum::Json(report))
+}
+
+async fn prometheus() -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        metrics().encode(),
+    )
+}
+
+/// Binds `listen` and serves until `cancel`. Returns the bound address
+/// (useful with port 0).
+pub async fn serve(
+    listen: SocketAddr,
+    health: Health,
+    cancel: CancellationToken,
+) -> std::io::Result<SocketAddr> {
+    let listener = tokio::net::TcpListener::bind(listen).await?;
+    let addr = listener.local_addr()?;
+    let app = Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(prometheus))
+        .with_state(health);
+    tokio::spawn(async move {
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(async move { cancel.cancelled().await })
+            .await;
+        if let Err(e) = served {
+            tracing::error!(error = %e, "the health and metrics server stopped");
+        }
+    });
+    Ok(addr)
+}
