@@ -83,6 +83,13 @@ pub enum Command {
         /// The query; without it, one query per line is read from stdin
         sql: Vec<String>,
     },
+    /// Print a shell completion script
+    Completions {
+        /// The shell
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff)
+    Man,
     /// Run the simulated Kore.ai API alone, to try a config or prototype dashboards without credentials
     Simulate {
         /// Address to listen on

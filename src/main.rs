@@ -5,7 +5,7 @@
 //! Exit codes: 0 success; 1 a stream or the run failed; 2 the configuration
 //! or the command line is wrong.
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use kore_sync::app;
 use kore_sync::cli::{Cli, Command, LogFormat};
 use kore_sync::config::{self, ConfigError};
@@ -60,6 +60,15 @@ async fn dispatch(cli: Cli) -> anyhow::Result<bool> {
             .map(|()| true),
         Command::Sync => app::sync_once(load()?, cancel).await,
         Command::Check => app::check(load()?).await,
+        Command::Completions { shell } => {
+            let mut cmd = Cli::command();
+            clap_complete::generate(*shell, &mut cmd, "kore-sync", &mut std::io::stdout());
+            Ok(true)
+        }
+        Command::Man => {
+            clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout())?;
+            Ok(true)
+        }
         Command::Run => app::run_daemon(load()?, cancel).await.map(|()| true),
         Command::Status { json } => app::status(load()?, *json).await.map(|()| true),
         Command::Export { parquet } => app::export(load()?, parquet).await.map(|()| true),
