@@ -61,7 +61,11 @@ async fn open(config: &Arc<Config>) -> anyhow::Result<SyncContext> {
 /// `kore-sync sync`: one pass, then exit. True if every stream succeeded.
 pub async fn sync_once(config: Config, cancel: CancellationToken) -> anyhow::Result<bool> {
     let ctx = open(&Arc::new(config)).await?;
-    let report = run_pass(&ctx, &PassOptions::manual(), &cancel).await?;
+    let opts = PassOptions {
+        observer: crate::progress::terminal_observer(),
+        ..PassOptions::manual()
+    };
+    let report = run_pass(&ctx, &opts, &cancel).await?;
     print_pass(&report);
     publish::after_pass(&ctx, &report).await;
     Ok(report.all_succeeded())
@@ -95,6 +99,8 @@ pub async fn backfill(
         only_bot: bot,
         // A backfill is asked for explicitly: it waits out the hourly budget.
         max_budget_wait: None,
+        observer: crate::progress::terminal_observer(),
+        ..PassOptions::manual()
     };
     let report = run_pass(&ctx, &opts, &cancel).await?;
     print_pass(&report);

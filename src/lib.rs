@@ -13,6 +13,7 @@ pub mod cli;
 pub mod config;
 pub mod model;
 pub mod ops;
+pub mod progress;
 pub mod schedule;
 pub mod secret;
 pub mod sim;

@@ -343,6 +343,7 @@ async fn backfill_rereads_a_range_and_never_moves_a_watermark_back() {
         range: Some((t - Duration::hours(1), t + Duration::hours(1))),
         only_bot: Some(h.bots[0].id.clone()),
         max_budget_wait: None,
+        ..PassOptions::manual()
     };
     let report = pass(&config, opts).await;
     assert!(report.all_succeeded());
@@ -392,6 +393,7 @@ async fn a_bad_record_is_kept_in_rejected_records_and_the_rest_of_the_page_commi
         range: Some((h.start, Utc::now())),
         only_bot: None,
         max_budget_wait: None,
+        ..PassOptions::manual()
     };
     let report = pass(&config, again).await;
     assert_eq!(
@@ -444,4 +446,57 @@ async fn apps_that_enforce_jti_accept_kore_syncs_tokens() {
         .unwrap_or_default()
         .to_owned();
     assert!(!report.all_succeeded() && e.contains("jti"), "{report:#?}");
+}
+
+#[derive(Default)]
+struct Recorder(std::sync::Mutex<Vec<(String, String, u32, u32, u64)>>);
+
+impl kore_sync::sync::PassObserver for Recorder {
+    fn started(&self, r: &kore_sync::sync::StreamReport) {
+        self.note("started", r);
+    }
+    fn advanced(&self, r: &kore_sync::sync::StreamReport) {
+        self.note("advanced", r);
+    }
+    fn finished(&self, r: &kore_sync::sync::StreamReport) {
+        self.note("finished", r);
+    }
+}
+
+impl Recorder {
+    fn note(&self, what: &str, r: &kore_sync::sync::StreamReport) {
+        self.0.lock().unwrap().push((
+            what.to_owned(),
+            r.containment_type.clone(),
+            r.windows_done,
+            r.windows_planned,
+            r.sessions_received,
+        ));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn progress_is_reported_per_stream_window_by_window() {
+    let h = harness(1, 13, 20, |_| {}).await;
+    let recorder = std::sync::Arc::new(Recorder::default());
+    let opts = PassOptions {
+        observer: Some(kore_sync::sync::Observer(recorder.clone())),
+        ..PassOptions::manual()
+    };
+    let config = config::from_toml(&h.toml("containment_types = [\"agent\"]", "")).unwrap();
+    let report = pass(&config, opts).await;
+    let events = recorder.0.lock().unwrap().clone();
+    let kinds: Vec<&str> = events.iter().map(|e| e.0.as_str()).collect();
+    assert_eq!(
+        kinds,
+        ["started", "advanced", "advanced", "advanced", "finished"],
+        "{events:?}"
+    );
+    let windows: Vec<u32> = events.iter().map(|e| e.2).collect();
+    assert_eq!(windows, [0, 1, 2, 3, 3]);
+    assert!(events.iter().all(|e| e.3 == 3));
+    assert_eq!(
+        events.last().unwrap().4,
+        report.streams[0].sessions_received
+    );
 }

@@ -6,7 +6,10 @@ pub mod plan;
 pub mod publish;
 pub mod run;
 
-pub use run::{PassOptions, PassReport, PassTrigger, StreamReport, SyncContext, run_pass};
+pub use run::{
+    Observer, PassObserver, PassOptions, PassReport, PassTrigger, StreamReport, SyncContext,
+    run_pass,
+};
 
 use crate::api::{KoreClient, RequestBudget, SessionsApi};
 use crate::config::Config;

@@ -68,6 +68,29 @@ pub struct PassOptions {
     /// stream ends its pass cleanly (the next pass continues). None: wait as
     /// long as it takes (backfills).
     pub max_budget_wait: Option<Duration>,
+    /// Told about each stream's progress (the terminal progress bars).
+    pub observer: Option<Observer>,
+}
+
+/// Hears how each stream of a pass advances. Called from the pass's tasks.
+pub trait PassObserver: Send + Sync {
+    /// The stream planned its windows.
+    fn started(&self, report: &StreamReport);
+    /// A window was committed, or the budget made the stream wait; the report
+    /// holds the figures so far.
+    fn advanced(&self, report: &StreamReport);
+    /// The stream's pass ended.
+    fn finished(&self, report: &StreamReport);
+}
+
+/// A shareable [`PassObserver`].
+#[derive(Clone)]
+pub struct Observer(pub Arc<dyn PassObserver>);
+
+impl std::fmt::Debug for Observer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Observer")
+    }
 }
 
 /// Scheduled and manual passes wait at most this long for budget; longer
@@ -81,6 +104,7 @@ impl PassOptions {
             range: None,
             only_bot: None,
             max_budget_wait: Some(PASS_BUDGET_PATIENCE),
+            observer: None,
         }
     }
 
@@ -103,6 +127,8 @@ pub struct StreamReport {
     pub requests: u32,
     pub retries: u32,
     pub rate_limited: u32,
+    /// Time spent waiting for the request budget.
+    pub budget_wait: Duration,
     pub sessions_received: u64,
     pub sessions_written: u64,
     pub records_rejected: u64,
@@ -257,6 +283,7 @@ async fn run_stream(
         requests: 0,
         retries: 0,
         rate_limited: 0,
+        budget_wait: Duration::ZERO,
         sessions_received: 0,
         sessions_written: 0,
         records_rejected: 0,
@@ -264,6 +291,9 @@ async fn run_stream(
         watermark,
         error: None,
     };
+    if let Some(o) = &opts.observer {
+        o.0.started(&report);
+    }
     let fetch = Fetch {
         api,
         ct: key.containment_type,
@@ -301,6 +331,9 @@ async fn run_stream(
         report.sessions_received += commit.n_received as u64;
         report.sessions_written += commit.n_written as u64;
         report.watermark = commit.watermark;
+        if let Some(o) = &opts.observer {
+            o.0.advanced(&report);
+        }
     }
     // Sessions stored as active whose start is now before the span this pass
     // re-read: read them by id so their final state lands, and drop those the
@@ -326,6 +359,9 @@ async fn run_stream(
             },
         )
         .await?;
+    if let Some(o) = &opts.observer {
+        o.0.finished(&report);
+    }
     info!(
         stream = %key,
         outcome = report.outcome.as_str(),
@@ -406,6 +442,7 @@ impl StreamReport {
         self.requests += stats.requests;
         self.retries += stats.retries;
         self.rate_limited += stats.rate_limited;
+        self.budget_wait += stats.budget_wait;
     }
 
     fn stop(&mut self, outcome: RunOutcome, why: String) {
