@@ -100,7 +100,6 @@ pub async fn backfill(
         // A backfill is asked for explicitly: it waits out the hourly budget.
         max_budget_wait: None,
         observer: crate::progress::terminal_observer(),
-        ..PassOptions::manual()
     };
     let report = run_pass(&ctx, &opts, &cancel).await?;
     print_pass(&report);

@@ -141,11 +141,11 @@ async fn sync_exits_1_when_a_stream_fails_and_0_when_all_succeed() {
         .output()
         .await
         .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        !stderr.contains(" windows  "),
+        "no progress bars when stderr is not a terminal: {stderr}"
     );
 
     let out = cmd()

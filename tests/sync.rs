@@ -448,8 +448,11 @@ async fn apps_that_enforce_jti_accept_kore_syncs_tokens() {
     assert!(!report.all_succeeded() && e.contains("jti"), "{report:#?}");
 }
 
+/// (event, containment type, windows done, windows planned, sessions).
+type Event = (String, String, u32, u32, u64);
+
 #[derive(Default)]
-struct Recorder(std::sync::Mutex<Vec<(String, String, u32, u32, u64)>>);
+struct Recorder(std::sync::Mutex<Vec<Event>>);
 
 impl kore_sync::sync::PassObserver for Recorder {
     fn started(&self, r: &kore_sync::sync::StreamReport) {
