@@ -37,8 +37,12 @@ CREATE TABLE session_tags (
     -- Strings as is; numbers, booleans, objects, arrays as JSON text; JSON null as NULL.
     value      VARCHAR,
     -- The value exactly as received.
-    value_json JSON,
-    PRIMARY KEY (session_id, kind, ordinal)
+    value_json JSON
+    -- Key (session_id, kind, ordinal). Not declared: DuckDB keeps every
+    -- PRIMARY KEY index in memory and checks it row by row, which made tag
+    -- writes the slowest part of a backfill. The key holds by construction:
+    -- a session's tags are deleted and re-inserted together, in the same
+    -- transaction, from one parsed record (tests check it).
 );
 
 -- One watermark per stream (bot x containment type; bot_id '*' is the account scope).

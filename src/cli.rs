@@ -83,6 +83,24 @@ pub enum Command {
         /// The query; without it, one query per line is read from stdin
         sql: Vec<String>,
     },
+    /// Benchmark: backfill N simulated sessions in process and report time, requests and memory
+    Bench {
+        /// Sessions to backfill
+        #[arg(long, default_value_t = 100_000)]
+        sessions: u64,
+        /// Bots they are spread over
+        #[arg(long, default_value_t = 1)]
+        bots: u32,
+        /// Days of history they are spread over
+        #[arg(long, default_value_t = 30)]
+        days: i64,
+        /// api.page_size
+        #[arg(long, default_value_t = 100)]
+        page_size: u32,
+        /// Passes with nothing new to run after the backfill
+        #[arg(long, default_value_t = 10)]
+        idle_passes: u32,
+    },
     /// Print a shell completion script
     Completions {
         /// The shell

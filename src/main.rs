@@ -60,6 +60,22 @@ async fn dispatch(cli: Cli) -> anyhow::Result<bool> {
             .map(|()| true),
         Command::Sync => app::sync_once(load()?, cancel).await,
         Command::Check => app::check(load()?).await,
+        Command::Bench {
+            sessions,
+            bots,
+            days,
+            page_size,
+            idle_passes,
+        } => {
+            let o = kore_sync::bench::BenchOptions {
+                sessions: *sessions,
+                bots: *bots,
+                days: *days,
+                page_size: *page_size,
+                idle_passes: *idle_passes,
+            };
+            kore_sync::bench::bench(o).await.map(|()| true)
+        }
         Command::Completions { shell } => {
             let mut cmd = Cli::command();
             clap_complete::generate(*shell, &mut cmd, "kore-sync", &mut std::io::stdout());

@@ -84,6 +84,9 @@ pub struct SimSettings {
     pub slow_fault: Duration,
     /// Added to every answer, to make passes long enough to interrupt.
     pub latency: Duration,
+    /// Generate each bot's sessions on demand instead of storing them, for
+    /// benchmarks with millions of sessions (bot scope only).
+    pub synthetic: Option<Synthetic>,
     pub seed: u64,
 }
 
@@ -101,9 +104,84 @@ impl Default for SimSettings {
             fault_rate: 0.0,
             slow_fault: Duration::from_secs(3),
             latency: Duration::ZERO,
+            synthetic: None,
             seed: 1,
         }
     }
+}
+
+/// On-demand sessions: `per_bot` per bot, evenly spread over `[from, to)`.
+/// Session `i` of a bot is a pure function of (seed, bot, i), so nothing is
+/// stored and a page costs only the records on it.
+#[derive(Debug, Clone)]
+pub struct Synthetic {
+    pub per_bot: u64,
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+}
+
+impl Synthetic {
+    /// Start time of session `i`, in milliseconds; non-decreasing in `i`.
+    pub fn start_ms(&self, i: u64) -> i64 {
+        let span = (self.to - self.from).num_milliseconds().max(1) as i128;
+        self.from.timestamp_millis()
+            + (i128::from(i) * span / i128::from(self.per_bot.max(1))) as i64
+    }
+
+    /// The first index whose start is at or after `t_ms` (or after it, with `strictly_after`).
+    pub fn first_index_at(&self, t_ms: i64, strictly_after: bool) -> u64 {
+        let (mut lo, mut hi) = (0u64, self.per_bot);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            let s = self.start_ms(mid);
+            if s < t_ms || (strictly_after && s == t_ms) {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        lo
+    }
+
+    /// The containment type of session `i` of `bot`, without building it.
+    pub fn containment(seed: u64, bot: &str, i: u64) -> &'static str {
+        let h = mix(seed ^ bot_hash(bot) ^ i.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        match h % 100 {
+            0..65 => "selfService",
+            65..85 => "dropOff",
+            _ => "agent",
+        }
+    }
+
+    /// Session `i` of `bot` as the API would send it.
+    pub fn record(&self, seed: u64, bot: &str, i: u64) -> Value {
+        let mut rng = StdRng::seed_from_u64(mix(seed ^ bot_hash(bot) ^ i));
+        let start = DateTime::from_timestamp_millis(self.start_ms(i)).expect("in range");
+        let users = [format!("u-{:08x}", mix(i) % 5000)];
+        let mut rec = data::make_session(
+            &mut rng,
+            bot,
+            start,
+            self.to + chrono::Duration::days(1),
+            &users,
+        );
+        rec["sessionId"] = Value::String(format!("{:08x}{:016x}", bot_hash(bot) as u32, i));
+        rec["containmentType"] = Value::String(Self::containment(seed, bot, i).to_owned());
+        rec
+    }
+}
+
+fn bot_hash(bot: &str) -> u64 {
+    bot.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// splitmix64's finaliser: a cheap, well-mixed hash of a counter.
+fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }
 
 /// One request as the simulator saw it.

@@ -308,6 +308,34 @@ fn answer(
         );
     }
     let inclusive = st.settings.date_to_inclusive;
+    let limit = req
+        .limit
+        .map_or(st.settings.default_page_size, |l| l as usize)
+        .min(st.settings.max_page_size);
+    if let Some(syn) = st.settings.synthetic.clone() {
+        // Newest first over the bot's indices in the window; only the page's
+        // records are built.
+        let lo = syn.first_index_at(from.timestamp_millis(), false);
+        let hi = syn.first_index_at(to.timestamp_millis(), inclusive);
+        let seed = st.settings.seed;
+        let ct = params.containment_type.as_deref();
+        let matches =
+            |i: &u64| ct.is_none_or(|c| super::Synthetic::containment(seed, scope, *i) == c);
+        let total = (lo..hi).filter(matches).count();
+        let page: Vec<Value> = (lo..hi)
+            .rev()
+            .filter(matches)
+            .skip(skip as usize)
+            .take(limit)
+            .map(|i| syn.record(seed, scope, i))
+            .collect();
+        log.returned = page.len();
+        let more = (skip as usize).saturating_add(page.len()) < total;
+        return finish(
+            json!({"total": total, "moreAvailable": more, "sessions": page}),
+            fault,
+        );
+    }
     let matching: Vec<&SimRecord> = st
         .records
         .iter()
@@ -331,10 +359,6 @@ fn answer(
         })
         .collect();
     let total = matching.len();
-    let limit = req
-        .limit
-        .map_or(st.settings.default_page_size, |l| l as usize)
-        .min(st.settings.max_page_size);
     let page: Vec<Value> = matching
         .iter()
         .skip(skip as usize)

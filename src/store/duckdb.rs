@@ -11,8 +11,11 @@ use super::{RunRecord, StatusReport, StreamStatus, WindowCommit};
 use crate::model::{RejectedRecord, Session, StreamKey};
 use crate::sync::plan::Window;
 use chrono::{DateTime, Utc};
+use duckdb::arrow::array::{ArrayRef, BooleanArray, Int32Array, StringArray};
+use duckdb::arrow::record_batch::RecordBatch;
 use duckdb::{Connection, OptionalExt, params};
 use std::path::Path;
+use std::sync::Arc;
 
 /// Staging tables live in the connection's temp catalog: they are never
 /// persisted and each window empties them first.
@@ -43,9 +46,13 @@ pub fn open(path: &Path) -> Result<Connection, StoreError> {
         }
     })?;
     // Never reach for the network: kore-sync's SQL needs no extension beyond
-    // the bundled json, and a silent download attempt would only slow things.
+    // those compiled in, and a silent download attempt would only slow things.
+    // One thread and a small buffer pool: a window is a few thousand rows, so
+    // more threads bought no speed (measured, BENCHMARKS.md) and cost memory;
+    // larger operations spill to disk rather than grow the process.
     conn.execute_batch(
-        "SET autoinstall_known_extensions = false; SET autoload_known_extensions = false;",
+        "SET autoinstall_known_extensions = false; SET autoload_known_extensions = false;
+         SET threads = 1; SET memory_limit = '128MB';",
     )
     .doing("configuring the connection")?;
     super::migrations::apply(&conn, path)?;
@@ -109,50 +116,26 @@ pub fn commit_window(
         "DELETE FROM stage_sessions; DELETE FROM stage_tags; DELETE FROM stage_changed;",
     )
     .doing("clearing staging tables")?;
+    // Columnar appends (Arrow record batches): one call per table instead of
+    // one per row, which was half of a window's commit time.
+    let (session_batch, tag_batch) = stage_batches(sessions).map_err(|e| StoreError::Query {
+        doing: "building staging batches",
+        source: duckdb::Error::ArrowTypeToDuckdbType(
+            e.to_string(),
+            duckdb::arrow::datatypes::DataType::Null,
+        ),
+    })?;
     {
         let mut app = conn
             .appender("stage_sessions")
             .doing("opening the session appender")?;
-        for s in sessions {
-            let lang = s
-                .session_lang
-                .as_ref()
-                .map(|l| serde_json::to_string(l).expect("strings serialize"));
-            app.append_row(params![
-                s.session_id,
-                s.bot_id,
-                s.channel,
-                s.user_id,
-                ts(s.start_time),
-                s.end_time.map(ts),
-                lang,
-                s.session_type,
-                s.containment_type,
-                s.is_developer,
-                s.session_status,
-                s.messages_exchanged,
-                s.tasks_executed,
-                s.raw,
-            ])
+        app.append_record_batch(session_batch)
             .doing("staging sessions")?;
-        }
         app.flush().doing("staging sessions")?;
         let mut app = conn
             .appender("stage_tags")
             .doing("opening the tag appender")?;
-        for s in sessions {
-            for t in &s.tags {
-                app.append_row(params![
-                    s.session_id,
-                    t.kind,
-                    t.ordinal,
-                    t.name,
-                    t.value,
-                    t.value_json
-                ])
-                .doing("staging tags")?;
-            }
-        }
+        app.append_record_batch(tag_batch).doing("staging tags")?;
         app.flush().doing("staging tags")?;
     }
 
@@ -360,6 +343,123 @@ pub fn record_requests(
     )
     .doing("pruning the request log")?;
     tx.commit().doing("recording requests")
+}
+
+/// The staging tables' rows as Arrow record batches, columns in table order.
+fn stage_batches(
+    sessions: &[Session],
+) -> Result<(RecordBatch, RecordBatch), duckdb::arrow::error::ArrowError> {
+    let text = |f: &dyn Fn(&Session) -> Option<String>| -> ArrayRef {
+        Arc::new(sessions.iter().map(f).collect::<StringArray>())
+    };
+    let session_cols: Vec<ArrayRef> = vec![
+        text(&|s| Some(s.session_id.clone())),
+        text(&|s| s.bot_id.clone()),
+        text(&|s| s.channel.clone()),
+        text(&|s| s.user_id.clone()),
+        text(&|s| Some(ts(s.start_time))),
+        text(&|s| s.end_time.map(ts)),
+        text(&|s| {
+            s.session_lang
+                .as_ref()
+                .map(|l| serde_json::to_string(l).expect("strings serialize"))
+        }),
+        text(&|s| s.session_type.clone()),
+        text(&|s| s.containment_type.clone()),
+        Arc::new(
+            sessions
+                .iter()
+                .map(|s| s.is_developer)
+                .collect::<BooleanArray>(),
+        ),
+        text(&|s| s.session_status.clone()),
+        Arc::new(
+            sessions
+                .iter()
+                .map(|s| s.messages_exchanged)
+                .collect::<Int32Array>(),
+        ),
+        Arc::new(
+            sessions
+                .iter()
+                .map(|s| s.tasks_executed)
+                .collect::<Int32Array>(),
+        ),
+        text(&|s| Some(s.raw.clone())),
+    ];
+    let names = [
+        "session_id",
+        "bot_id",
+        "channel",
+        "user_id",
+        "start_time",
+        "end_time",
+        "session_lang",
+        "session_type",
+        "containment_type",
+        "is_developer",
+        "session_status",
+        "messages_exchanged",
+        "tasks_executed",
+        "raw",
+    ];
+    let sessions_batch = RecordBatch::try_from_iter(names.into_iter().zip(session_cols))?;
+    let tags: Vec<(&Session, &crate::model::Tag)> = sessions
+        .iter()
+        .flat_map(|s| s.tags.iter().map(move |t| (s, t)))
+        .collect();
+    let tag_cols: Vec<(&str, ArrayRef)> = vec![
+        (
+            "session_id",
+            Arc::new(
+                tags.iter()
+                    .map(|(s, _)| Some(s.session_id.as_str()))
+                    .collect::<StringArray>(),
+            ),
+        ),
+        (
+            "kind",
+            Arc::new(
+                tags.iter()
+                    .map(|(_, t)| Some(t.kind.as_str()))
+                    .collect::<StringArray>(),
+            ),
+        ),
+        (
+            "ordinal",
+            Arc::new(
+                tags.iter()
+                    .map(|(_, t)| Some(t.ordinal))
+                    .collect::<Int32Array>(),
+            ),
+        ),
+        (
+            "name",
+            Arc::new(
+                tags.iter()
+                    .map(|(_, t)| t.name.as_deref())
+                    .collect::<StringArray>(),
+            ),
+        ),
+        (
+            "value",
+            Arc::new(
+                tags.iter()
+                    .map(|(_, t)| t.value.as_deref())
+                    .collect::<StringArray>(),
+            ),
+        ),
+        (
+            "value_json",
+            Arc::new(
+                tags.iter()
+                    .map(|(_, t)| Some(t.value_json.as_str()))
+                    .collect::<StringArray>(),
+            ),
+        ),
+    ];
+    let tags_batch = RecordBatch::try_from_iter(tag_cols)?;
+    Ok((sessions_batch, tags_batch))
 }
 
 pub fn begin_run(

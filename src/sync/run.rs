@@ -129,6 +129,10 @@ pub struct StreamReport {
     pub rate_limited: u32,
     /// Time spent waiting for the request budget.
     pub budget_wait: Duration,
+    /// Time spent fetching and parsing windows (budget waits included).
+    pub fetch_time: Duration,
+    /// Time spent committing windows to the warehouse.
+    pub store_time: Duration,
     pub sessions_received: u64,
     pub sessions_written: u64,
     pub records_rejected: u64,
@@ -284,6 +288,8 @@ async fn run_stream(
         retries: 0,
         rate_limited: 0,
         budget_wait: Duration::ZERO,
+        fetch_time: Duration::ZERO,
+        store_time: Duration::ZERO,
         sessions_received: 0,
         sessions_written: 0,
         records_rejected: 0,
@@ -307,7 +313,9 @@ async fn run_stream(
             break;
         }
         let mut stats = CallStats::default();
+        let fetch_started = std::time::Instant::now();
         let fetched = fetch.window(*window, &mut stats).await;
+        report.fetch_time += fetch_started.elapsed();
         report.add(&stats);
         let fetched = match fetched {
             Ok(f) => f,
@@ -317,6 +325,7 @@ async fn run_stream(
             }
         };
         report.records_rejected += fetched.rejected.len() as u64;
+        let store_started = std::time::Instant::now();
         let commit = ctx
             .store
             .commit_window(
@@ -327,6 +336,7 @@ async fn run_stream(
                 fetched.rejected,
             )
             .await?;
+        report.store_time += store_started.elapsed();
         report.windows_done += 1;
         report.sessions_received += commit.n_received as u64;
         report.sessions_written += commit.n_written as u64;
