@@ -605,6 +605,7 @@ pub async fn check(config: Config) -> anyhow::Result<bool> {
             skip: Some(0),
             limit: Some(1),
             session_id: None,
+            call_id: None,
         };
         let ct = config.sync.containment_types[0];
         let (result, _) = api
@@ -669,4 +670,106 @@ fn dir_writable(dir: &Path) -> Result<String, String> {
         .map_err(|e| format!("cannot write in it ({e}); check permissions"))?;
     let _ = std::fs::remove_file(&probe);
     Ok("writable".into())
+}
+
+/// `kore-sync fetch`: read the given sessions (by id, 50 per request, or by
+/// an external call id) and upsert them. Ids the API does not know are
+/// listed, and removed from the warehouse with `prune`. True if every id
+/// was found (or pruned).
+pub async fn fetch(
+    config: Config,
+    ids: Vec<String>,
+    call_id: Option<String>,
+    bot: Option<String>,
+    prune: bool,
+) -> anyhow::Result<bool> {
+    if ids.is_empty() && call_id.is_none() {
+        bail!("nothing to fetch: give --session ID (repeatable) or --call-id ID");
+    }
+    let scope = match (&bot, config.scopes.as_slice()) {
+        (Some(b), scopes) => scopes
+            .iter()
+            .find(|s| &s.bot_id == b)
+            .with_context(|| format!("--bot {b:?} is not in the configuration"))?,
+        (None, [only]) => only,
+        (None, _) => bail!("several bots are configured: say which with --bot ID"),
+    };
+    let bot_id = scope.bot_id.clone();
+    let ctx = open(&Arc::new(config)).await?;
+    let api = ctx
+        .apis
+        .iter()
+        .find(|a| a.bot_id() == bot_id)
+        .expect("one API per scope")
+        .clone();
+    // The stream key only labels rejected records; containment comes from each record.
+    let key = crate::model::StreamKey {
+        bot_id: bot_id.clone(),
+        containment_type: crate::model::ContainmentType::SelfService,
+    };
+    let mut unique = Vec::new();
+    for id in ids {
+        if !unique.contains(&id) {
+            unique.push(id);
+        }
+    }
+    let mut requests: Vec<crate::api::wire::SessionsRequest> = unique
+        .chunks(crate::sync::run::MAX_IDS_PER_LOOKUP)
+        .map(|batch| crate::api::wire::SessionsRequest {
+            session_id: Some(batch.to_vec()),
+            ..Default::default()
+        })
+        .collect();
+    if let Some(c) = &call_id {
+        requests.push(crate::api::wire::SessionsRequest {
+            call_id: Some(c.clone()),
+            ..Default::default()
+        });
+    }
+    let never = CancellationToken::new();
+    let (mut n_found, mut invalid) = (0usize, Vec::new());
+    for body in &requests {
+        let (result, _) = api.get_sessions(None, body, None, &never).await;
+        let page = result?;
+        let mut sessions = Vec::new();
+        let mut rejected = Vec::new();
+        for raw in &page.sessions {
+            match crate::api::wire::parse_session(raw, None) {
+                Ok(s) => sessions.push(s),
+                Err(e) => rejected.push(crate::model::RejectedRecord {
+                    session_id: crate::api::wire::session_id_of(raw),
+                    reason: e.0,
+                    raw: raw.get().to_owned(),
+                }),
+            }
+        }
+        n_found += sessions.len();
+        let asked = body.session_id.clone().unwrap_or_default();
+        let gone: Vec<String> = page
+            .invalid_sessions
+            .into_iter()
+            .filter(|i| asked.contains(i))
+            .collect();
+        let delete = if prune { gone.clone() } else { Vec::new() };
+        invalid.extend(gone);
+        ctx.store
+            .commit_refresh(&key, sessions, rejected, delete)
+            .await?;
+    }
+    if let Some(c) = &call_id {
+        println!("call id {c}: fetched with the other sessions below");
+    }
+    println!("fetched and stored {n_found} session(s) of {bot_id}");
+    for id in &invalid {
+        println!(
+            "unknown to the API: {id}{}",
+            if prune {
+                " (removed from the warehouse)"
+            } else {
+                " (use --prune to remove it from the warehouse)"
+            }
+        );
+    }
+    publish::after_pass(&ctx, &PassReport::default()).await;
+    Ok(invalid.is_empty() || prune)
 }

@@ -67,6 +67,21 @@ pub enum Command {
         #[arg(long, value_name = "ID")]
         bot: Option<String>,
     },
+    /// Fetch given sessions now (by id, 50 per request, or by external call id) and upsert them
+    Fetch {
+        /// A session id (repeatable; duplicates are dropped)
+        #[arg(long = "session", value_name = "ID")]
+        sessions: Vec<String>,
+        /// An external call id (agent desktop): fetch that call's sessions
+        #[arg(long, value_name = "ID")]
+        call_id: Option<String>,
+        /// The bot to ask (required when several are configured)
+        #[arg(long, value_name = "ID")]
+        bot: Option<String>,
+        /// Remove ids the API reports unknown (invalidSessions) from the warehouse
+        #[arg(long)]
+        prune: bool,
+    },
     /// Check the setup: configuration, a token and one small request per bot, the warehouse; OK or the fix per line
     Check,
     /// Write the whole history as hive-partitioned Parquet (sessions/date=…, session_tags/date=…)

@@ -60,6 +60,21 @@ async fn dispatch(cli: Cli) -> anyhow::Result<bool> {
             .map(|()| true),
         Command::Sync => app::sync_once(load()?, cancel).await,
         Command::Check => app::check(load()?).await,
+        Command::Fetch {
+            sessions,
+            call_id,
+            bot,
+            prune,
+        } => {
+            app::fetch(
+                load()?,
+                sessions.clone(),
+                call_id.clone(),
+                bot.clone(),
+                *prune,
+            )
+            .await
+        }
         Command::Bench {
             sessions,
             bots,

@@ -229,6 +229,9 @@ impl SessionsApi {
         if let Some(c) = containment {
             req = req.query(&[("containmentType", c.as_str())]);
         }
+        if let Some(call_id) = &body.call_id {
+            req = req.query(&[("callId", call_id.as_str())]);
+        }
         let transport = |source| ApiError::Transport {
             url: self.url.to_string(),
             source,

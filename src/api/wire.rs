@@ -29,6 +29,10 @@ pub struct SessionsRequest {
     pub limit: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub session_id: Option<Vec<String>>,
+    /// The external call id variant: sent as `?callId=` in the query string,
+    /// not in the body.
+    #[serde(skip)]
+    pub call_id: Option<String>,
 }
 
 /// Formats a timestamp the way the API documents: `yyyy-mm-ddThh:mm:ss.mmmZ`.

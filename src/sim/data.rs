@@ -148,6 +148,10 @@ pub fn make_session(
         },
     );
     obj.insert("tags".into(), make_tags(rng));
+    // Voice sessions carry the agent desktop's external call id.
+    if obj["channel"] == "korevg" {
+        obj.insert("callId".into(), json!(format!("call-{}", hex_id(rng))));
+    }
     rec
 }
 

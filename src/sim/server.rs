@@ -29,6 +29,8 @@ pub(super) fn router(state: Shared) -> Router {
 struct Params {
     #[serde(rename = "containmentType")]
     containment_type: Option<String>,
+    #[serde(rename = "callId")]
+    call_id: Option<String>,
 }
 
 async fn bot_scope(
@@ -222,6 +224,20 @@ fn answer(
     }
     let in_scope = |r: &SimRecord| scope == "*" || r.bot_id == scope;
 
+    // The call id variant: the sessions of one external call.
+    if let Some(call_id) = &params.call_id {
+        let found: Vec<Value> = st
+            .records
+            .iter()
+            .filter(|r| in_scope(r) && r.record["callId"].as_str() == Some(call_id.as_str()))
+            .map(|r| r.record.clone())
+            .collect();
+        log.returned = found.len();
+        return finish(
+            json!({"total": found.len(), "moreAvailable": false, "sessions": found}),
+            fault,
+        );
+    }
     // sessionId lookups ignore every other filter.
     if let Some(ids) = &req.session_id {
         log.session_ids = Some(ids.len());

@@ -702,6 +702,7 @@ impl Fetch<'_> {
                 skip: Some(skip),
                 limit: Some(u64::from(self.page_size)),
                 session_id: None,
+                call_id: None,
             };
             let (result, call) = self
                 .api
