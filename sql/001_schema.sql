@@ -2,8 +2,11 @@
 -- Timestamps are TIMESTAMPTZ holding UTC instants; the API's times are GMT.
 
 -- One row per session, as last read from getSessions.
+-- session_id is unique, kept so by the sync's one-transaction replace; it is
+-- not declared PRIMARY KEY because DuckDB holds key indexes in memory, which
+-- grew with history (a million-session backfill ran out of memory).
 CREATE TABLE sessions (
-    session_id         VARCHAR PRIMARY KEY,
+    session_id         VARCHAR NOT NULL,
     bot_id             VARCHAR,
     channel            VARCHAR,
     user_id            VARCHAR,

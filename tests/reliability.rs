@@ -318,3 +318,34 @@ async fn a_pass_past_its_deadline_stops_at_the_last_committed_window() {
         before.len()
     );
 }
+
+/// Takes about 70 seconds: the point is to run past a full rolling minute at
+/// the documented limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_default_settings_the_documented_rate_limit_is_never_hit() {
+    let h = harness(1, 22, 5, |s| s.rate_limit = Some((60, 1800))).await;
+    let toml = h
+        .toml("window = \"1d\"", "")
+        .replace("requests_per_minute = 0\nrequests_per_hour = 0\n", "");
+    let config = config::from_toml(&toml).unwrap();
+    assert_eq!(
+        (config.api.requests_per_minute, config.api.requests_per_hour),
+        (60, 1800)
+    );
+    let report = pass(&config, PassOptions::manual()).await;
+    assert!(report.all_succeeded(), "{report:#?}");
+    let requests = h.sim.requests();
+    assert!(
+        requests.len() > 61,
+        "more than a minute's worth: {}",
+        requests.len()
+    );
+    assert!(
+        requests.iter().all(|r| r.status != 429),
+        "the simulator answered 429"
+    );
+    assert_eq!(
+        report.streams.iter().map(|s| s.rate_limited).sum::<u32>(),
+        0
+    );
+}

@@ -19,6 +19,10 @@ use tokio::time::Instant;
 
 const MINUTE: Duration = Duration::from_secs(60);
 const HOUR: Duration = Duration::from_secs(3600);
+/// Requests reach the server a little after they are granted, and not all
+/// equally late, so the windows are kept this much longer than the server's:
+/// a request granted exactly at the limit could otherwise arrive inside it.
+const MARGIN: Duration = Duration::from_millis(500);
 /// How long the slower pace lasts after a 429.
 pub const SLOW_DOWN_FOR: Duration = Duration::from_secs(600);
 
@@ -115,20 +119,20 @@ impl RequestBudget {
         let mut st = self.state.lock().expect("budget lock poisoned");
         let slow = st.slow_until.is_some_and(|t| t > now);
         let log = &mut st.granted;
-        while log.front().is_some_and(|t| *t + HOUR <= now) {
+        while log.front().is_some_and(|t| *t + HOUR + MARGIN <= now) {
             log.pop_front();
         }
         let mut slot = now;
         if self.per_minute > 0 {
             // Even spacing: never two requests closer than a minute / per_minute
             // (twice that while slowed down).
-            let gap = MINUTE / self.per_minute * if slow { 2 } else { 1 };
+            let gap = (MINUTE + MARGIN) / self.per_minute * if slow { 2 } else { 1 };
             if let Some(last) = log.back() {
                 slot = slot.max(*last + gap);
             }
             let n = self.per_minute as usize;
             if log.len() >= n {
-                slot = slot.max(log[log.len() - n] + MINUTE);
+                slot = slot.max(log[log.len() - n] + MINUTE + MARGIN);
             }
         } else if slow {
             // Unlimited by config, but the server disagreed: at most 1/s for a while.
@@ -139,7 +143,7 @@ impl RequestBudget {
         if self.per_hour > 0 {
             let n = self.per_hour as usize;
             if log.len() >= n {
-                slot = slot.max(log[log.len() - n] + HOUR);
+                slot = slot.max(log[log.len() - n] + HOUR + MARGIN);
             }
         }
         if let Some(max) = max_wait
@@ -160,6 +164,12 @@ impl RequestBudget {
 mod tests {
     use super::*;
 
+    /// The paused clock rounds sleeps to whole milliseconds.
+    fn assert_near(got: Duration, want: Duration) {
+        let diff = got.abs_diff(want);
+        assert!(diff <= Duration::from_millis(5), "{got:?} is not {want:?}");
+    }
+
     #[tokio::test(start_paused = true)]
     async fn spaces_requests_evenly_within_the_minute_budget() {
         let budget = RequestBudget::new(60, 0);
@@ -167,7 +177,7 @@ mod tests {
         for _ in 0..5 {
             budget.acquire(None).await.unwrap();
         }
-        assert_eq!(start.elapsed(), Duration::from_secs(4));
+        assert_near(start.elapsed(), (MINUTE + MARGIN) / 60 * 4);
     }
 
     #[tokio::test(start_paused = true)]
@@ -179,7 +189,7 @@ mod tests {
         }
         assert_eq!(start.elapsed(), Duration::ZERO);
         let waited = budget.acquire(None).await.unwrap();
-        assert_eq!(waited, HOUR);
+        assert_eq!(waited, HOUR + MARGIN);
     }
 
     #[tokio::test(start_paused = true)]
@@ -193,7 +203,7 @@ mod tests {
             .unwrap_err();
         assert!(err.wait > Duration::from_secs(3500), "{err:?}");
         // Nothing was reserved by the refused call: after the hour, two fit again.
-        tokio::time::advance(HOUR).await;
+        tokio::time::advance(HOUR + MARGIN).await;
         budget.acquire(Some(Duration::from_secs(5))).await.unwrap();
         budget.acquire(Some(Duration::from_secs(5))).await.unwrap();
     }
@@ -203,10 +213,13 @@ mod tests {
         let budget = RequestBudget::new(60, 0);
         budget.acquire(None).await.unwrap();
         budget.slow_down();
-        assert_eq!(budget.acquire(None).await.unwrap(), Duration::from_secs(2));
+        assert_near(
+            budget.acquire(None).await.unwrap(),
+            (MINUTE + MARGIN) / 60 * 2,
+        );
         tokio::time::advance(SLOW_DOWN_FOR).await;
         budget.acquire(None).await.unwrap();
-        assert_eq!(budget.acquire(None).await.unwrap(), Duration::from_secs(1));
+        assert_near(budget.acquire(None).await.unwrap(), (MINUTE + MARGIN) / 60);
     }
 
     #[tokio::test(start_paused = true)]

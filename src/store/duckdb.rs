@@ -52,7 +52,7 @@ pub fn open(path: &Path) -> Result<Connection, StoreError> {
     // larger operations spill to disk rather than grow the process.
     conn.execute_batch(
         "SET autoinstall_known_extensions = false; SET autoload_known_extensions = false;
-         SET threads = 1; SET memory_limit = '128MB';",
+         SET threads = 1; SET memory_limit = '256MB';",
     )
     .doing("configuring the connection")?;
     super::migrations::apply(&conn, path)?;
@@ -118,7 +118,19 @@ pub fn commit_window(
     .doing("clearing staging tables")?;
     // Columnar appends (Arrow record batches): one call per table instead of
     // one per row, which was half of a window's commit time.
-    let (session_batch, tag_batch) = stage_batches(sessions).map_err(|e| StoreError::Query {
+    // One row per session id (the last version wins), so the replace below
+    // keeps `session_id` unique whatever the caller passed.
+    let mut last: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for (i, s) in sessions.iter().enumerate() {
+        last.insert(s.session_id.as_str(), i);
+    }
+    let sessions: Vec<&Session> = sessions
+        .iter()
+        .enumerate()
+        .filter(|(i, s)| last.get(s.session_id.as_str()) == Some(i))
+        .map(|(_, s)| s)
+        .collect();
+    let (session_batch, tag_batch) = stage_batches(&sessions).map_err(|e| StoreError::Query {
         doing: "building staging batches",
         source: duckdb::Error::ArrowTypeToDuckdbType(
             e.to_string(),
@@ -147,7 +159,7 @@ pub fn commit_window(
     let n_changed = tx
         .execute(
             "INSERT INTO stage_changed
-             SELECT s.session_id FROM stage_sessions s LEFT JOIN sessions t USING (session_id)
+             SELECT DISTINCT s.session_id FROM stage_sessions s LEFT JOIN sessions t USING (session_id)
              WHERE t.session_id IS NULL
                 OR CAST(t.raw AS VARCHAR) IS DISTINCT FROM s.raw
                 OR t.containment_type IS DISTINCT FROM s.containment_type",
@@ -168,23 +180,29 @@ pub fn commit_window(
         )
         .doing("noting changed days")?;
         let now_ts = ts(now);
+        // Replace changed rows: keep when each session was first stored,
+        // delete the old version, insert the new one. (No PRIMARY KEY index:
+        // DuckDB holds such indexes in memory, which grew with history and
+        // ran a million-session backfill out of memory; `session_id` stays
+        // unique because stage rows are distinct and the old row is deleted
+        // first, in this one transaction.)
+        tx.execute_batch(
+            "CREATE OR REPLACE TEMP TABLE stage_first AS
+             SELECT session_id, min(first_synced_at) AS first_synced_at FROM sessions
+             WHERE session_id IN (SELECT session_id FROM stage_changed) GROUP BY session_id;
+             DELETE FROM sessions WHERE session_id IN (SELECT session_id FROM stage_changed);",
+        )
+        .doing("replacing changed sessions")?;
         tx.execute(
             "INSERT INTO sessions
-             SELECT session_id, bot_id, channel, user_id,
+             SELECT s.session_id, bot_id, channel, user_id,
                     CAST(start_time AS TIMESTAMPTZ), CAST(end_time AS TIMESTAMPTZ),
                     from_json(session_lang, '[\"VARCHAR\"]'),
                     session_type, containment_type, is_developer, session_status,
                     messages_exchanged, tasks_executed, CAST(raw AS JSON),
-                    CAST($1 AS TIMESTAMPTZ), CAST($1 AS TIMESTAMPTZ)
-             FROM stage_sessions WHERE session_id IN (SELECT session_id FROM stage_changed)
-             ON CONFLICT (session_id) DO UPDATE SET
-                 bot_id = excluded.bot_id, channel = excluded.channel, user_id = excluded.user_id,
-                 start_time = excluded.start_time, end_time = excluded.end_time,
-                 session_lang = excluded.session_lang, session_type = excluded.session_type,
-                 containment_type = excluded.containment_type, is_developer = excluded.is_developer,
-                 session_status = excluded.session_status, messages_exchanged = excluded.messages_exchanged,
-                 tasks_executed = excluded.tasks_executed, raw = excluded.raw,
-                 last_synced_at = excluded.last_synced_at",
+                    coalesce(f.first_synced_at, CAST($1 AS TIMESTAMPTZ)), CAST($1 AS TIMESTAMPTZ)
+             FROM stage_sessions s LEFT JOIN stage_first f USING (session_id)
+             WHERE s.session_id IN (SELECT session_id FROM stage_changed)",
             params![now_ts],
         )
         .doing("upserting sessions")?;
@@ -347,10 +365,10 @@ pub fn record_requests(
 
 /// The staging tables' rows as Arrow record batches, columns in table order.
 fn stage_batches(
-    sessions: &[Session],
+    sessions: &[&Session],
 ) -> Result<(RecordBatch, RecordBatch), duckdb::arrow::error::ArrowError> {
     let text = |f: &dyn Fn(&Session) -> Option<String>| -> ArrayRef {
-        Arc::new(sessions.iter().map(f).collect::<StringArray>())
+        Arc::new(sessions.iter().map(|s| f(s)).collect::<StringArray>())
     };
     let session_cols: Vec<ArrayRef> = vec![
         text(&|s| Some(s.session_id.clone())),
@@ -406,7 +424,7 @@ fn stage_batches(
     let sessions_batch = RecordBatch::try_from_iter(names.into_iter().zip(session_cols))?;
     let tags: Vec<(&Session, &crate::model::Tag)> = sessions
         .iter()
-        .flat_map(|s| s.tags.iter().map(move |t| (s, t)))
+        .flat_map(|s| s.tags.iter().map(move |t| (*s, t)))
         .collect();
     let tag_cols: Vec<(&str, ArrayRef)> = vec![
         (
