@@ -22,6 +22,8 @@ pub struct BenchOptions {
     pub days: i64,
     pub page_size: u32,
     pub idle_passes: u32,
+    /// `sync.window`, e.g. "6d".
+    pub window: String,
 }
 
 /// Peak resident set size of this process so far, in MiB (Linux).
@@ -67,11 +69,12 @@ pub async fn bench(o: BenchOptions) -> anyhow::Result<()> {
     let warehouse = dir.join("bench.duckdb");
     let mut toml = format!(
         "[api]\nbase_url = {:?}\npage_size = {}\nrequests_per_minute = 0\nrequests_per_hour = 0\n\
-         [warehouse]\npath = {:?}\npublish = false\n[sync]\nstart = {:?}\nlag = \"0s\"\nlookback = \"1h\"\n",
+         [warehouse]\npath = {:?}\npublish = false\n[sync]\nstart = {:?}\nlag = \"0s\"\nlookback = \"1h\"\nwindow = {:?}\n",
         sim.base_url(),
         o.page_size,
         warehouse.display().to_string(),
-        syn.from.to_rfc3339()
+        syn.from.to_rfc3339(),
+        o.window
     );
     for b in &bots {
         toml.push_str(&format!(
@@ -104,8 +107,8 @@ pub async fn bench(o: BenchOptions) -> anyhow::Result<()> {
         .map(|m| m.len() as f64 / 1_048_576.0)
         .unwrap_or(0.0);
     println!(
-        "backfill of {} sessions ({} bots, {} days, page size {})",
-        o.sessions, o.bots, o.days, o.page_size
+        "backfill of {} sessions ({} bots, {} days, window {}, page size {})",
+        o.sessions, o.bots, o.days, o.window, o.page_size
     );
     println!("  wall time          {elapsed:.2} s");
     println!("  sessions stored    {n_sessions}");

@@ -115,6 +115,9 @@ pub enum Command {
         /// Passes with nothing new to run after the backfill
         #[arg(long, default_value_t = 10)]
         idle_passes: u32,
+        /// sync.window for the backfill
+        #[arg(long, default_value = "6d")]
+        window: String,
     },
     /// Print a shell completion script
     Completions {

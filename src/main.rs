@@ -81,6 +81,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<bool> {
             days,
             page_size,
             idle_passes,
+            window,
         } => {
             let o = kore_sync::bench::BenchOptions {
                 sessions: *sessions,
@@ -88,6 +89,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<bool> {
                 days: *days,
                 page_size: *page_size,
                 idle_passes: *idle_passes,
+                window: window.clone(),
             };
             kore_sync::bench::bench(o).await.map(|()| true)
         }

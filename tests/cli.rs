@@ -218,3 +218,68 @@ async fn run_passes_at_start_and_stops_cleanly_on_sigterm() {
     assert_eq!(status.code(), Some(0));
     assert_warehouse_equals(&h.warehouse, &h.sim_records());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn environment_variables_override_the_file() {
+    let h = harness(1, 2, 10, |_| {}).await;
+    let path = h.dir.path().join("kore-sync.toml");
+    // The file's secret (in [api], used by the bot) is wrong; KORE_SYNC__…
+    // carries the right one.
+    let toml = h
+        .toml("", "")
+        .replace(
+            "client_id = \"cs-app-1\"\nclient_secret = \"secret-1\"\n",
+            "",
+        )
+        .replace(
+            "[api]\n",
+            "[api]\nclient_id = \"cs-app-1\"\nclient_secret = \"stale\"\n",
+        );
+    assert!(!toml.contains("secret-1"));
+    std::fs::write(&path, toml).unwrap();
+    let out = kore_sync(&path).arg("sync").output().await.unwrap();
+    assert_eq!(out.status.code(), Some(1), "the file alone fails");
+    let out = kore_sync(&path)
+        .arg("sync")
+        .env("KORE_SYNC__API__CLIENT_SECRET", "secret-1")
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // An unknown key from the environment is refused like one in the file.
+    let out = kore_sync(&path)
+        .arg("sync")
+        .env("KORE_SYNC__SYNC__WINDW", "6d")
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("windw"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_systemd_log_lines_carry_no_timestamp_of_their_own() {
+    let h = harness(1, 2, 10, |_| {}).await;
+    let path = h.dir.path().join("kore-sync.toml");
+    std::fs::write(&path, h.toml("", "")).unwrap();
+    let stamped = |stderr: &str| stderr.lines().filter(|l| l.starts_with("20")).count();
+    let out = kore_sync(&path).arg("sync").output().await.unwrap();
+    let plain = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(stamped(&plain) > 0, "{plain}");
+    let out = kore_sync(&path)
+        .arg("sync")
+        .env("JOURNAL_STREAM", "8:12345")
+        .output()
+        .await
+        .unwrap();
+    let journal = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        journal.lines().any(|l| l.contains("stream pass finished")),
+        "{journal}"
+    );
+    assert_eq!(stamped(&journal), 0, "{journal}");
+}
