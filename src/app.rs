@@ -302,8 +302,17 @@ fn print_status(path: &Path, r: &StatusReport, now: DateTime<Utc>) {
         "STREAM", "SESSIONS", "WATERMARK", "BEHIND", "LAST RUN", "TRIGGER"
     );
     for s in &r.streams {
+        let filter = if s.filter.is_empty() {
+            String::new()
+        } else {
+            format!(" [filter {}]", s.filter)
+        };
+        let error = s
+            .last_error
+            .as_deref()
+            .map_or(String::new(), |e| format!(": {e}"));
         println!(
-            "{:<32} {:>9}  {:<24} {:<16} {:<24} {:<10} {}{}",
+            "{:<32} {:>9}  {:<24} {:<16} {:<24} {:<10} {}{filter}{error}",
             format!("{}/{}", s.bot_id, s.containment_type),
             s.n_sessions,
             s.watermark
@@ -313,9 +322,6 @@ fn print_status(path: &Path, r: &StatusReport, now: DateTime<Utc>) {
                 .map_or("-".into(), |t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string()),
             s.last_trigger.as_deref().unwrap_or("-"),
             s.last_outcome.as_deref().unwrap_or("-"),
-            s.last_error
-                .as_deref()
-                .map_or(String::new(), |e| format!(": {e}")),
         );
     }
 }
@@ -604,9 +610,9 @@ pub async fn check(config: Config) -> anyhow::Result<bool> {
             date_to: Some(crate::api::wire::format_api_time(now)),
             skip: Some(0),
             limit: Some(1),
-            session_id: None,
-            call_id: None,
-        };
+            ..Default::default()
+        }
+        .with_filter(&scope.filter);
         let ct = config.sync.containment_types[0];
         let (result, _) = api
             .get_sessions(
@@ -706,6 +712,7 @@ pub async fn fetch(
     let key = crate::model::StreamKey {
         bot_id: bot_id.clone(),
         containment_type: crate::model::ContainmentType::SelfService,
+        filter: String::new(),
     };
     let mut unique = Vec::new();
     for id in ids {

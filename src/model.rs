@@ -41,6 +41,33 @@ impl fmt::Display for ContainmentType {
     }
 }
 
+/// The API filters a scope's streams run with (`session_type`, `user_id`,
+/// `tags` in the config). A stream's watermark belongs to its filter.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct StreamFilter {
+    pub session_type: Option<String>,
+    pub user_id: Option<String>,
+    /// The API's tags filter object, as canonical JSON text.
+    pub tags: Option<String>,
+}
+
+impl StreamFilter {
+    /// A stable text for the filter; empty when there is none.
+    pub fn fingerprint(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(t) = &self.session_type {
+            parts.push(format!("sessionType={t}"));
+        }
+        if let Some(u) = &self.user_id {
+            parts.push(format!("userId={u}"));
+        }
+        if let Some(t) = &self.tags {
+            parts.push(format!("tags={t}"));
+        }
+        parts.join(" ")
+    }
+}
+
 /// One unit of incremental sync: a bot (or the account scope, keyed
 /// [`ACCOUNT_BOT_ID`]) and one containment type. Each stream has its own
 /// watermark.
@@ -48,6 +75,9 @@ impl fmt::Display for ContainmentType {
 pub struct StreamKey {
     pub bot_id: String,
     pub containment_type: ContainmentType,
+    /// The filter's fingerprint (empty: none). A watermark stored under
+    /// another filter does not count for this stream.
+    pub filter: String,
 }
 
 impl fmt::Display for StreamKey {

@@ -29,10 +29,26 @@ pub struct SessionsRequest {
     pub limit: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub session_id: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session_type: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tags: Option<serde_json::Value>,
     /// The external call id variant: sent as `?callId=` in the query string,
     /// not in the body.
     #[serde(skip)]
     pub call_id: Option<String>,
+}
+
+impl SessionsRequest {
+    /// Adds a stream's filters to a date-window request.
+    pub fn with_filter(mut self, f: &crate::model::StreamFilter) -> Self {
+        self.user_id = f.user_id.clone();
+        self.session_type = f.session_type.clone();
+        self.tags = f.tags.as_deref().and_then(|t| serde_json::from_str(t).ok());
+        self
+    }
 }
 
 /// Formats a timestamp the way the API documents: `yyyy-mm-ddThh:mm:ss.mmmZ`.

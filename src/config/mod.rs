@@ -70,6 +70,9 @@ pub struct WarehouseSettings {
 #[derive(Debug, Clone)]
 pub struct SyncSettings {
     pub plan: PlanSettings,
+    /// When a stream's filter changes, read it again from `start` (true) or
+    /// keep the watermark (false).
+    pub restart_on_filter_change: bool,
     /// A pass stops (committed windows kept) when it runs longer than this.
     pub pass_deadline: Duration,
     pub trigger: Trigger,
@@ -89,6 +92,7 @@ pub enum Trigger {
 pub struct ScopeConfig {
     pub bot_id: String,
     pub credentials: Credentials,
+    pub filter: crate::model::StreamFilter,
 }
 
 /// One thing wrong with the configuration.
@@ -358,6 +362,7 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         client_secret: raw.api.client_secret.clone(),
         client_secret_file: raw.api.client_secret_file.clone(),
         token: raw.api.token.clone(),
+        ..RawCredentials::default()
     };
     let mut warnings = Vec::new();
     let mut scopes = Vec::new();
@@ -398,12 +403,21 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
             client_secret: bot.client_secret.clone(),
             client_secret_file: bot.client_secret_file.clone(),
             token: bot.token.clone(),
+            ..RawCredentials::default()
         };
+        let filter = filter_of(
+            &key,
+            bot.session_type.as_deref(),
+            bot.user_id.as_deref(),
+            bot.tags.as_ref(),
+            &mut p,
+        );
         let creds = resolve_credentials(&key, &own, &api_creds, &mut p, &mut warnings);
         if let Some(credentials) = creds {
             scopes.push(ScopeConfig {
                 bot_id: id,
                 credentials,
+                filter,
             });
         }
     }
@@ -411,9 +425,17 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         && let Some(credentials) =
             resolve_credentials("account", account, &api_creds, &mut p, &mut warnings)
     {
+        let filter = filter_of(
+            "account",
+            account.session_type.as_deref(),
+            account.user_id.as_deref(),
+            account.tags.as_ref(),
+            &mut p,
+        );
         scopes.push(ScopeConfig {
             bot_id: ACCOUNT_BOT_ID.to_owned(),
             credentials,
+            filter,
         });
     }
 
@@ -494,6 +516,7 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
                 lookback: delta(lookback),
             },
             pass_deadline,
+            restart_on_filter_change: raw.sync.restart_on_filter_change.unwrap_or(true),
             trigger,
             containment_types,
         },
@@ -504,6 +527,32 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         },
         warnings,
     })
+}
+
+/// A scope's API filters, checked.
+fn filter_of(
+    key: &str,
+    session_type: Option<&str>,
+    user_id: Option<&str>,
+    tags: Option<&serde_json::Value>,
+    p: &mut Collector,
+) -> crate::model::StreamFilter {
+    let session_type = match session_type.map(str::trim) {
+        None | Some("") => None,
+        Some(t @ ("interactive" | "non-interactive")) => Some(t.to_owned()),
+        Some(t) => p.push(
+            &format!("{key}.session_type"),
+            format!("{t:?} is not a session type; use \"interactive\" or \"non-interactive\""),
+        ),
+    };
+    crate::model::StreamFilter {
+        session_type,
+        user_id: user_id
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+            .map(str::to_owned),
+        tags: tags.map(|t| serde_json::to_string(t).expect("JSON values serialize")),
+    }
 }
 
 /// Picks a scope's credentials: its own if it names any, else `[api]`'s.

@@ -72,6 +72,7 @@ pub struct RawSync {
     pub lookback: Option<String>,
     pub pass_deadline: Option<String>,
     pub interval: Option<String>,
+    pub restart_on_filter_change: Option<bool>,
     pub schedule: Option<String>,
     pub containment_types: Option<Vec<String>>,
 }
@@ -84,6 +85,9 @@ pub struct RawBot {
     pub client_secret: Option<String>,
     pub client_secret_file: Option<String>,
     pub token: Option<String>,
+    pub session_type: Option<String>,
+    pub user_id: Option<String>,
+    pub tags: Option<serde_json::Value>,
 }
 
 /// Credentials as `[account]` (and the credential part of `[api]`) give them.
@@ -94,4 +98,7 @@ pub struct RawCredentials {
     pub client_secret: Option<String>,
     pub client_secret_file: Option<String>,
     pub token: Option<String>,
+    pub session_type: Option<String>,
+    pub user_id: Option<String>,
+    pub tags: Option<serde_json::Value>,
 }

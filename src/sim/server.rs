@@ -71,6 +71,7 @@ struct RequestBody {
     date_to: Option<String>,
     session_type: Option<String>,
     session_id: Option<Vec<String>>,
+    tags: Option<Value>,
 }
 
 async fn handle(
@@ -373,6 +374,11 @@ fn answer(
                 .as_deref()
                 .is_none_or(|t| r.record["sessionType"].as_str() == Some(t))
         })
+        .filter(|r| {
+            req.tags
+                .as_ref()
+                .is_none_or(|f| tags_match(f, &r.record["tags"]))
+        })
         .collect();
     let total = matching.len();
     let page: Vec<Value> = matching
@@ -516,4 +522,22 @@ fn rate_limit(st: &mut SimState, scope: &str) -> Option<Response> {
     }
     log.push_back(now);
     None
+}
+
+/// The simulator's reading of the tags filter: every `{name, value}` listed
+/// under a key (e.g. `userTags`) must be among the record's tags of that key.
+fn tags_match(filter: &Value, tags: &Value) -> bool {
+    let Some(groups) = filter.as_object() else {
+        return true;
+    };
+    groups.iter().all(|(key, wanted)| {
+        let have = tags[key].as_array().cloned().unwrap_or_default();
+        wanted.as_array().is_none_or(|w| {
+            w.iter().all(|t| {
+                have.iter().any(|h| {
+                    h["name"] == t["name"] && (t.get("value").is_none() || h["value"] == t["value"])
+                })
+            })
+        })
+    })
 }

@@ -81,14 +81,25 @@ fn from_micros(us: i64) -> DateTime<Utc> {
 }
 
 pub fn watermark(conn: &Connection, key: &StreamKey) -> Result<Option<DateTime<Utc>>, StoreError> {
+    Ok(watermark_with_filter(conn, key)?.0)
+}
+
+/// The stream's stored watermark and the filter it was reached with.
+pub fn watermark_with_filter(
+    conn: &Connection,
+    key: &StreamKey,
+) -> Result<(Option<DateTime<Utc>>, Option<String>), StoreError> {
     conn.query_row(
-        "SELECT epoch_us(watermark) FROM sync_state WHERE bot_id = ? AND containment_type = ?",
+        "SELECT epoch_us(watermark), coalesce(filter, '') FROM sync_state WHERE bot_id = ? AND containment_type = ?",
         params![key.bot_id, key.containment_type.as_str()],
-        |r| r.get::<_, i64>(0),
+        |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)),
     )
     .optional()
     .doing("reading a watermark")
-    .map(|o| o.map(from_micros))
+    .map(|o| match o {
+        Some((w, f)) => (Some(from_micros(w)), Some(f)),
+        None => (None, None),
+    })
 }
 
 /// Stores one window: upserts changed sessions, replaces their tags, and
@@ -253,7 +264,12 @@ pub fn commit_window(
             .doing("deleting a session deleted upstream")?;
     }
 
-    let current = watermark(&tx, key)?;
+    // A watermark reached under another filter does not count: the stream
+    // starts again from `history_start` (the runner adopts the old watermark
+    // first when told to keep it).
+    let (stored, stored_filter) = watermark_with_filter(&tx, key)?;
+    let filter_changed = stored_filter.as_ref().is_some_and(|f| *f != key.filter);
+    let current = if filter_changed { None } else { stored };
     let next = match advance {
         None => current,
         Some((window, history_start)) => {
@@ -268,15 +284,20 @@ pub fn commit_window(
             }
         }
     };
-    if next != current {
-        let next = next.expect("set when it differs");
-        tx.execute(
-            "INSERT INTO sync_state VALUES (?, ?, CAST(? AS TIMESTAMPTZ), CAST(? AS TIMESTAMPTZ))
-             ON CONFLICT (bot_id, containment_type) DO UPDATE SET
-                 watermark = excluded.watermark, updated_at = excluded.updated_at",
-            params![key.bot_id, key.containment_type.as_str(), ts(next), ts(now)],
-        )
-        .doing("moving the watermark")?;
+    if (next != current || filter_changed)
+        && advance.is_some()
+        && let Some(next) = next
+    {
+        {
+            tx.execute(
+                "INSERT INTO sync_state (bot_id, containment_type, watermark, updated_at, filter)
+                 VALUES (?, ?, CAST(? AS TIMESTAMPTZ), CAST(? AS TIMESTAMPTZ), ?)
+                 ON CONFLICT (bot_id, containment_type) DO UPDATE SET
+                     watermark = excluded.watermark, updated_at = excluded.updated_at, filter = excluded.filter",
+                params![key.bot_id, key.containment_type.as_str(), ts(next), ts(now), key.filter],
+            )
+            .doing("moving the watermark")?;
+        }
     }
     tx.commit().doing("committing the window")?;
     Ok(WindowCommit {
@@ -480,6 +501,17 @@ fn stage_batches(
     Ok((sessions_batch, tags_batch))
 }
 
+/// Keeps the stored watermark but records it under the stream's new filter
+/// (`sync.restart_on_filter_change = false`).
+pub fn adopt_filter(conn: &Connection, key: &StreamKey) -> Result<(), StoreError> {
+    conn.execute(
+        "UPDATE sync_state SET filter = ? WHERE bot_id = ? AND containment_type = ?",
+        params![key.filter, key.bot_id, key.containment_type.as_str()],
+    )
+    .doing("keeping a watermark under a new filter")?;
+    Ok(())
+}
+
 pub fn begin_run(
     conn: &Connection,
     pass_id: &str,
@@ -488,14 +520,15 @@ pub fn begin_run(
     now: DateTime<Utc>,
 ) -> Result<i64, StoreError> {
     conn.query_row(
-        "INSERT INTO sync_runs (pass_id, bot_id, containment_type, trigger, started_at, outcome)
-         VALUES (?, ?, ?, ?, CAST(? AS TIMESTAMPTZ), 'running') RETURNING run_id",
+        "INSERT INTO sync_runs (pass_id, bot_id, containment_type, trigger, started_at, outcome, filter)
+         VALUES (?, ?, ?, ?, CAST(? AS TIMESTAMPTZ), 'running', ?) RETURNING run_id",
         params![
             pass_id,
             key.bot_id,
             key.containment_type.as_str(),
             trigger,
-            ts(now)
+            ts(now),
+            key.filter
         ],
         |r| r.get(0),
     )
@@ -551,6 +584,7 @@ pub fn status(conn: &Connection) -> Result<StatusReport, StoreError> {
                  UNION SELECT bot_id, containment_type FROM sync_runs)
              SELECT s.bot_id, s.containment_type, epoch_us(st.watermark),
                     epoch_us(r.started_at), epoch_us(r.finished_at), r.outcome, r.error, r.trigger,
+                    coalesce(r.filter, st.filter, ''),
                     (SELECT count(*) FROM sessions x
                        WHERE (s.bot_id = '*' OR x.bot_id = s.bot_id) AND x.containment_type = s.containment_type)
              FROM streams s
@@ -570,7 +604,8 @@ pub fn status(conn: &Connection) -> Result<StatusReport, StoreError> {
                 last_outcome: r.get(5)?,
                 last_error: r.get(6)?,
                 last_trigger: r.get(7)?,
-                n_sessions: r.get(8)?,
+                filter: r.get(8)?,
+                n_sessions: r.get(9)?,
             })
         })
         .doing("reading stream status")?

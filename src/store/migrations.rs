@@ -36,6 +36,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "read_side",
         sql: include_str!("../../sql/004_read_side.sql"),
     },
+    Migration {
+        version: 5,
+        name: "stream_filters",
+        sql: include_str!("../../sql/005_stream_filters.sql"),
+    },
 ];
 
 /// Applies every migration newer than the warehouse's version.

@@ -81,6 +81,8 @@ pub struct StreamStatus {
     pub last_outcome: Option<String>,
     pub last_error: Option<String>,
     pub last_trigger: Option<String>,
+    /// The API filters the stream last ran with (empty: none).
+    pub filter: String,
     pub n_sessions: i64,
 }
 
@@ -150,6 +152,23 @@ impl SessionStore {
     pub async fn watermark(&self, key: &StreamKey) -> Result<Option<DateTime<Utc>>, StoreError> {
         let key = key.clone();
         self.with(move |c| duckdb::watermark(c, &key)).await
+    }
+
+    /// The stored watermark and the filter it was reached with (None: no
+    /// watermark yet).
+    pub async fn watermark_with_filter(
+        &self,
+        key: &StreamKey,
+    ) -> Result<(Option<DateTime<Utc>>, Option<String>), StoreError> {
+        let key = key.clone();
+        self.with(move |c| duckdb::watermark_with_filter(c, &key))
+            .await
+    }
+
+    /// Records the stored watermark under the stream's current filter.
+    pub async fn adopt_filter(&self, key: &StreamKey) -> Result<(), StoreError> {
+        let key = key.clone();
+        self.with(move |c| duckdb::adopt_filter(c, &key)).await
     }
 
     /// Stores a window's sessions and moves the watermark, in one

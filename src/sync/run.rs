@@ -12,7 +12,7 @@ use super::plan::{self, Window, WindowPlan};
 use crate::api::wire::{self, SessionsRequest, format_api_time, parse_session};
 use crate::api::{ApiError, CallStats, SessionsApi};
 use crate::config::Config;
-use crate::model::{ContainmentType, RejectedRecord, Session, StreamKey};
+use crate::model::{ContainmentType, RejectedRecord, Session, StreamFilter, StreamKey};
 use crate::store::{RunOutcome, RunRecord, SessionStore, StoreError};
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
@@ -209,6 +209,13 @@ pub async fn run_pass(
             async move {
                 // The budget starts from every request any process sent for
                 // this scope in the last hour, and leaves its own behind.
+                let filter = ctx
+                    .config
+                    .scopes
+                    .iter()
+                    .find(|s| s.bot_id == api.bot_id())
+                    .map(|s| s.filter.clone())
+                    .unwrap_or_default();
                 let history = ctx.store.request_history(api.bot_id()).await?;
                 api.budget().load_history(&history);
                 let mut reports = Vec::new();
@@ -217,8 +224,9 @@ pub async fn run_pass(
                     let key = StreamKey {
                         bot_id: api.bot_id().to_owned(),
                         containment_type: ct,
+                        filter: filter.fingerprint(),
                     };
-                    match run_stream(&ctx, &api, &key, &opts, &pass_id, &stop).await {
+                    match run_stream(&ctx, &api, &key, &filter, &opts, &pass_id, &stop).await {
                         Ok(r) => reports.push(r),
                         Err(e) => {
                             result = Err(e);
@@ -257,10 +265,12 @@ pub async fn run_pass(
     Ok(report)
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn run_stream(
     ctx: &SyncContext,
     api: &SessionsApi,
     key: &StreamKey,
+    filter: &StreamFilter,
     opts: &PassOptions,
     pass_id: &str,
     stop: &Stop,
@@ -270,7 +280,21 @@ async fn run_stream(
         .store
         .begin_run(pass_id, key, opts.trigger.as_str())
         .await?;
-    let watermark = ctx.store.watermark(key).await?;
+    let (stored, stored_filter) = ctx.store.watermark_with_filter(key).await?;
+    let watermark = match stored_filter {
+        Some(f) if f != key.filter && cfg.sync.restart_on_filter_change => {
+            info!(stream = %key, old_filter = %f, new_filter = %key.filter,
+                  "the stream's filter changed: reading it again from sync.start");
+            None
+        }
+        Some(f) if f != key.filter => {
+            info!(stream = %key, old_filter = %f, new_filter = %key.filter,
+                  "the stream's filter changed: keeping its watermark (sync.restart_on_filter_change = false)");
+            ctx.store.adopt_filter(key).await?;
+            stored
+        }
+        _ => stored,
+    };
     let now = Utc::now();
     let plan: WindowPlan = match opts.range {
         Some((from, to)) => {
@@ -302,6 +326,7 @@ async fn run_stream(
     }
     let fetch = Fetch {
         api,
+        filter,
         ct: key.containment_type,
         page_size: cfg.api.page_size,
         max_budget_wait: opts.max_budget_wait,
@@ -518,6 +543,7 @@ impl Stop {
 /// How one stream fetches.
 struct Fetch<'a> {
     api: &'a SessionsApi,
+    filter: &'a StreamFilter,
     ct: ContainmentType,
     page_size: u32,
     max_budget_wait: Option<Duration>,
@@ -701,9 +727,9 @@ impl Fetch<'_> {
                 date_to: Some(format_api_time(span.end)),
                 skip: Some(skip),
                 limit: Some(u64::from(self.page_size)),
-                session_id: None,
-                call_id: None,
-            };
+                ..SessionsRequest::default()
+            }
+            .with_filter(self.filter);
             let (result, call) = self
                 .api
                 .get_sessions(Some(self.ct), &body, self.max_budget_wait, self.cancel)
