@@ -349,3 +349,34 @@ async fn with_default_settings_the_documented_rate_limit_is_never_hit() {
         0
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_after_is_honoured_and_the_retry_budget_is_per_request() {
+    let h = harness(1, 2, 10, |_| {}).await;
+    // Retry-After: 2 seconds, then success.
+    h.sim.inject([Fault::RateLimited {
+        retry_after: Some(2),
+    }]);
+    let config = config::from_toml(&h.toml("containment_types = [\"agent\"]", "")).unwrap();
+    let report = pass(&config, PassOptions::manual()).await;
+    assert!(report.all_succeeded());
+    let reqs = h.sim.requests();
+    let gap = reqs[1].received_at - reqs[0].received_at;
+    assert!(
+        gap >= std::time::Duration::from_secs(2),
+        "retried after {gap:?}, before Retry-After"
+    );
+
+    // With max_retries = 3, four 5xx in a row fail the window after 4 requests.
+    let _ = std::fs::remove_file(&h.warehouse);
+    h.sim.clear_requests();
+    h.sim.inject(std::iter::repeat_n(Fault::Status(503), 4));
+    let toml = h
+        .toml("containment_types = [\"agent\"]", "")
+        .replace("max_retries = 10", "max_retries = 3");
+    let report = pass(&config::from_toml(&toml).unwrap(), PassOptions::manual()).await;
+    let s = &report.streams[0];
+    assert_eq!(s.outcome, RunOutcome::Failed, "{s:?}");
+    assert_eq!((s.requests, s.retries), (4, 3));
+    assert!(s.error.as_deref().unwrap().contains("503"), "{s:?}");
+}

@@ -197,6 +197,8 @@ pub struct LoggedRequest {
     pub session_ids: Option<usize>,
     pub status: u16,
     pub returned: usize,
+    /// When the request arrived.
+    pub received_at: std::time::Instant,
 }
 
 /// A stored record with its parsed keys.

@@ -95,6 +95,7 @@ async fn handle(
             session_ids: None,
             status: 200,
             returned: 0,
+            received_at: std::time::Instant::now(),
         };
         let response = answer(
             &mut st,
