@@ -380,3 +380,42 @@ async fn retry_after_is_honoured_and_the_retry_budget_is_per_request() {
     assert_eq!((s.requests, s.retries), (4, 3));
     assert!(s.error.as_deref().unwrap().contains("503"), "{s:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dense_window_is_stored_in_chunks_and_its_watermark_waits_for_the_whole_window() {
+    // One day of a busy bot: well over CHUNK_SESSIONS selfService sessions in one window.
+    let h = harness(1, 1, 24_000, |s| s.max_page_size = 500).await;
+    let config = config::from_toml(
+        &h.toml("containment_types = [\"selfService\"]", "")
+            .replace("[api]\n", "[api]\npage_size = 500\n"),
+    )
+    .unwrap();
+    let want = h.sim_records_of("selfService");
+    assert!(
+        want.len() > kore_sync::sync::run::CHUNK_SESSIONS + 2_000,
+        "{}",
+        want.len()
+    );
+    // The window fails after its first chunk was stored: 21 pages pass, then 400.
+    h.sim.inject(
+        std::iter::repeat_n(Fault::Slow(std::time::Duration::ZERO), 21).chain([Fault::Status(400)]),
+    );
+    let report = pass(&config, PassOptions::manual()).await;
+    assert_eq!(report.streams[0].outcome, RunOutcome::Failed);
+    let stored = read_sessions(&h.warehouse).len();
+    assert!(
+        stored >= kore_sync::sync::run::CHUNK_SESSIONS && stored < want.len(),
+        "{stored}"
+    );
+    assert_eq!(
+        watermark_ms(&h.warehouse, &h.bots[0].id, "selfService"),
+        None,
+        "the window did not finish"
+    );
+    // The next pass reads the window again and completes it, nothing doubled.
+    let report = pass(&config, PassOptions::manual()).await;
+    assert!(report.all_succeeded(), "{report:#?}");
+    assert_eq!(report.streams[0].sessions_received as usize, want.len());
+    assert_warehouse_equals(&h.warehouse, &want);
+    assert!(watermark_ms(&h.warehouse, &h.bots[0].id, "selfService").is_some());
+}

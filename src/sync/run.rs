@@ -3,10 +3,11 @@
 //! stream, window by window, oldest first: page the window, then commit it
 //! with the watermark in one transaction.
 //!
-//! Architecture invariant: a window is committed only after every one of its
-//! pages was read, and the next window starts only after that commit. A
+//! Architecture invariant: a window's watermark moves only after every one of
+//! its pages was read, and the next window starts only after that commit. A
 //! failure or shutdown therefore loses at most the window in flight, which
-//! the next pass reads again.
+//! the next pass reads again. (A dense window stores its sessions in chunks
+//! as pages arrive, without moving the watermark, to bound memory.)
 
 use super::plan::{self, Window, WindowPlan};
 use crate::api::wire::{self, SessionsRequest, format_api_time, parse_session};
@@ -19,6 +20,7 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -327,6 +329,9 @@ async fn run_stream(
     let fetch = Fetch {
         api,
         filter,
+        store: &ctx.store,
+        key,
+        flushed: Default::default(),
         ct: key.containment_type,
         page_size: cfg.api.page_size,
         max_budget_wait: opts.max_budget_wait,
@@ -342,12 +347,20 @@ async fn run_stream(
         let fetched = fetch.window(*window, &mut stats).await;
         report.fetch_time += fetch_started.elapsed();
         report.add(&stats);
+        let [flushed_received, flushed_written, flushed_rejected] = fetch
+            .flushed
+            .each_ref()
+            .map(|n| n.swap(0, Ordering::Relaxed));
+        report.sessions_received += flushed_received;
+        report.sessions_written += flushed_written;
+        report.records_rejected += flushed_rejected;
         let fetched = match fetched {
             Ok(f) => f,
-            Err(e) => {
+            Err(FetchError::Api(e)) => {
                 report.fail(key, &e, stop, Some(window));
                 break;
             }
+            Err(FetchError::Store(e)) => return Err(e),
         };
         report.records_rejected += fetched.rejected.len() as u64;
         let store_started = std::time::Instant::now();
@@ -544,6 +557,12 @@ impl Stop {
 struct Fetch<'a> {
     api: &'a SessionsApi,
     filter: &'a StreamFilter,
+    /// Where a large window's sessions go in chunks, before the window ends.
+    store: &'a SessionStore,
+    key: &'a StreamKey,
+    /// What chunk commits of the current window stored: (sessions received,
+    /// written, rejected). Atomics keep `Fetch` shareable across awaits.
+    flushed: [std::sync::atomic::AtomicU64; 3],
     ct: ContainmentType,
     page_size: u32,
     max_budget_wait: Option<Duration>,
@@ -628,7 +647,11 @@ impl Fetch<'_> {
     /// [`MIN_SPLIT_SPAN`]. If the records change while a span is paged (the
     /// number of distinct ids differs from `total`), the span is paged once
     /// more.
-    async fn window(&self, window: Window, stats: &mut CallStats) -> Result<Accumulator, ApiError> {
+    async fn window(
+        &self,
+        window: Window,
+        stats: &mut CallStats,
+    ) -> Result<Accumulator, FetchError> {
         let mut acc = Accumulator::default();
         let mut todo = vec![window];
         while let Some(span) = todo.pop() {
@@ -636,7 +659,7 @@ impl Fetch<'_> {
                 Ok(found) => acc.merge(found),
                 Err((skip, message)) => {
                     if span.span() < MIN_SPLIT_SPAN * 2 {
-                        return Err(ApiError::Rejected {
+                        return Err(FetchError::Api(ApiError::Rejected {
                             status: 400,
                             message: format!(
                                 "{message} — even a {}-long window from {} holds more sessions than the API \
@@ -647,7 +670,7 @@ impl Fetch<'_> {
                                 ),
                                 format_api_time(span.start)
                             ),
-                        });
+                        }));
                     }
                     let mid = span.start + (span.end - span.start) / 2;
                     let mid = mid
@@ -677,7 +700,7 @@ impl Fetch<'_> {
         &self,
         span: Window,
         stats: &mut CallStats,
-    ) -> Result<Result<Accumulator, (u64, String)>, ApiError> {
+    ) -> Result<Result<Accumulator, (u64, String)>, FetchError> {
         let (acc, totals, keys) = match self.span(span, stats).await? {
             SpanResult::Done { acc, totals, keys } => (acc, totals, keys),
             SpanResult::SkipRefused { skip, message } => return Ok(Err((skip, message))),
@@ -715,7 +738,7 @@ impl Fetch<'_> {
 
     /// Pages a span with `skip`, advancing by the number of records each page
     /// actually holds, until `moreAvailable` is false or a page is empty.
-    async fn span(&self, span: Window, stats: &mut CallStats) -> Result<SpanResult, ApiError> {
+    async fn span(&self, span: Window, stats: &mut CallStats) -> Result<SpanResult, FetchError> {
         let mut acc = Accumulator::default();
         let mut keys = HashSet::new();
         let mut first_total = None;
@@ -743,7 +766,7 @@ impl Fetch<'_> {
                 }) if skip > 0 && mentions_skip(&message) => {
                     return Ok(SpanResult::SkipRefused { skip, message });
                 }
-                Err(e) => return Err(e),
+                Err(e) => return Err(e.into()),
             };
             if skip == 0 {
                 first_total = page.total;
@@ -751,6 +774,9 @@ impl Fetch<'_> {
             last_total = page.total.or(last_total);
             let n = page.sessions.len();
             keys.extend(acc.take(self, &page.sessions));
+            if acc.sessions.len() >= CHUNK_SESSIONS {
+                self.flush(&mut acc).await?;
+            }
             skip += n as u64;
             if n == 0 || page.more_available != Some(true) {
                 return Ok(SpanResult::Done {
@@ -760,12 +786,51 @@ impl Fetch<'_> {
                 });
             }
         }
-        Err(ApiError::Rejected {
+        Err(FetchError::Api(ApiError::Rejected {
             status: 200,
             message: format!(
                 "the server kept answering moreAvailable after {MAX_PAGES_PER_WINDOW} pages"
             ),
-        })
+        }))
+    }
+
+    /// Stores what a large window has read so far, without moving the
+    /// watermark (that waits for the window's end), so memory stays bounded
+    /// by [`CHUNK_SESSIONS`] however dense the window.
+    async fn flush(&self, acc: &mut Accumulator) -> Result<(), StoreError> {
+        let chunk = std::mem::take(acc);
+        let n_rejected = chunk.rejected.len() as u64;
+        let commit = self
+            .store
+            .commit_refresh(self.key, chunk.sessions, chunk.rejected, Vec::new())
+            .await?;
+        self.flushed[0].fetch_add(commit.n_received as u64, Ordering::Relaxed);
+        self.flushed[1].fetch_add(commit.n_written as u64, Ordering::Relaxed);
+        self.flushed[2].fetch_add(n_rejected, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+/// A window holding more sessions than this is stored in chunks as its pages
+/// arrive; its watermark still moves only when the whole window is read.
+pub const CHUNK_SESSIONS: usize = 10_000;
+
+/// Why fetching a window stopped: the API (the stream stops, the pass goes
+/// on) or the warehouse (the pass fails).
+enum FetchError {
+    Api(ApiError),
+    Store(StoreError),
+}
+
+impl From<ApiError> for FetchError {
+    fn from(e: ApiError) -> Self {
+        FetchError::Api(e)
+    }
+}
+
+impl From<StoreError> for FetchError {
+    fn from(e: StoreError) -> Self {
+        FetchError::Store(e)
     }
 }
 
