@@ -714,60 +714,34 @@ pub async fn fetch(
         containment_type: crate::model::ContainmentType::SelfService,
         filter: String::new(),
     };
-    let mut unique = Vec::new();
-    for id in ids {
-        if !unique.contains(&id) {
-            unique.push(id);
-        }
-    }
-    let mut requests: Vec<crate::api::wire::SessionsRequest> = unique
-        .chunks(crate::sync::run::MAX_IDS_PER_LOOKUP)
-        .map(|batch| crate::api::wire::SessionsRequest {
-            session_id: Some(batch.to_vec()),
-            ..Default::default()
-        })
-        .collect();
+    let mut lookups = crate::sync::run::id_lookups(&ids);
     if let Some(c) = &call_id {
-        requests.push(crate::api::wire::SessionsRequest {
+        lookups.push(crate::api::wire::SessionsRequest {
             call_id: Some(c.clone()),
             ..Default::default()
         });
     }
-    let never = CancellationToken::new();
-    let (mut n_found, mut invalid) = (0usize, Vec::new());
-    for body in &requests {
-        let (result, _) = api.get_sessions(None, body, None, &never).await;
-        let page = result?;
-        let mut sessions = Vec::new();
-        let mut rejected = Vec::new();
-        for raw in &page.sessions {
-            match crate::api::wire::parse_session(raw, None) {
-                Ok(s) => sessions.push(s),
-                Err(e) => rejected.push(crate::model::RejectedRecord {
-                    session_id: crate::api::wire::session_id_of(raw),
-                    reason: e.0,
-                    raw: raw.get().to_owned(),
-                }),
-            }
-        }
-        n_found += sessions.len();
-        let asked = body.session_id.clone().unwrap_or_default();
-        let gone: Vec<String> = page
-            .invalid_sessions
-            .into_iter()
-            .filter(|i| asked.contains(i))
-            .collect();
-        let delete = if prune { gone.clone() } else { Vec::new() };
-        invalid.extend(gone);
-        ctx.store
-            .commit_refresh(&key, sessions, rejected, delete)
-            .await?;
-    }
+    let mut found = crate::sync::run::Refreshed::default();
+    crate::sync::run::refresh_by_id(
+        &ctx.store,
+        &api,
+        &key,
+        None,
+        lookups,
+        prune,
+        None,
+        &CancellationToken::new(),
+        &mut found,
+    )
+    .await?;
     if let Some(c) = &call_id {
         println!("call id {c}: fetched with the other sessions below");
     }
-    println!("fetched and stored {n_found} session(s) of {bot_id}");
-    for id in &invalid {
+    println!(
+        "fetched and stored {} session(s) of {bot_id}",
+        found.n_found
+    );
+    for id in &found.unknown {
         println!(
             "unknown to the API: {id}{}",
             if prune {
@@ -778,5 +752,5 @@ pub async fn fetch(
         );
     }
     publish::after_pass(&ctx, &PassReport::default()).await;
-    Ok(invalid.is_empty() || prune)
+    Ok(found.unknown.is_empty() || prune)
 }

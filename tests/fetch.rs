@@ -10,17 +10,8 @@ use serde_json::json;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fetch_by_id_batches_50_drops_duplicates_and_prunes_unknown_ids() {
     let h = harness(1, 4, 40, |_| {}).await;
-    let config = h.dir.path().join("kore-sync.toml");
-    std::fs::write(&config, h.toml("", "")).unwrap();
-    assert!(
-        kore_sync(&config)
-            .arg("sync")
-            .output()
-            .await
-            .unwrap()
-            .status
-            .success()
-    );
+    let config = h.write_config(&h.toml("", ""));
+    run_ok(&config, &["sync"]).await;
 
     // 60 sessions change upstream; one stored session is erased upstream.
     let records = h.sim_records();
@@ -106,17 +97,8 @@ async fn fetch_by_id_batches_50_drops_duplicates_and_prunes_unknown_ids() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fetch_by_call_id_refreshes_that_calls_sessions() {
     let h = harness(1, 4, 60, |_| {}).await;
-    let config = h.dir.path().join("kore-sync.toml");
-    std::fs::write(&config, h.toml("", "")).unwrap();
-    assert!(
-        kore_sync(&config)
-            .arg("sync")
-            .output()
-            .await
-            .unwrap()
-            .status
-            .success()
-    );
+    let config = h.write_config(&h.toml("", ""));
+    run_ok(&config, &["sync"]).await;
     let call = h
         .sim_records()
         .into_iter()

@@ -91,15 +91,7 @@ async fn a_changed_filter_reads_the_stream_again_from_the_start() {
     // status names the filter each stream ran with.
     let path = h.dir.path().join("f.toml");
     std::fs::write(&path, with_bot_keys(&h, "session_type = \"interactive\"")).unwrap();
-    assert!(
-        kore_sync(&path)
-            .arg("sync")
-            .output()
-            .await
-            .unwrap()
-            .status
-            .success()
-    );
+    run_ok(&path, &["sync"]).await;
     let out = kore_sync(&path).arg("status").output().await.unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("[filter sessionType=interactive]"), "{text}");

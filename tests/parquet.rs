@@ -7,15 +7,6 @@ mod common;
 use common::*;
 use std::path::Path;
 
-async fn sync(config: &Path) {
-    let out = kore_sync(config).arg("sync").output().await.unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_parquet_export_reads_back_as_exactly_the_warehouse() {
     let h = harness(2, 6, 40, |_| {}).await;
@@ -26,7 +17,7 @@ async fn the_parquet_export_reads_back_as_exactly_the_warehouse() {
         &format!("parquet_dir = {:?}\n[sync]", parquet.display().to_string()),
     );
     std::fs::write(&config, toml).unwrap();
-    sync(&config).await;
+    run_ok(&config, &["sync"]).await;
     assert_parquet_equals_warehouse(&h.warehouse, &parquet);
 
     // A change upstream rewrites just its day's partition, atomically.

@@ -6,19 +6,9 @@ mod common;
 
 use chrono::Duration;
 use common::*;
-use std::path::Path;
 use std::process::Stdio;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{ChildStdin, ChildStdout, Command};
-
-async fn sync(config: &Path) {
-    let out = kore_sync(config).arg("sync").output().await.unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 /// Sends one query to a `kore-sync query` process and reads its answer
 /// (header, rows, then an empty line).
@@ -45,9 +35,8 @@ async fn ask(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reader_in_another_process_keeps_a_consistent_view_across_passes() {
     let h = harness(1, 5, 40, |_| {}).await;
-    let config = h.dir.path().join("kore-sync.toml");
-    std::fs::write(&config, h.toml("", "")).unwrap();
-    sync(&config).await;
+    let config = h.write_config(&h.toml("", ""));
+    run_ok(&config, &["sync"]).await;
     let copy = h.dir.path().join("kore-read.duckdb");
     assert!(
         copy.exists(),
@@ -72,7 +61,7 @@ async fn a_reader_in_another_process_keeps_a_consistent_view_across_passes() {
     // New sessions upstream; a pass runs and publishes while the reader holds
     // the old copy open.
     h.add_recent_sessions(5, Duration::minutes(20));
-    sync(&config).await;
+    run_ok(&config, &["sync"]).await;
 
     let again = ask(&mut stdin, &mut lines, count).await;
     assert_eq!(again, first, "the open reader keeps its consistent view");
@@ -112,9 +101,8 @@ async fn a_reader_in_another_process_keeps_a_consistent_view_across_passes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_analyst_views_answer_without_knowing_the_raw_tables() {
     let h = harness(2, 5, 40, |_| {}).await;
-    let config = h.dir.path().join("kore-sync.toml");
-    std::fs::write(&config, h.toml("", "")).unwrap();
-    sync(&config).await;
+    let config = h.write_config(&h.toml("", ""));
+    run_ok(&config, &["sync"]).await;
     let conn = db(&h.dir.path().join("kore-read.duckdb"));
     let n: i64 = conn
         .query_row("SELECT count(*) FROM sessions", [], |r| r.get(0))

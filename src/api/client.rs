@@ -252,33 +252,35 @@ impl SessionsApi {
             .and_then(parse_retry_after);
         // Reading the body can fail on its own (a connection dropped mid-answer).
         let bytes = resp.bytes().await.map_err(transport)?;
-        let text = String::from_utf8_lossy(&bytes);
+        // The body as text, for error messages only: a good page is parsed
+        // from the bytes and never decoded twice.
+        let text = || String::from_utf8_lossy(&bytes).into_owned();
         match status.as_u16() {
             200..=299 => serde_json::from_slice::<SessionsResponse>(&bytes).map_err(|e| {
                 ApiError::Unparseable {
                     detail: e.to_string(),
-                    excerpt: error_message(&text),
+                    excerpt: error_message(&text()),
                 }
             }),
             s @ (401 | 403) => Err(ApiError::Unauthorized {
                 url: self.url.to_string(),
                 status: s,
-                message: error_message(&text),
+                message: error_message(&text()),
                 credentials: self.credentials.describe(),
                 bot: self.bot_id.clone(),
             }),
             429 => Err(ApiError::RateLimited {
-                message: error_message(&text),
+                message: error_message(&text()),
                 retry_after,
             }),
             // 408 (request timeout) is a transient failure like a 5xx.
             s @ (408 | 500..=599) => Err(ApiError::Server {
                 status: s,
-                message: error_message(&text),
+                message: error_message(&text()),
             }),
             s => Err(ApiError::Rejected {
                 status: s,
-                message: error_message(&text),
+                message: error_message(&text()),
             }),
         }
     }

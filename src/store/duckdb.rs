@@ -80,10 +80,6 @@ fn from_micros(us: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_micros(us).expect("DuckDB timestamps are in chrono's range")
 }
 
-pub fn watermark(conn: &Connection, key: &StreamKey) -> Result<Option<DateTime<Utc>>, StoreError> {
-    Ok(watermark_with_filter(conn, key)?.0)
-}
-
 /// The stream's stored watermark and the filter it was reached with.
 pub fn watermark_with_filter(
     conn: &Connection,

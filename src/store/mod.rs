@@ -149,11 +149,6 @@ impl SessionStore {
         .map_err(|e| StoreError::Worker(e.to_string()))?
     }
 
-    pub async fn watermark(&self, key: &StreamKey) -> Result<Option<DateTime<Utc>>, StoreError> {
-        let key = key.clone();
-        self.with(move |c| duckdb::watermark(c, &key)).await
-    }
-
     /// The stored watermark and the filter it was reached with (None: no
     /// watermark yet).
     pub async fn watermark_with_filter(

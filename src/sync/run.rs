@@ -444,43 +444,109 @@ async fn refresh_stale_active(
         return Ok(());
     }
     info!(stream = %key, n_sessions = ids.len(), "re-reading sessions stored as active by id");
-    for batch in ids.chunks(MAX_IDS_PER_LOOKUP) {
-        let mut stats = CallStats::default();
-        let body = SessionsRequest {
+    let mut found = Refreshed::default();
+    let result = refresh_by_id(
+        &ctx.store,
+        fetch.api,
+        key,
+        Some(fetch.ct),
+        id_lookups(&ids),
+        true,
+        fetch.max_budget_wait,
+        fetch.cancel,
+        &mut found,
+    )
+    .await;
+    report.add(&found.stats);
+    report.records_rejected += found.n_rejected as u64;
+    report.sessions_written += found.n_written as u64;
+    report.sessions_deleted += found.n_deleted as u64;
+    match result {
+        Ok(()) => Ok(()),
+        Err(FetchError::Api(e)) => {
+            report.fail(key, &e, stop, None);
+            Ok(())
+        }
+        Err(FetchError::Store(e)) => Err(e),
+    }
+}
+
+/// The requests that look `ids` up, at most [`MAX_IDS_PER_LOOKUP`] each,
+/// duplicates dropped before sending.
+pub fn id_lookups(ids: &[String]) -> Vec<SessionsRequest> {
+    let mut unique: Vec<String> = Vec::with_capacity(ids.len());
+    let mut seen = HashSet::new();
+    for id in ids {
+        if seen.insert(id.as_str()) {
+            unique.push(id.clone());
+        }
+    }
+    unique
+        .chunks(MAX_IDS_PER_LOOKUP)
+        .map(|batch| SessionsRequest {
             session_id: Some(batch.to_vec()),
             ..SessionsRequest::default()
-        };
-        let (result, call) = fetch
-            .api
-            .get_sessions(Some(fetch.ct), &body, fetch.max_budget_wait, fetch.cancel)
-            .await;
-        stats += call;
-        report.add(&stats);
-        let page = match result {
-            Ok(p) => p,
-            Err(e) => {
-                report.fail(key, &e, stop, None);
-                return Ok(());
-            }
-        };
+        })
+        .collect()
+}
+
+/// What re-reading sessions by id (or call id) found and did.
+#[derive(Debug, Default)]
+pub struct Refreshed {
+    pub n_found: usize,
+    pub n_written: usize,
+    pub n_deleted: usize,
+    pub n_rejected: usize,
+    /// Ids the API reported in `invalidSessions` (among those asked for).
+    pub unknown: Vec<String>,
+    pub stats: CallStats,
+}
+
+/// Sends each lookup (`sessionId` batches, or a `callId`), stores the
+/// sessions that come back, and — with `delete_unknown` — deletes the ids
+/// the API no longer knows, each lookup in its own transaction; the
+/// watermark stays. Figures accumulate in `out` even when an error ends it.
+#[allow(clippy::too_many_arguments)]
+pub async fn refresh_by_id(
+    store: &SessionStore,
+    api: &SessionsApi,
+    key: &StreamKey,
+    ct: Option<ContainmentType>,
+    lookups: Vec<SessionsRequest>,
+    delete_unknown: bool,
+    max_budget_wait: Option<Duration>,
+    cancel: &CancellationToken,
+    out: &mut Refreshed,
+) -> Result<(), FetchError> {
+    for body in &lookups {
+        let (result, call) = api.get_sessions(ct, body, max_budget_wait, cancel).await;
+        out.stats += call;
+        let page = result?;
         let mut acc = Accumulator::default();
-        acc.take(fetch, &page.sessions);
-        // Only ids we asked for can be reported deleted.
-        let deleted: Vec<String> = page
+        acc.take(api.bot_id(), ct, &page.sessions);
+        // Only ids we asked for can be reported unknown.
+        let asked = body.session_id.as_deref().unwrap_or_default();
+        let unknown: Vec<String> = page
             .invalid_sessions
             .into_iter()
-            .filter(|id| batch.contains(id))
+            .filter(|id| asked.contains(id))
             .collect();
-        if !deleted.is_empty() {
-            info!(stream = %key, n_deleted = deleted.len(), "sessions no longer exist upstream; deleting them");
+        if delete_unknown && !unknown.is_empty() {
+            info!(stream = %key, n_deleted = unknown.len(), "sessions no longer exist upstream; deleting them");
         }
-        report.records_rejected += acc.rejected.len() as u64;
-        let commit = ctx
-            .store
+        out.n_found += acc.sessions.len();
+        out.n_rejected += acc.rejected.len();
+        let deleted = if delete_unknown {
+            unknown.clone()
+        } else {
+            Vec::new()
+        };
+        let commit = store
             .commit_refresh(key, acc.sessions, acc.rejected, deleted)
             .await?;
-        report.sessions_written += commit.n_written as u64;
-        report.sessions_deleted += commit.n_deleted as u64;
+        out.n_written += commit.n_written;
+        out.n_deleted += commit.n_deleted;
+        out.unknown.extend(unknown);
     }
     Ok(())
 }
@@ -581,22 +647,21 @@ impl Accumulator {
     /// Parses a page into the accumulator. Records seen twice (pages shift
     /// while new sessions land at the head) are kept once, latest version.
     /// Returns the ids (or raw text, for records without one) on the page.
-    fn take(&mut self, fetch: &Fetch<'_>, page: &[Box<RawValue>]) -> Vec<String> {
+    fn take(
+        &mut self,
+        bot_id: &str,
+        ct: Option<ContainmentType>,
+        page: &[Box<RawValue>],
+    ) -> Vec<String> {
         let mut keys = Vec::with_capacity(page.len());
         for raw in page {
-            match parse_session(raw, Some(fetch.ct)) {
+            match parse_session(raw, ct) {
                 Ok(s) => {
                     keys.push(s.session_id.clone());
-                    match self.by_id.get(&s.session_id) {
-                        Some(&i) => self.sessions[i] = s,
-                        None => {
-                            self.by_id.insert(s.session_id.clone(), self.sessions.len());
-                            self.sessions.push(s);
-                        }
-                    }
+                    self.insert(s);
                 }
                 Err(e) => {
-                    warn!(bot_id = fetch.api.bot_id(), containment_type = fetch.ct.as_str(), error = %e,
+                    warn!(bot_id, containment_type = ct.map(ContainmentType::as_str), error = %e,
                           "record rejected; kept in rejected_records");
                     let session_id = wire::session_id_of(raw);
                     keys.push(session_id.clone().unwrap_or_else(|| raw.get().to_owned()));
@@ -611,15 +676,20 @@ impl Accumulator {
         keys
     }
 
+    /// Keeps one version per session id: the latest one inserted.
+    fn insert(&mut self, s: Session) {
+        match self.by_id.get(&s.session_id) {
+            Some(&i) => self.sessions[i] = s,
+            None => {
+                self.by_id.insert(s.session_id.clone(), self.sessions.len());
+                self.sessions.push(s);
+            }
+        }
+    }
+
     fn merge(&mut self, other: Accumulator) {
         for s in other.sessions {
-            match self.by_id.get(&s.session_id) {
-                Some(&i) => self.sessions[i] = s,
-                None => {
-                    self.by_id.insert(s.session_id.clone(), self.sessions.len());
-                    self.sessions.push(s);
-                }
-            }
+            self.insert(s);
         }
         self.rejected.extend(other.rejected);
     }
@@ -773,7 +843,7 @@ impl Fetch<'_> {
             }
             last_total = page.total.or(last_total);
             let n = page.sessions.len();
-            keys.extend(acc.take(self, &page.sessions));
+            keys.extend(acc.take(self.api.bot_id(), Some(self.ct), &page.sessions));
             if acc.sessions.len() >= CHUNK_SESSIONS {
                 self.flush(&mut acc).await?;
             }
@@ -815,10 +885,13 @@ impl Fetch<'_> {
 /// arrive; its watermark still moves only when the whole window is read.
 pub const CHUNK_SESSIONS: usize = 10_000;
 
-/// Why fetching a window stopped: the API (the stream stops, the pass goes
-/// on) or the warehouse (the pass fails).
-enum FetchError {
+/// Why fetching stopped: the API (the stream stops, the pass goes on) or the
+/// warehouse (the pass fails).
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error(transparent)]
     Api(ApiError),
+    #[error(transparent)]
     Store(StoreError),
 }
 

@@ -29,6 +29,22 @@ pub fn kore_sync(config: &Path) -> tokio::process::Command {
     c
 }
 
+/// Runs `kore-sync --config CONFIG ARGS…`, asserting it exits 0 (showing its
+/// stderr if not), and returns its stdout.
+pub async fn run_ok(config: &Path, args: &[&str]) -> String {
+    let out = kore_sync(config)
+        .args(args)
+        .output()
+        .await
+        .expect("the binary runs");
+    assert!(
+        out.status.success(),
+        "kore-sync {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 pub fn bot(n: u32) -> SimBot {
     SimBot {
         id: format!("st-test-{n}"),
@@ -109,6 +125,13 @@ impl Harness {
         }
         s.push_str(extra);
         s
+    }
+
+    /// Writes `toml` to `kore-sync.toml` in the test's directory.
+    pub fn write_config(&self, toml: &str) -> PathBuf {
+        let path = self.dir.path().join("kore-sync.toml");
+        std::fs::write(&path, toml).expect("config written");
+        path
     }
 
     pub fn config(&self) -> Config {
