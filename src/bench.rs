@@ -181,9 +181,7 @@ fn minimum_requests(
             for w in &plan.windows {
                 let lo = syn.first_index_at(w.start.timestamp_millis(), false);
                 let hi = syn.first_index_at(w.end.timestamp_millis(), true);
-                let n = (lo..hi)
-                    .filter(|i| Synthetic::containment(seed, &b.id, *i) == ct.as_str())
-                    .count() as u64;
+                let n = Synthetic::count(seed, &b.id, Some(ct.as_str()), lo, hi);
                 total += n.div_ceil(u64::from(page)).max(1);
             }
         }

@@ -144,13 +144,87 @@ impl Synthetic {
     }
 
     /// The containment type of session `i` of `bot`, without building it.
+    ///
+    /// Indices come in blocks of [`BLOCK`]; each block holds exactly 13
+    /// self-service, 4 drop-off and 3 agent sessions (65/20/15 %), rotated
+    /// by a hash of the block, so a window's count per type is arithmetic
+    /// and a page costs only the records on it (see [`Synthetic::count`]).
     pub fn containment(seed: u64, bot: &str, i: u64) -> &'static str {
-        let h = mix(seed ^ bot_hash(bot) ^ i.wrapping_mul(0x9E37_79B9_7F4A_7C15));
-        match h % 100 {
-            0..65 => "selfService",
-            65..85 => "dropOff",
+        let block = i / BLOCK;
+        let rotation =
+            mix(seed ^ bot_hash(bot) ^ block.wrapping_mul(0x9E37_79B9_7F4A_7C15)) % BLOCK;
+        match (i % BLOCK + rotation) % BLOCK {
+            0..13 => "selfService",
+            13..17 => "dropOff",
             _ => "agent",
         }
+    }
+
+    /// How many of the indices in `lo..hi` have containment type `ct`
+    /// (all of them when `ct` is `None`), in O(1) block steps.
+    pub fn count(seed: u64, bot: &str, ct: Option<&str>, lo: u64, hi: u64) -> u64 {
+        let Some(ct) = ct else {
+            return hi.saturating_sub(lo);
+        };
+        if hi <= lo {
+            return 0;
+        }
+        let per_block = match ct {
+            "selfService" => 13,
+            "dropOff" => 4,
+            "agent" => 3,
+            _ => return 0,
+        };
+        let matches = |a: u64, b: u64| {
+            (a..b)
+                .filter(|i| Self::containment(seed, bot, *i) == ct)
+                .count() as u64
+        };
+        let first_full = lo.div_ceil(BLOCK) * BLOCK;
+        let last_full = hi / BLOCK * BLOCK;
+        if first_full >= last_full {
+            return matches(lo, hi);
+        }
+        matches(lo, first_full)
+            + (last_full - first_full) / BLOCK * per_block
+            + matches(last_full, hi)
+    }
+
+    /// The indices of a newest-first page: those in `lo..hi` with type `ct`,
+    /// from the highest down, skipping `skip` and taking up to `limit`.
+    /// Whole blocks are skipped arithmetically, so the cost is the page's.
+    pub fn page(
+        seed: u64,
+        bot: &str,
+        ct: Option<&str>,
+        (lo, hi): (u64, u64),
+        skip: u64,
+        limit: usize,
+    ) -> Vec<u64> {
+        // Find the highest index `top` such that `skip` matches lie in `top..hi`.
+        let mut top = hi;
+        let mut to_skip = skip;
+        while top > lo && to_skip > 0 {
+            let block_start = ((top - 1) / BLOCK * BLOCK).max(lo);
+            let n = Self::count(seed, bot, ct, block_start, top);
+            if n <= to_skip {
+                to_skip -= n;
+                top = block_start;
+            } else {
+                // The skip ends inside this block: walk it one by one.
+                while to_skip > 0 {
+                    top -= 1;
+                    if ct.is_none_or(|c| Self::containment(seed, bot, top) == c) {
+                        to_skip -= 1;
+                    }
+                }
+            }
+        }
+        (lo..top)
+            .rev()
+            .filter(|i| ct.is_none_or(|c| Self::containment(seed, bot, *i) == c))
+            .take(limit)
+            .collect()
     }
 
     /// Session `i` of `bot` as the API would send it.
@@ -170,6 +244,9 @@ impl Synthetic {
         rec
     }
 }
+
+/// Indices per containment block (see [`Synthetic::containment`]).
+const BLOCK: u64 = 20;
 
 fn bot_hash(bot: &str) -> u64 {
     bot.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
@@ -386,5 +463,40 @@ impl Simulator {
     pub async fn wait_for_requests(&self, n: usize) {
         let mut rx = self.lock().answered.subscribe();
         let _ = rx.wait_for(|count| *count >= n).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Synthetic;
+    use proptest::prelude::*;
+
+    const TYPES: [Option<&str>; 4] = [None, Some("selfService"), Some("dropOff"), Some("agent")];
+
+    proptest! {
+        // The arithmetic count and page equal the brute-force walk over the
+        // window, so the bench's pages are what a stored list would give.
+        #[test]
+        fn synthetic_count_and_page_match_a_walk(
+            lo in 0u64..200, len in 0u64..200, t in 0usize..4, skip in 0u64..120, limit in 1usize..50,
+        ) {
+            let (hi, ct) = (lo + len, TYPES[t]);
+            let walk: Vec<u64> = (lo..hi)
+                .rev()
+                .filter(|i| ct.is_none_or(|c| Synthetic::containment(7, "st-x", *i) == c))
+                .collect();
+            prop_assert_eq!(Synthetic::count(7, "st-x", ct, lo, hi), walk.len() as u64);
+            let want: Vec<u64> = walk.iter().copied().skip(skip as usize).take(limit).collect();
+            prop_assert_eq!(Synthetic::page(7, "st-x", ct, (lo, hi), skip, limit), want);
+        }
+    }
+
+    #[test]
+    fn synthetic_containment_shares_are_65_20_15() {
+        let n = |ct| Synthetic::count(7, "st-x", Some(ct), 0, 2_000);
+        assert_eq!(
+            (n("selfService"), n("dropOff"), n("agent")),
+            (1_300, 400, 300)
+        );
     }
 }

@@ -337,14 +337,9 @@ fn answer(
         let hi = syn.first_index_at(to.timestamp_millis(), inclusive);
         let seed = st.settings.seed;
         let ct = params.containment_type.as_deref();
-        let matches =
-            |i: &u64| ct.is_none_or(|c| super::Synthetic::containment(seed, scope, *i) == c);
-        let total = (lo..hi).filter(matches).count();
-        let page: Vec<Value> = (lo..hi)
-            .rev()
-            .filter(matches)
-            .skip(skip as usize)
-            .take(limit)
+        let total = super::Synthetic::count(seed, scope, ct, lo, hi) as usize;
+        let page: Vec<Value> = super::Synthetic::page(seed, scope, ct, (lo, hi), skip, limit)
+            .into_iter()
             .map(|i| syn.record(seed, scope, i))
             .collect();
         log.returned = page.len();
