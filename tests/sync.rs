@@ -359,6 +359,39 @@ async fn backfill_rereads_a_range_and_never_moves_a_watermark_back() {
     assert_warehouse_equals(&h.warehouse, &h.sim_records());
 }
 
+/// Issue 6: a window's commit compares only stored rows whose start falls in
+/// the window's range. A session whose start moved upstream (from outside
+/// that range into it) must still replace its stored row, not sit beside it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_6_a_session_whose_start_moved_is_replaced_not_duplicated() {
+    let h = harness(1, 12, 30, |_| {}).await;
+    let config = h.config();
+    pass(&config, PassOptions::manual()).await;
+    let recs = h.sim_records_of("agent");
+    let (old, target) = (&recs[0], &recs[recs.len() / 2]);
+    let id = old["sessionId"].as_str().unwrap().to_owned();
+    let t = DateTime::parse_from_rfc3339(target["start_time"].as_str().unwrap())
+        .unwrap()
+        .with_timezone(&Utc);
+    // Days later than its stored start, and keeping its tags.
+    let moved_to = data::api_time(t + Duration::milliseconds(1));
+    assert!(h.sim.modify(&id, |r| r["start_time"] = json!(moved_to)));
+    let opts = PassOptions {
+        trigger: PassTrigger::Backfill,
+        range: Some((t - Duration::minutes(30), t + Duration::minutes(30))),
+        only_bot: Some(h.bots[0].id.clone()),
+        ..PassOptions::manual()
+    };
+    let report = pass(&config, opts).await;
+    assert!(report.all_succeeded());
+    let rows: Vec<_> = read_sessions(&h.warehouse)
+        .into_iter()
+        .filter(|r| r.session_id == id)
+        .collect();
+    assert_eq!(rows.len(), 1, "one row per session id");
+    assert_warehouse_equals(&h.warehouse, &h.sim_records());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bad_record_is_kept_in_rejected_records_and_the_rest_of_the_page_commits() {
     let h = harness(1, 3, 30, |_| {}).await;

@@ -11,7 +11,9 @@ use super::{RunRecord, StatusReport, StreamStatus, WindowCommit};
 use crate::model::{RejectedRecord, Session, StreamKey};
 use crate::sync::plan::Window;
 use chrono::{DateTime, Utc};
-use duckdb::arrow::array::{ArrayRef, BooleanArray, Int32Array, StringArray};
+use duckdb::arrow::array::{
+    ArrayRef, BooleanArray, Int32Array, StringArray, TimestampMicrosecondArray,
+};
 use duckdb::arrow::record_batch::RecordBatch;
 use duckdb::{Connection, OptionalExt, params};
 use std::path::Path;
@@ -22,7 +24,7 @@ use std::sync::Arc;
 const STAGING: &str = "
     CREATE TEMP TABLE stage_sessions (
         session_id VARCHAR, bot_id VARCHAR, channel VARCHAR, user_id VARCHAR,
-        start_time VARCHAR, end_time VARCHAR, session_lang VARCHAR, session_type VARCHAR,
+        start_time TIMESTAMPTZ, end_time TIMESTAMPTZ, session_lang VARCHAR, session_type VARCHAR,
         containment_type VARCHAR, is_developer BOOLEAN, session_status VARCHAR,
         messages_exchanged INTEGER, tasks_executed INTEGER, raw VARCHAR);
     CREATE TEMP TABLE stage_tags (
@@ -163,10 +165,19 @@ pub fn commit_window(
         .doing("beginning the window transaction")?;
     // Only sessions that are new or whose record changed are written: an
     // unchanged re-read (lookback, overlap) costs a comparison, not a write.
+    // The comparison reads stored rows whose start falls within the staged
+    // sessions' starts only, so its cost follows the window, not the history
+    // (zone maps skip other row groups). That is exact: a stored row with
+    // the same `raw` has the same `start_time`, so it lies in that range; a
+    // session whose start moved counts as changed and is replaced below.
     let n_changed = tx
         .execute(
             "INSERT INTO stage_changed
-             SELECT DISTINCT s.session_id FROM stage_sessions s LEFT JOIN sessions t USING (session_id)
+             SELECT DISTINCT s.session_id FROM stage_sessions s LEFT JOIN (
+                 SELECT session_id, raw, containment_type FROM sessions
+                 WHERE start_time BETWEEN (SELECT min(start_time) FROM stage_sessions)
+                                      AND (SELECT max(start_time) FROM stage_sessions)
+             ) t USING (session_id)
              WHERE t.session_id IS NULL
                 OR CAST(t.raw AS VARCHAR) IS DISTINCT FROM s.raw
                 OR t.containment_type IS DISTINCT FROM s.containment_type",
@@ -174,50 +185,54 @@ pub fn commit_window(
         )
         .doing("finding changed sessions")?;
     if n_changed > 0 {
+        // The stored versions of the changed sessions, wherever they start:
+        // one scan of `session_id` (which DuckDB narrows with the staged
+        // ids' min/max). A backfill finds none, and the deletes below then
+        // end at once.
+        tx.execute_batch(
+            "CREATE OR REPLACE TEMP TABLE stage_old AS
+             SELECT session_id, first_synced_at, start_time FROM sessions
+             WHERE session_id IN (SELECT session_id FROM stage_changed);",
+        )
+        .doing("finding the stored versions of changed sessions")?;
         // The days these sessions fall on, before and after the change, are
         // Parquet partitions to rewrite.
         tx.execute(
             "INSERT OR IGNORE INTO parquet_dirty_days
-             SELECT CAST(make_timestamp(epoch_us(CAST(start_time AS TIMESTAMPTZ))) AS DATE)
+             SELECT CAST(make_timestamp(epoch_us(start_time)) AS DATE)
              FROM stage_sessions WHERE session_id IN (SELECT session_id FROM stage_changed)
              UNION
-             SELECT CAST(make_timestamp(epoch_us(start_time)) AS DATE)
-             FROM sessions WHERE session_id IN (SELECT session_id FROM stage_changed)",
+             SELECT CAST(make_timestamp(epoch_us(start_time)) AS DATE) FROM stage_old",
             [],
         )
         .doing("noting changed days")?;
         let now_ts = ts(now);
         // Replace changed rows: keep when each session was first stored,
-        // delete the old version, insert the new one. (No PRIMARY KEY index:
-        // DuckDB holds such indexes in memory, which grew with history and
-        // ran a million-session backfill out of memory; `session_id` stays
-        // unique because stage rows are distinct and the old row is deleted
-        // first, in this one transaction.)
+        // delete the old version and its tags, insert the new ones. (No
+        // PRIMARY KEY index: DuckDB holds such indexes in memory, which grew
+        // with history and ran a million-session backfill out of memory;
+        // `session_id` stays unique because stage rows are distinct and the
+        // old row is deleted first, in this one transaction. Tags exist only
+        // for stored sessions, so `stage_old` names every tag row to drop.)
         tx.execute_batch(
-            "CREATE OR REPLACE TEMP TABLE stage_first AS
-             SELECT session_id, min(first_synced_at) AS first_synced_at FROM sessions
-             WHERE session_id IN (SELECT session_id FROM stage_changed) GROUP BY session_id;
-             DELETE FROM sessions WHERE session_id IN (SELECT session_id FROM stage_changed);",
+            "DELETE FROM sessions WHERE session_id IN (SELECT session_id FROM stage_old);
+             DELETE FROM session_tags WHERE session_id IN (SELECT session_id FROM stage_old);",
         )
         .doing("replacing changed sessions")?;
         tx.execute(
             "INSERT INTO sessions
-             SELECT s.session_id, bot_id, channel, user_id,
-                    CAST(start_time AS TIMESTAMPTZ), CAST(end_time AS TIMESTAMPTZ),
+             SELECT s.session_id, bot_id, channel, user_id, s.start_time, end_time,
                     from_json(session_lang, '[\"VARCHAR\"]'),
                     session_type, containment_type, is_developer, session_status,
                     messages_exchanged, tasks_executed, CAST(raw AS JSON),
                     coalesce(f.first_synced_at, CAST($1 AS TIMESTAMPTZ)), CAST($1 AS TIMESTAMPTZ)
-             FROM stage_sessions s LEFT JOIN stage_first f USING (session_id)
+             FROM stage_sessions s
+             LEFT JOIN (SELECT session_id, min(first_synced_at) AS first_synced_at
+                        FROM stage_old GROUP BY session_id) f USING (session_id)
              WHERE s.session_id IN (SELECT session_id FROM stage_changed)",
             params![now_ts],
         )
         .doing("upserting sessions")?;
-        tx.execute(
-            "DELETE FROM session_tags WHERE session_id IN (SELECT session_id FROM stage_changed)",
-            [],
-        )
-        .doing("removing replaced tags")?;
         tx.execute(
             "INSERT INTO session_tags
              SELECT session_id, kind, ordinal, name, value, CAST(value_json AS JSON)
@@ -380,6 +395,16 @@ pub fn record_requests(
     tx.commit().doing("recording requests")
 }
 
+/// A TIMESTAMPTZ column: UTC instants in microseconds, handed over as
+/// numbers (no text to format here and parse again in DuckDB).
+fn utc_micros(values: impl Iterator<Item = Option<i64>>) -> ArrayRef {
+    Arc::new(
+        values
+            .collect::<TimestampMicrosecondArray>()
+            .with_timezone("UTC"),
+    )
+}
+
 /// The staging tables' rows as Arrow record batches, columns in table order.
 fn stage_batches(
     sessions: &[&Session],
@@ -392,8 +417,16 @@ fn stage_batches(
         text(&|s| s.bot_id.clone()),
         text(&|s| s.channel.clone()),
         text(&|s| s.user_id.clone()),
-        text(&|s| Some(ts(s.start_time))),
-        text(&|s| s.end_time.map(ts)),
+        utc_micros(
+            sessions
+                .iter()
+                .map(|s| Some(s.start_time.timestamp_micros())),
+        ),
+        utc_micros(
+            sessions
+                .iter()
+                .map(|s| s.end_time.map(|t| t.timestamp_micros())),
+        ),
         text(&|s| {
             s.session_lang
                 .as_ref()
