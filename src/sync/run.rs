@@ -4,23 +4,24 @@
 //! with the watermark in one transaction.
 //!
 //! Architecture invariant: a window's watermark moves only after every one of
-//! its pages was read, and the next window starts only after that commit. A
-//! failure or shutdown therefore loses at most the window in flight, which
-//! the next pass reads again. (A dense window stores its sessions in chunks
-//! as pages arrive, without moving the watermark, to bound memory.)
+//! its pages was read, and windows commit one at a time, oldest first. The
+//! next window is read while the previous one commits (`StorePipe`), so a
+//! failure or shutdown loses at most the window being stored and the one
+//! being read, which the next pass reads again. (A dense window stores its
+//! sessions in chunks as pages arrive, without moving the watermark, to
+//! bound memory.)
 
 use super::plan::{self, Window, WindowPlan};
 use crate::api::wire::{self, SessionsRequest, format_api_time, parse_session};
 use crate::api::{ApiError, CallStats, SessionsApi};
 use crate::config::Config;
 use crate::model::{ContainmentType, RejectedRecord, Session, StreamFilter, StreamKey};
-use crate::store::{RunOutcome, RunRecord, SessionStore, StoreError};
+use crate::store::{RunOutcome, RunRecord, SessionStore, StoreError, WindowCommit};
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
 use serde_json::value::RawValue;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -331,12 +332,15 @@ async fn run_stream(
         filter,
         store: &ctx.store,
         key,
-        flushed: Default::default(),
+        pipe: StorePipe::default(),
         ct: key.containment_type,
         page_size: cfg.api.page_size,
         max_budget_wait: opts.max_budget_wait,
         cancel: &stop.token,
     };
+    // Window k commits while window k+1 is read: store jobs run one at a
+    // time and in order (see `StorePipe`), so the watermark still moves
+    // window by window, oldest first, each in the transaction that stored it.
     for window in &plan.windows {
         if stop.token.is_cancelled() {
             report.stop(RunOutcome::Interrupted, stop.reason());
@@ -347,13 +351,10 @@ async fn run_stream(
         let fetched = fetch.window(*window, &mut stats).await;
         report.fetch_time += fetch_started.elapsed();
         report.add(&stats);
-        let [flushed_received, flushed_written, flushed_rejected] = fetch
-            .flushed
-            .each_ref()
-            .map(|n| n.swap(0, Ordering::Relaxed));
-        report.sessions_received += flushed_received;
-        report.sessions_written += flushed_written;
-        report.records_rejected += flushed_rejected;
+        // Before the next job starts, the one in flight (earlier chunks of
+        // this window, or the previous window) must have landed.
+        fetch.pipe.settle().await?;
+        fetch.pipe.count(&mut report, opts);
         let fetched = match fetched {
             Ok(f) => f,
             Err(FetchError::Api(e)) => {
@@ -362,27 +363,24 @@ async fn run_stream(
             }
             Err(FetchError::Store(e)) => return Err(e),
         };
-        report.records_rejected += fetched.rejected.len() as u64;
-        let store_started = std::time::Instant::now();
-        let commit = ctx
-            .store
-            .commit_window(
-                key,
-                *window,
-                cfg.sync.plan.start,
-                fetched.sessions,
-                fetched.rejected,
-            )
-            .await?;
-        report.store_time += store_started.elapsed();
-        report.windows_done += 1;
-        report.sessions_received += commit.n_received as u64;
-        report.sessions_written += commit.n_written as u64;
-        report.watermark = commit.watermark;
-        if let Some(o) = &opts.observer {
-            o.0.advanced(&report);
-        }
+        let n_rejected = fetched.rejected.len() as u64;
+        let (store, key, window, start) =
+            (ctx.store.clone(), key.clone(), *window, cfg.sync.plan.start);
+        fetch.pipe.start(async move {
+            let started = std::time::Instant::now();
+            let commit = store
+                .commit_window(&key, window, start, fetched.sessions, fetched.rejected)
+                .await?;
+            Ok(StoreJob {
+                window: Some(window),
+                commit,
+                n_rejected,
+                took: started.elapsed(),
+            })
+        });
     }
+    fetch.pipe.settle().await?;
+    fetch.pipe.count(&mut report, opts);
     // Sessions stored as active whose start is now before the span this pass
     // re-read: read them by id so their final state lands, and drop those the
     // API no longer has.
@@ -626,9 +624,9 @@ struct Fetch<'a> {
     /// Where a large window's sessions go in chunks, before the window ends.
     store: &'a SessionStore,
     key: &'a StreamKey,
-    /// What chunk commits of the current window stored: (sessions received,
-    /// written, rejected). Atomics keep `Fetch` shareable across awaits.
-    flushed: [std::sync::atomic::AtomicU64; 3],
+    /// The store job in flight (a chunk or a window commit) and those that
+    /// finished, not yet counted in the stream's report.
+    pipe: StorePipe,
     ct: ContainmentType,
     page_size: u32,
     max_budget_wait: Option<Duration>,
@@ -870,14 +868,88 @@ impl Fetch<'_> {
     async fn flush(&self, acc: &mut Accumulator) -> Result<(), StoreError> {
         let chunk = std::mem::take(acc);
         let n_rejected = chunk.rejected.len() as u64;
-        let commit = self
-            .store
-            .commit_refresh(self.key, chunk.sessions, chunk.rejected, Vec::new())
-            .await?;
-        self.flushed[0].fetch_add(commit.n_received as u64, Ordering::Relaxed);
-        self.flushed[1].fetch_add(commit.n_written as u64, Ordering::Relaxed);
-        self.flushed[2].fetch_add(n_rejected, Ordering::Relaxed);
+        self.pipe.settle().await?;
+        let (store, key) = (self.store.clone(), self.key.clone());
+        self.pipe.start(async move {
+            let started = std::time::Instant::now();
+            let commit = store
+                .commit_refresh(&key, chunk.sessions, chunk.rejected, Vec::new())
+                .await?;
+            Ok(StoreJob {
+                window: None,
+                commit,
+                n_rejected,
+                took: started.elapsed(),
+            })
+        });
         Ok(())
+    }
+}
+
+/// What one store job did: a chunk of a dense window (`window: None`, the
+/// watermark stays) or a whole window's commit.
+struct StoreJob {
+    window: Option<Window>,
+    commit: WindowCommit,
+    n_rejected: u64,
+    took: Duration,
+}
+
+/// Lets a stream read its next pages while the previous chunk or window is
+/// being stored, so parsing and DuckDB use both cores.
+///
+/// Invariant: at most one job is in flight, and a job starts only after the
+/// previous one finished (`settle` before `start`). So a window's chunks
+/// land before its commit, windows commit oldest first, and the watermark
+/// rule of `commit_window` holds as if the jobs ran inline. A failed job
+/// surfaces at the next `settle` and ends the stream.
+#[derive(Default)]
+struct StorePipe {
+    in_flight: std::sync::Mutex<Option<tokio::task::JoinHandle<Result<StoreJob, StoreError>>>>,
+    done: std::sync::Mutex<Vec<StoreJob>>,
+}
+
+impl StorePipe {
+    fn start(
+        &self,
+        job: impl std::future::Future<Output = Result<StoreJob, StoreError>> + Send + 'static,
+    ) {
+        let mut slot = self.in_flight.lock().expect("store pipe lock");
+        debug_assert!(
+            slot.is_none(),
+            "a store job started before the previous one settled"
+        );
+        *slot = Some(tokio::spawn(job));
+    }
+
+    /// Waits for the job in flight, if any.
+    async fn settle(&self) -> Result<(), StoreError> {
+        let handle = self.in_flight.lock().expect("store pipe lock").take();
+        if let Some(handle) = handle {
+            let job = handle
+                .await
+                .map_err(|e| StoreError::Worker(e.to_string()))??;
+            self.done.lock().expect("store pipe lock").push(job);
+        }
+        Ok(())
+    }
+
+    /// Adds the finished jobs to the stream's report.
+    fn count(&self, report: &mut StreamReport, opts: &PassOptions) {
+        let done = std::mem::take(&mut *self.done.lock().expect("store pipe lock"));
+        for job in done {
+            report.store_time += job.took;
+            report.sessions_received += job.commit.n_received as u64;
+            report.sessions_written += job.commit.n_written as u64;
+            report.records_rejected += job.n_rejected;
+            if job.window.is_some() {
+                report.windows_done += 1;
+                report.watermark = job.commit.watermark;
+                if let Some(o) = &opts.observer {
+                    o.0.advanced(report);
+                }
+            }
+        }
     }
 }
 
