@@ -32,8 +32,19 @@ const STAGING: &str = "
     CREATE TEMP TABLE stage_changed (session_id VARCHAR);
 ";
 
+/// Rows per DuckDB row group in the warehouse (DuckDB's default: 122,880).
+/// Each checkpoint rewrites the last, partly filled row group; a smaller one
+/// made a backfill's checkpoints ~40 % cheaper and its peak memory lower
+/// (BENCHMARKS.md), and zone maps prune at a finer grain.
+const ROW_GROUP_SIZE: u32 = 32_768;
+
+/// DuckDB's buffer pool. Uncheckpointed appends, staging and larger queries
+/// live here; beyond it DuckDB spills to `<warehouse>.tmp/` rather than grow
+/// the process (BENCHMARKS.md: 256 MB bought no speed over this).
+const MEMORY_LIMIT: &str = "96MB";
+
 pub fn open(path: &Path) -> Result<Connection, StoreError> {
-    let conn = Connection::open(path).map_err(|source| {
+    let open_err = |source: duckdb::Error| {
         let text = source.to_string();
         if text.contains("lock") {
             StoreError::Locked {
@@ -46,16 +57,30 @@ pub fn open(path: &Path) -> Result<Connection, StoreError> {
                 source,
             }
         }
-    })?;
+    };
+    // The warehouse is attached to an in-memory connection because the row
+    // group size is an ATTACH option; `USE` makes it the default catalog, so
+    // every statement below and elsewhere names its tables unqualified.
+    let conn = Connection::open_in_memory().map_err(open_err)?;
+    conn.execute_batch(&format!(
+        "ATTACH {} AS warehouse (ROW_GROUP_SIZE {ROW_GROUP_SIZE}); USE warehouse;",
+        lit(&path.to_string_lossy())
+    ))
+    .map_err(open_err)?;
     // Never reach for the network: kore-sync's SQL needs no extension beyond
     // those compiled in, and a silent download attempt would only slow things.
     // One thread and a small buffer pool: a window is a few thousand rows, so
     // more threads bought no speed (measured, BENCHMARKS.md) and cost memory;
-    // larger operations spill to disk rather than grow the process.
-    conn.execute_batch(
+    // larger operations spill next to the warehouse (an in-memory
+    // connection's default would be the working directory, which a service
+    // may not be allowed to write).
+    let mut spill = path.as_os_str().to_owned();
+    spill.push(".tmp");
+    conn.execute_batch(&format!(
         "SET autoinstall_known_extensions = false; SET autoload_known_extensions = false;
-         SET threads = 1; SET memory_limit = '256MB';",
-    )
+         SET threads = 1; SET memory_limit = '{MEMORY_LIMIT}'; SET temp_directory = {};",
+        lit(&std::path::PathBuf::from(spill).to_string_lossy())
+    ))
     .doing("configuring the connection")?;
     super::migrations::apply(&conn, path)?;
     conn.execute_batch(STAGING)
@@ -170,20 +195,29 @@ pub fn commit_window(
     // (zone maps skip other row groups). That is exact: a stored row with
     // the same `raw` has the same `start_time`, so it lies in that range; a
     // session whose start moved counts as changed and is replaced below.
-    let n_changed = tx
-        .execute(
-            "INSERT INTO stage_changed
-             SELECT DISTINCT s.session_id FROM stage_sessions s LEFT JOIN (
-                 SELECT session_id, raw, containment_type FROM sessions
-                 WHERE start_time BETWEEN (SELECT min(start_time) FROM stage_sessions)
-                                      AND (SELECT max(start_time) FROM stage_sessions)
-             ) t USING (session_id)
-             WHERE t.session_id IS NULL
-                OR CAST(t.raw AS VARCHAR) IS DISTINCT FROM s.raw
-                OR t.containment_type IS DISTINCT FROM s.containment_type",
-            [],
-        )
-        .doing("finding changed sessions")?;
+    // The range is spelled as constants so DuckDB prunes row groups by it
+    // when it plans the scan; an empty window compares nothing.
+    let starts = sessions.iter().map(|s| s.start_time);
+    let n_changed = match (starts.clone().min(), starts.max()) {
+        (Some(lo), Some(hi)) => tx
+            .execute(
+                &format!(
+                    "INSERT INTO stage_changed
+                     SELECT DISTINCT s.session_id FROM stage_sessions s LEFT JOIN (
+                         SELECT session_id, raw, containment_type FROM sessions
+                         WHERE start_time BETWEEN CAST({} AS TIMESTAMPTZ) AND CAST({} AS TIMESTAMPTZ)
+                     ) t USING (session_id)
+                     WHERE t.session_id IS NULL
+                        OR CAST(t.raw AS VARCHAR) IS DISTINCT FROM s.raw
+                        OR t.containment_type IS DISTINCT FROM s.containment_type",
+                    lit(&ts(lo)),
+                    lit(&ts(hi))
+                ),
+                [],
+            )
+            .doing("finding changed sessions")?,
+        _ => 0,
+    };
     if n_changed > 0 {
         // The stored versions of the changed sessions, wherever they start:
         // one scan of `session_id` (which DuckDB narrows with the staged
