@@ -443,14 +443,15 @@ fn utc_micros(values: impl Iterator<Item = Option<i64>>) -> ArrayRef {
 fn stage_batches(
     sessions: &[&Session],
 ) -> Result<(RecordBatch, RecordBatch), duckdb::arrow::error::ArrowError> {
-    let text = |f: &dyn Fn(&Session) -> Option<String>| -> ArrayRef {
+    // Borrowed: the Arrow array copies each string once, straight from the session.
+    let text = |f: &dyn Fn(&Session) -> Option<&str>| -> ArrayRef {
         Arc::new(sessions.iter().map(|s| f(s)).collect::<StringArray>())
     };
     let session_cols: Vec<ArrayRef> = vec![
-        text(&|s| Some(s.session_id.clone())),
-        text(&|s| s.bot_id.clone()),
-        text(&|s| s.channel.clone()),
-        text(&|s| s.user_id.clone()),
+        text(&|s| Some(s.session_id.as_str())),
+        text(&|s| s.bot_id.as_deref()),
+        text(&|s| s.channel.as_deref()),
+        text(&|s| s.user_id.as_deref()),
         utc_micros(
             sessions
                 .iter()
@@ -461,20 +462,25 @@ fn stage_batches(
                 .iter()
                 .map(|s| s.end_time.map(|t| t.timestamp_micros())),
         ),
-        text(&|s| {
-            s.session_lang
-                .as_ref()
-                .map(|l| serde_json::to_string(l).expect("strings serialize"))
-        }),
-        text(&|s| s.session_type.clone()),
-        text(&|s| s.containment_type.clone()),
+        Arc::new(
+            sessions
+                .iter()
+                .map(|s| {
+                    s.session_lang
+                        .as_ref()
+                        .map(|l| serde_json::to_string(l).expect("strings serialize"))
+                })
+                .collect::<StringArray>(),
+        ),
+        text(&|s| s.session_type.as_deref()),
+        text(&|s| s.containment_type.as_deref()),
         Arc::new(
             sessions
                 .iter()
                 .map(|s| s.is_developer)
                 .collect::<BooleanArray>(),
         ),
-        text(&|s| s.session_status.clone()),
+        text(&|s| s.session_status.as_deref()),
         Arc::new(
             sessions
                 .iter()
@@ -487,7 +493,7 @@ fn stage_batches(
                 .map(|s| s.tasks_executed)
                 .collect::<Int32Array>(),
         ),
-        text(&|s| Some(s.raw.clone())),
+        text(&|s| Some(s.raw.as_str())),
     ];
     let names = [
         "session_id",
