@@ -20,7 +20,14 @@ pub struct BenchOptions {
     pub sessions: u64,
     pub bots: u32,
     pub days: i64,
+    /// `api.page_size` and `api.max_page_size` of the client.
     pub page_size: u32,
+    pub max_page_size: u32,
+    /// The largest page the simulated server returns.
+    pub server_page_limit: u32,
+    /// Requests per minute the simulator enforces and the client is set to
+    /// (per hour: 30 times that, Kore.ai's ratio); None = no limits.
+    pub rate_limit: Option<u32>,
     pub idle_passes: u32,
     /// `sync.window`, e.g. "6d".
     pub window: String,
@@ -60,7 +67,8 @@ pub async fn bench(o: BenchOptions) -> anyhow::Result<()> {
     let settings = SimSettings {
         bots: bots.clone(),
         synthetic: Some(syn.clone()),
-        max_page_size: 10_000,
+        max_page_size: o.server_page_limit as usize,
+        rate_limit: o.rate_limit.map(|r| (r, r * 30)),
         seed: 7,
         ..SimSettings::default()
     };
@@ -68,10 +76,13 @@ pub async fn bench(o: BenchOptions) -> anyhow::Result<()> {
     let dir = tempfile_dir()?;
     let warehouse = dir.join("bench.duckdb");
     let mut toml = format!(
-        "[api]\nbase_url = {:?}\npage_size = {}\nrequests_per_minute = 0\nrequests_per_hour = 0\n\
+        "[api]\nbase_url = {:?}\npage_size = {}\nmax_page_size = {}\nrequests_per_minute = {}\nrequests_per_hour = {}\n\
          [warehouse]\npath = {:?}\npublish = false\n[sync]\nstart = {:?}\nlag = \"0s\"\nlookback = \"1h\"\nwindow = {:?}\n",
         sim.base_url(),
         o.page_size,
+        o.max_page_size,
+        o.rate_limit.unwrap_or(0),
+        o.rate_limit.unwrap_or(0) * 30,
         warehouse.display().to_string(),
         syn.from.to_rfc3339(),
         o.window
@@ -102,13 +113,16 @@ pub async fn bench(o: BenchOptions) -> anyhow::Result<()> {
     anyhow::ensure!(report.all_succeeded(), "the backfill failed: {report:#?}");
     let n_sessions: u64 = report.streams.iter().map(|s| s.sessions_received).sum();
     let requests = sim.requests().len();
-    let minimum = minimum_requests(&config, &syn, &bots, 7, o.page_size, now);
+    // Once the first answer taught the client the server's clamp, every
+    // page is as large as both allow.
+    let effective_page = o.max_page_size.max(o.page_size).min(o.server_page_limit);
+    let minimum = minimum_requests(&config, &syn, &bots, 7, effective_page, now);
     let file_mib = std::fs::metadata(&warehouse)
         .map(|m| m.len() as f64 / 1_048_576.0)
         .unwrap_or(0.0);
     println!(
-        "backfill of {} sessions ({} bots, {} days, window {}, page size {})",
-        o.sessions, o.bots, o.days, o.window, o.page_size
+        "backfill of {} sessions ({} bots, {} days, window {}, page size {} up to {}, server limit {})",
+        o.sessions, o.bots, o.days, o.window, o.page_size, o.max_page_size, o.server_page_limit
     );
     println!("  wall time          {elapsed:.2} s");
     println!("  sessions stored    {n_sessions}");
@@ -132,6 +146,26 @@ pub async fn bench(o: BenchOptions) -> anyhow::Result<()> {
         .sum();
     println!("  time in fetch      {fetch:.2} s (HTTP, simulator, parsing; summed over streams)");
     println!("  time in store      {store:.2} s (staging, compare, upsert, commit)");
+    if let Some(per_minute) = o.rate_limit {
+        // Per bot, both rolling windows bound the wall time from below: the
+        // last of n requests cannot start before (ceil(n/limit) - 1) windows
+        // have passed. Spreading requests evenly (as Kore.ai advises, and as
+        // the budget does) needs (n - 1) gaps of a minute / per_minute.
+        let per_bot = requests as f64 / f64::from(o.bots.max(1));
+        let per_hour = f64::from(per_minute) * 30.0;
+        let rolling = ((per_bot / f64::from(per_minute)).ceil() - 1.0).max(0.0) * 60.0;
+        let rolling = rolling.max(((per_bot / per_hour).ceil() - 1.0).max(0.0) * 3600.0);
+        let even = (per_bot - 1.0).max(0.0) * 60.0 / f64::from(per_minute);
+        let n_429 = sim.requests().iter().filter(|r| r.status == 429).count();
+        println!(
+            "  rate limit         {per_minute}/min and {per_hour:.0}/h per bot, enforced by the simulator"
+        );
+        println!("  429 answers        {n_429}");
+        println!(
+            "  minimum wall time  {rolling:.1} s (rolling windows), {even:.1} s (evenly spread); measured / evenly spread = {:.3}",
+            elapsed / even.max(f64::EPSILON)
+        );
+    }
 
     // Idle passes: nothing new upstream.
     if o.idle_passes > 0 {

@@ -112,6 +112,16 @@ pub enum Command {
         /// api.page_size
         #[arg(long, default_value_t = 100)]
         page_size: u32,
+        /// api.max_page_size (equal to --page-size: no adaptive paging)
+        #[arg(long, default_value_t = 1000)]
+        max_page_size: u32,
+        /// The largest page the simulated server returns
+        #[arg(long, default_value_t = 10_000)]
+        server_page_limit: u32,
+        /// Requests per minute per bot, enforced by the simulator and set in
+        /// the client (per hour: 30 times that)
+        #[arg(long)]
+        rate_limit: Option<u32>,
         /// Passes with nothing new to run after the backfill
         #[arg(long, default_value_t = 10)]
         idle_passes: u32,

@@ -80,6 +80,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<bool> {
             bots,
             days,
             page_size,
+            max_page_size,
+            server_page_limit,
+            rate_limit,
             idle_passes,
             window,
         } => {
@@ -88,6 +91,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<bool> {
                 bots: *bots,
                 days: *days,
                 page_size: *page_size,
+                max_page_size: *max_page_size,
+                server_page_limit: *server_page_limit,
+                rate_limit: *rate_limit,
                 idle_passes: *idle_passes,
                 window: window.clone(),
             };

@@ -10,6 +10,7 @@
 use super::auth::Credentials;
 use super::budget::RequestBudget;
 use super::error::ApiError;
+use super::page_size::PageSize;
 use super::wire::{SessionsRequest, SessionsResponse, error_message};
 use crate::model::{ACCOUNT_BOT_ID, ContainmentType};
 use crate::ops::metrics::metrics;
@@ -75,6 +76,7 @@ impl KoreClient {
         bot_id: &str,
         credentials: Credentials,
         budget: Arc<RequestBudget>,
+        pages: Arc<PageSize>,
     ) -> SessionsApi {
         let mut url = self.base_url.clone();
         {
@@ -94,6 +96,7 @@ impl KoreClient {
             url,
             credentials,
             budget,
+            pages,
         }
     }
 }
@@ -125,6 +128,9 @@ pub struct SessionsApi {
     url: Url,
     credentials: Credentials,
     budget: Arc<RequestBudget>,
+    /// The scope's page size, learned from its answers and shared by every
+    /// clone of this view.
+    pages: Arc<PageSize>,
 }
 
 impl SessionsApi {
@@ -135,6 +141,11 @@ impl SessionsApi {
     /// The scope's request budget, shared by every clone of this view.
     pub fn budget(&self) -> &RequestBudget {
         &self.budget
+    }
+
+    /// How many records to ask for per page (see [`PageSize`]).
+    pub fn page_size(&self) -> &PageSize {
+        &self.pages
     }
 
     /// One call with retries. Returns the page and what it cost.
@@ -321,12 +332,22 @@ mod tests {
         .unwrap();
         let creds = Credentials::Token(crate::secret::Secret::new("t"));
         let budget = Arc::new(RequestBudget::unlimited());
-        let bot = client.sessions_api("st-1", creds.clone(), budget.clone());
+        let bot = client.sessions_api(
+            "st-1",
+            creds.clone(),
+            budget.clone(),
+            Arc::new(PageSize::new(100, 100)),
+        );
         assert_eq!(
             bot.url.as_str(),
             "https://bots.kore.ai/api/public/bot/st-1/getSessions"
         );
-        let account = client.sessions_api(ACCOUNT_BOT_ID, creds, budget);
+        let account = client.sessions_api(
+            ACCOUNT_BOT_ID,
+            creds,
+            budget,
+            Arc::new(PageSize::new(100, 100)),
+        );
         assert_eq!(
             account.url.as_str(),
             "https://bots.kore.ai/api/public/getSessions"

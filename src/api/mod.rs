@@ -5,15 +5,18 @@
 //!   the API's field names).
 //! - `auth`: HS256 JWT minting for the `auth` header.
 //! - `budget`: the per-bot rolling minute/hour request budget.
+//! - `page_size`: the adaptive page size (ask big, learn the server's clamp).
 //! - `error`: [`ApiError`], with `is_retryable`.
 
 pub mod auth;
 pub mod budget;
 pub mod client;
 pub mod error;
+pub mod page_size;
 pub mod wire;
 
 pub use auth::Credentials;
 pub use budget::RequestBudget;
 pub use client::{CallStats, KoreClient, RetryPolicy, SessionsApi};
 pub use error::ApiError;
+pub use page_size::PageSize;

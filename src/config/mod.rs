@@ -40,7 +40,11 @@ pub struct Config {
 #[derive(Debug, Clone)]
 pub struct ApiSettings {
     pub base_url: Url,
+    /// Always asked for when the server refuses larger pages.
     pub page_size: u32,
+    /// Asked for first; the server's clamp is learned (`api::PageSize`).
+    /// Invariant: `max_page_size >= page_size`.
+    pub max_page_size: u32,
     pub timeout: Duration,
     /// 0 = unlimited.
     pub requests_per_minute: u32,
@@ -203,6 +207,22 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         Err(e) => p.push("api.base_url", format!("{base_url_text:?} is not a URL ({e}); use e.g. \"https://bots.kore.ai\"")),
     };
     let page_size = p.int_in("api.page_size", raw.api.page_size, 100, 1, 10_000);
+    let max_page_size = p.int_in(
+        "api.max_page_size",
+        raw.api.max_page_size,
+        page_size.max(1000),
+        1,
+        10_000,
+    );
+    if max_page_size < page_size {
+        p.push::<()>(
+            "api.max_page_size",
+            format!(
+                "{max_page_size} is below api.page_size ({page_size}); raise it, or set it equal to \
+                 api.page_size to always ask for that many"
+            ),
+        );
+    }
     let timeout = p.duration("api.timeout", raw.api.timeout.as_deref(), "30s");
     if timeout.is_some_and(|t| t.is_zero()) {
         p.push::<()>(
@@ -494,6 +514,7 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         api: ApiSettings {
             base_url,
             page_size: page_size as u32,
+            max_page_size: max_page_size as u32,
             timeout,
             requests_per_minute: rpm as u32,
             requests_per_hour: rph as u32,
@@ -720,6 +741,7 @@ mod tests {
         let c = from_toml(MINIMAL).unwrap();
         assert_eq!(c.api.base_url.as_str(), "https://bots.kore.ai/");
         assert_eq!(c.api.page_size, 100);
+        assert_eq!(c.api.max_page_size, 1000);
         assert_eq!(c.api.requests_per_minute, 60);
         assert_eq!(c.api.requests_per_hour, 1800);
         assert_eq!(c.sync.plan.window, TimeDelta::days(6));
@@ -762,6 +784,20 @@ mod tests {
         assert!(text.contains("5 problems"), "{text}");
         assert!(text.contains("the API refuses"), "{text}");
         assert!(text.contains("client_secret"), "{text}");
+    }
+
+    #[test]
+    fn max_page_size_defaults_above_page_size_and_may_not_be_below_it() {
+        let c = from_toml(&MINIMAL.replace("[api]\n", "[api]\npage_size = 2000\n")).unwrap();
+        assert_eq!((c.api.page_size, c.api.max_page_size), (2000, 2000));
+        let err =
+            from_toml(&MINIMAL.replace("[api]\n", "[api]\npage_size = 200\nmax_page_size = 50\n"))
+                .unwrap_err()
+                .to_string();
+        assert!(
+            err.contains("api.max_page_size") && err.contains("below api.page_size"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -39,6 +39,7 @@ pub struct RawApi {
     pub client_secret_file: Option<String>,
     pub token: Option<String>,
     pub page_size: Option<i64>,
+    pub max_page_size: Option<i64>,
     pub timeout: Option<String>,
     pub requests_per_minute: Option<i64>,
     pub requests_per_hour: Option<i64>,

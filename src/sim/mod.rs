@@ -68,6 +68,8 @@ pub struct SimSettings {
     pub account_app: Option<SimApp>,
     /// Largest page the server returns, whatever `limit` asks for.
     pub max_page_size: usize,
+    /// Answer 400 to a `limit` above this, instead of clamping.
+    pub refuse_limit_above: Option<usize>,
     /// `limit` when the request has none.
     pub default_page_size: usize,
     /// Refuse `skip` beyond this with a 400.
@@ -97,6 +99,7 @@ impl Default for SimSettings {
             account_app: None,
             max_page_size: 100,
             default_page_size: 100,
+            refuse_limit_above: None,
             max_skip: None,
             date_to_inclusive: true,
             enforce_jti: false,

@@ -325,6 +325,14 @@ fn answer(
             &format!("skip must be less than {max}"),
         );
     }
+    if let (Some(max), Some(limit)) = (st.settings.refuse_limit_above, req.limit)
+        && limit > max as u64
+    {
+        return error(
+            StatusCode::BAD_REQUEST,
+            &format!("limit must not exceed {max}"),
+        );
+    }
     let inclusive = st.settings.date_to_inclusive;
     let limit = req
         .limit

@@ -11,7 +11,7 @@ pub use run::{
     run_pass,
 };
 
-use crate::api::{KoreClient, RequestBudget, SessionsApi};
+use crate::api::{KoreClient, PageSize, RequestBudget, SessionsApi};
 use crate::config::Config;
 use crate::store::SessionStore;
 use std::sync::Arc;
@@ -45,7 +45,11 @@ pub fn build_apis(config: &Config) -> Result<Vec<SessionsApi>, reqwest::Error> {
                 config.api.requests_per_minute,
                 config.api.requests_per_hour,
             ));
-            client.sessions_api(&scope.bot_id, scope.credentials.clone(), budget)
+            let pages = Arc::new(PageSize::new(
+                config.api.page_size,
+                config.api.max_page_size,
+            ));
+            client.sessions_api(&scope.bot_id, scope.credentials.clone(), budget, pages)
         })
         .collect())
 }

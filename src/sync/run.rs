@@ -334,7 +334,6 @@ async fn run_stream(
         key,
         pipe: StorePipe::default(),
         ct: key.containment_type,
-        page_size: cfg.api.page_size,
         max_budget_wait: opts.max_budget_wait,
         cancel: &stop.token,
     };
@@ -628,7 +627,6 @@ struct Fetch<'a> {
     /// finished, not yet counted in the stream's report.
     pipe: StorePipe,
     ct: ContainmentType,
-    page_size: u32,
     max_budget_wait: Option<Duration>,
     cancel: &'a CancellationToken,
 }
@@ -812,12 +810,14 @@ impl Fetch<'_> {
         let mut first_total = None;
         let mut last_total = None;
         let mut skip: u64 = 0;
+        let pages = self.api.page_size();
         for _ in 0..MAX_PAGES_PER_WINDOW {
+            let asked = pages.ask();
             let body = SessionsRequest {
                 date_from: Some(format_api_time(span.start)),
                 date_to: Some(format_api_time(span.end)),
                 skip: Some(skip),
-                limit: Some(u64::from(self.page_size)),
+                limit: Some(u64::from(asked)),
                 ..SessionsRequest::default()
             }
             .with_filter(self.filter);
@@ -834,8 +834,19 @@ impl Fetch<'_> {
                 }) if skip > 0 && mentions_skip(&message) => {
                     return Ok(SpanResult::SkipRefused { skip, message });
                 }
+                // Too large a page: the same page again, at api.page_size.
+                Err(ApiError::Rejected {
+                    status: 400,
+                    message,
+                }) if pages.refused(self.api.bot_id(), asked, &message) => continue,
                 Err(e) => return Err(e.into()),
             };
+            pages.observe(
+                self.api.bot_id(),
+                asked,
+                page.sessions.len(),
+                page.more_available,
+            );
             if skip == 0 {
                 first_total = page.total;
             }
@@ -955,7 +966,7 @@ impl StorePipe {
 
 /// A window holding more sessions than this is stored in chunks as its pages
 /// arrive; its watermark still moves only when the whole window is read.
-pub const CHUNK_SESSIONS: usize = 10_000;
+pub const CHUNK_SESSIONS: usize = 5_000;
 
 /// Why fetching stopped: the API (the stream stops, the pass goes on) or the
 /// warehouse (the pass fails).
