@@ -7,7 +7,7 @@
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 const CHANNELS: &[(&str, u32)] = &[
     ("rtm", 40),
@@ -103,6 +103,31 @@ pub fn make_session(
     now: DateTime<Utc>,
     users: &[String],
 ) -> Value {
+    let mut text = String::with_capacity(768);
+    write_session(rng, bot_id, start, now, users, None, &mut text);
+    serde_json::from_str(&text).expect("the generator writes JSON")
+}
+
+/// What [`write_session`] writes in place of its own draws (the benchmark's
+/// on-demand sessions have ids and containment types of their own).
+pub struct Overrides<'a> {
+    pub session_id: &'a str,
+    pub containment_type: &'static str,
+}
+
+/// Writes one record as JSON text: what [`make_session`] returns, without
+/// building a `Value` first (the benchmark serves millions of these). The
+/// random draws are the same with or without `overrides`.
+pub fn write_session(
+    rng: &mut StdRng,
+    bot_id: &str,
+    start: DateTime<Utc>,
+    now: DateTime<Utc>,
+    users: &[String],
+    overrides: Option<&Overrides<'_>>,
+    out: &mut String,
+) {
+    use std::fmt::Write;
     let active = now - start < Duration::minutes(20);
     let interactive = rng.random_bool(0.8);
     let containment = if !interactive {
@@ -110,95 +135,112 @@ pub fn make_session(
     } else {
         pick_weighted(rng, &[("selfService", 65), ("dropOff", 20), ("agent", 15)])
     };
-    let messages = if interactive {
+    let messages: u32 = if interactive {
         rng.random_range(1..40)
     } else {
         0
     };
-    let mut rec = json!({
-        "sessionId": hex_id(rng),
-        "botId": bot_id,
-        "channel": pick_weighted(rng, CHANNELS),
-        "userId": users[rng.random_range(0..users.len())],
-        "start_time": api_time(start),
-        "sessionType": if interactive { "interactive" } else { "non-interactive" },
-        "containmentType": containment,
-        "sessionStatus": if active { "active" } else { "closed" },
-        "noOfMessagesExchanged": messages,
-        "noOfTasksExecuted": rng.random_range(0..=messages.min(5)),
-    });
-    let obj = rec.as_object_mut().expect("object");
+    let session_id = hex_id(rng);
+    let channel = pick_weighted(rng, CHANNELS);
+    let user = &users[rng.random_range(0..users.len())];
+    let tasks = rng.random_range(0..=messages.min(5));
+    let (session_id, containment) = match overrides {
+        Some(o) => (o.session_id, o.containment_type),
+        None => (session_id.as_str(), containment),
+    };
+    // Every string written unescaped here is an id, a timestamp or one of the
+    // constants above, none of which holds a quote, backslash or control
+    // character; `json_str` escapes anything else.
+    let _ = write!(
+        out,
+        r#"{{"sessionId":"{session_id}","botId":{},"channel":"{channel}","userId":{},"start_time":"{}","sessionType":"{}","containmentType":"{containment}","sessionStatus":"{}","noOfMessagesExchanged":{messages},"noOfTasksExecuted":{tasks}"#,
+        json_str(bot_id),
+        json_str(user),
+        api_time(start),
+        if interactive { "interactive" } else { "non-interactive" },
+        if active { "active" } else { "closed" },
+    );
     if !active {
         let len = Duration::milliseconds(rng.random_range(500..30 * 60_000));
-        obj.insert("end_time".into(), json!(api_time(start + len)));
+        let _ = write!(out, r#","end_time":"{}""#, api_time(start + len));
     }
     // About 1 in 20 records lack session_lang, as older sessions do.
     if rng.random_ratio(19, 20) {
         let langs = LANGS[rng.random_range(0..LANGS.len())];
-        obj.insert("session_lang".into(), json!(langs));
+        let _ = write!(out, r#","session_lang":["{}"]"#, langs.join("\",\""));
     }
     // isDeveloper is documented both as a Boolean and as 1/0.
     let dev = rng.random_bool(0.05);
-    obj.insert(
-        "isDeveloper".into(),
-        if rng.random_bool(0.5) {
-            json!(dev)
-        } else {
-            json!(u8::from(dev))
-        },
-    );
-    obj.insert("tags".into(), make_tags(rng));
-    // Voice sessions carry the agent desktop's external call id.
-    if obj["channel"] == "korevg" {
-        obj.insert("callId".into(), json!(format!("call-{}", hex_id(rng))));
+    if rng.random_bool(0.5) {
+        let _ = write!(out, r#","isDeveloper":{dev}"#);
+    } else {
+        let _ = write!(out, r#","isDeveloper":{}"#, u8::from(dev));
     }
-    rec
+    out.push_str(r#","tags":"#);
+    write_tags(rng, out);
+    // Voice sessions carry the agent desktop's external call id.
+    if channel == "korevg" {
+        let _ = write!(out, r#","callId":"call-{}""#, hex_id(rng));
+    }
+    out.push('}');
 }
 
-fn make_tags(rng: &mut StdRng) -> Value {
-    let mut user_tags = Vec::new();
+fn json_str(s: &str) -> String {
+    serde_json::to_string(s).expect("strings serialize")
+}
+
+fn write_tags(rng: &mut StdRng, out: &mut String) {
+    use std::fmt::Write;
+    let mut user_tags: Vec<String> = Vec::new();
     if rng.random_bool(0.7) {
-        user_tags.push(json!({"name": "plan", "value": PLANS[rng.random_range(0..PLANS.len())]}));
+        let plan = PLANS[rng.random_range(0..PLANS.len())];
+        user_tags.push(format!(r#"{{"name":"plan","value":"{plan}"}}"#));
     }
     if rng.random_bool(0.5) {
-        user_tags.push(json!({"name": "city", "value": CITIES[rng.random_range(0..CITIES.len())]}));
+        let city = CITIES[rng.random_range(0..CITIES.len())];
+        user_tags.push(format!(r#"{{"name":"city","value":"{city}"}}"#));
     }
     if rng.random_bool(0.3) {
-        user_tags.push(json!({"name": "visits", "value": rng.random_range(1..500)}));
+        let visits: u32 = rng.random_range(1..500);
+        user_tags.push(format!(r#"{{"name":"visits","value":{visits}}}"#));
     }
     if rng.random_bool(0.2) {
-        user_tags.push(json!({"name": "vip", "value": rng.random_bool(0.5)}));
+        let vip = rng.random_bool(0.5);
+        user_tags.push(format!(r#"{{"name":"vip","value":{vip}}}"#));
     }
-    let mut session_tags = Vec::new();
+    let mut session_tags: Vec<String> = Vec::new();
     if rng.random_bool(0.4) {
-        session_tags.push(json!({"name": "intent", "value": "order_status"}));
+        session_tags.push(r#"{"name":"intent","value":"order_status"}"#.to_owned());
         // The same name twice in one session: both are kept, by position.
         if rng.random_bool(0.3) {
-            session_tags.push(json!({"name": "intent", "value": "refund"}));
+            session_tags.push(r#"{"name":"intent","value":"refund"}"#.to_owned());
         }
     }
     if rng.random_bool(0.15) {
-        session_tags.push(
-            json!({"name": "cart", "value": {"items": rng.random_range(1..9), "currency": "EUR"}}),
-        );
+        let items: u32 = rng.random_range(1..9);
+        session_tags.push(format!(
+            r#"{{"name":"cart","value":{{"items":{items},"currency":"EUR"}}}}"#
+        ));
     }
     if rng.random_bool(0.1) {
-        session_tags.push(json!({"name": "skills", "value": ["billing", "tier2"]}));
+        session_tags.push(r#"{"name":"skills","value":["billing","tier2"]}"#.to_owned());
     }
     if rng.random_bool(0.1) {
-        session_tags.push(json!({"name": "escalation", "value": null}));
+        session_tags.push(r#"{"name":"escalation","value":null}"#.to_owned());
     }
     if rng.random_bool(0.05) {
-        session_tags.push(json!({"name": "score", "value": 0.875}));
+        session_tags.push(r#"{"name":"score","value":0.875}"#.to_owned());
     }
-    let mut tags = json!({"userTags": user_tags, "sessionTags": session_tags});
+    let _ = write!(
+        out,
+        r#"{{"userTags":[{}],"sessionTags":[{}]"#,
+        user_tags.join(","),
+        session_tags.join(",")
+    );
     if rng.random_bool(0.1) {
-        tags.as_object_mut().expect("object").insert(
-            "altText".into(),
-            json!([{"name": "greeting", "value": "Grüß Gott 👋"}]),
-        );
+        out.push_str(r#","altText":[{"name":"greeting","value":"Grüß Gott 👋"}]"#);
     }
-    tags
+    out.push('}');
 }
 
 #[cfg(test)]
@@ -221,5 +263,29 @@ mod tests {
             .map(|r| r["start_time"].as_str().unwrap())
             .collect();
         assert!(starts.windows(2).all(|w| w[0] <= w[1]));
+    }
+
+    #[test]
+    fn written_records_are_json_with_every_field_and_the_overrides() {
+        let now = Utc::now();
+        let users = vec!["u-1".to_owned()];
+        for n in 0..200u64 {
+            let mut rng = StdRng::seed_from_u64(n);
+            let mut text = String::new();
+            let o = Overrides {
+                session_id: "0000000000000000000000ab",
+                containment_type: "agent",
+            };
+            let start = now - Duration::minutes(i64::try_from(n).unwrap());
+            write_session(&mut rng, "st-a", start, now, &users, Some(&o), &mut text);
+            let v: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+            assert_eq!(v["sessionId"], "0000000000000000000000ab");
+            assert_eq!(v["containmentType"], "agent");
+            assert_eq!(v["sessionStatus"], if n < 20 { "active" } else { "closed" });
+            assert_eq!(v.get("end_time").is_some(), n >= 20, "{text}");
+            assert!(v["tags"]["userTags"].is_array() && v["tags"]["sessionTags"].is_array());
+            let raw = serde_json::value::RawValue::from_string(text.clone()).unwrap();
+            crate::api::wire::parse_session(&raw, None).unwrap_or_else(|e| panic!("{e}: {text}"));
+        }
     }
 }

@@ -230,21 +230,26 @@ impl Synthetic {
             .collect()
     }
 
-    /// Session `i` of `bot` as the API would send it.
-    pub fn record(&self, seed: u64, bot: &str, i: u64) -> Value {
+    /// Session `i` of `bot` as the API would send it, appended to `out` as
+    /// JSON text (no `Value` is built: the benchmark serves millions).
+    pub fn write_record(&self, seed: u64, bot: &str, i: u64, out: &mut String) {
         let mut rng = StdRng::seed_from_u64(mix(seed ^ bot_hash(bot) ^ i));
         let start = DateTime::from_timestamp_millis(self.start_ms(i)).expect("in range");
         let users = [format!("u-{:08x}", mix(i) % 5000)];
-        let mut rec = data::make_session(
+        let session_id = format!("{:08x}{:016x}", bot_hash(bot) as u32, i);
+        let overrides = data::Overrides {
+            session_id: &session_id,
+            containment_type: Self::containment(seed, bot, i),
+        };
+        data::write_session(
             &mut rng,
             bot,
             start,
             self.to + chrono::Duration::days(1),
             &users,
+            Some(&overrides),
+            out,
         );
-        rec["sessionId"] = Value::String(format!("{:08x}{:016x}", bot_hash(bot) as u32, i));
-        rec["containmentType"] = Value::String(Self::containment(seed, bot, i).to_owned());
-        rec
     }
 }
 

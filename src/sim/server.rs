@@ -346,16 +346,21 @@ fn answer(
         let seed = st.settings.seed;
         let ct = params.containment_type.as_deref();
         let total = super::Synthetic::count(seed, scope, ct, lo, hi) as usize;
-        let page: Vec<Value> = super::Synthetic::page(seed, scope, ct, (lo, hi), skip, limit)
-            .into_iter()
-            .map(|i| syn.record(seed, scope, i))
-            .collect();
-        log.returned = page.len();
-        let more = (skip as usize).saturating_add(page.len()) < total;
-        return finish(
-            json!({"total": total, "moreAvailable": more, "sessions": page}),
-            fault,
-        );
+        let indices = super::Synthetic::page(seed, scope, ct, (lo, hi), skip, limit);
+        log.returned = indices.len();
+        let more = (skip as usize).saturating_add(indices.len()) < total;
+        let mut text = String::with_capacity(64 + 800 * indices.len());
+        text.push_str(&format!(
+            r#"{{"total":{total},"moreAvailable":{more},"sessions":["#
+        ));
+        for (n, i) in indices.into_iter().enumerate() {
+            if n > 0 {
+                text.push(',');
+            }
+            syn.write_record(seed, scope, i, &mut text);
+        }
+        text.push_str("]}");
+        return finish_text(text, fault);
     }
     let matching: Vec<&SimRecord> = st
         .records
@@ -400,7 +405,13 @@ fn answer(
 }
 
 fn finish(body: Value, fault: Option<&Fault>) -> Response {
-    let text = serde_json::to_string(&body).expect("values serialize");
+    finish_text(
+        serde_json::to_string(&body).expect("values serialize"),
+        fault,
+    )
+}
+
+fn finish_text(text: String, fault: Option<&Fault>) -> Response {
     if let Some(Fault::TruncatedBody) = fault {
         let cut = text.len() / 2;
         let cut = (0..=cut)
