@@ -157,7 +157,11 @@ pub fn write_session(
         json_str(bot_id),
         json_str(user),
         api_time(start),
-        if interactive { "interactive" } else { "non-interactive" },
+        if interactive {
+            "interactive"
+        } else {
+            "non-interactive"
+        },
         if active { "active" } else { "closed" },
     );
     if !active {

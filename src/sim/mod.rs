@@ -236,7 +236,14 @@ impl Synthetic {
         let mut rng = StdRng::seed_from_u64(mix(seed ^ bot_hash(bot) ^ i));
         let start = DateTime::from_timestamp_millis(self.start_ms(i)).expect("in range");
         let users = [format!("u-{:08x}", mix(i) % 5000)];
-        let session_id = format!("{:08x}{:016x}", bot_hash(bot) as u32, i);
+        // Shaped like Kore.ai's ids (MongoDB ObjectIds): creation time in
+        // seconds first, so ids sort by start time as real ones do.
+        let session_id = format!(
+            "{:08x}{:08x}{:08x}",
+            start.timestamp() as u32,
+            bot_hash(bot) as u32,
+            i as u32
+        );
         let overrides = data::Overrides {
             session_id: &session_id,
             containment_type: Self::containment(seed, bot, i),

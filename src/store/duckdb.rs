@@ -219,15 +219,29 @@ pub fn commit_window(
         _ => 0,
     };
     if n_changed > 0 {
-        // The stored versions of the changed sessions, wherever they start:
-        // one scan of `session_id` (which DuckDB narrows with the staged
-        // ids' min/max). A backfill finds none, and the deletes below then
+        // The stored versions of the changed sessions, wherever they start.
+        // The id range, spelled as constants, lets zone maps skip row groups:
+        // Kore.ai's session ids are MongoDB ObjectIds, which begin with their
+        // creation time, so a window's ids are narrow and stored roughly in
+        // order (without it this lookup scanned every stored id, and a
+        // commit's cost grew with history: 4.7 s of a 1M backfill, 1.1 s
+        // with it). A backfill finds none here, and the deletes below then
         // end at once.
-        tx.execute_batch(
+        let (min_id, max_id): (String, String) = tx
+            .query_row(
+                "SELECT min(session_id), max(session_id) FROM stage_changed",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .doing("finding the stored versions of changed sessions")?;
+        tx.execute_batch(&format!(
             "CREATE OR REPLACE TEMP TABLE stage_old AS
              SELECT session_id, first_synced_at, start_time FROM sessions
-             WHERE session_id IN (SELECT session_id FROM stage_changed);",
-        )
+             WHERE session_id BETWEEN {} AND {}
+               AND session_id IN (SELECT session_id FROM stage_changed);",
+            lit(&min_id),
+            lit(&max_id)
+        ))
         .doing("finding the stored versions of changed sessions")?;
         // The days these sessions fall on, before and after the change, are
         // Parquet partitions to rewrite.
