@@ -12,7 +12,8 @@ use crate::model::{RejectedRecord, Session, StreamKey};
 use crate::sync::plan::Window;
 use chrono::{DateTime, Utc};
 use duckdb::arrow::array::{
-    ArrayRef, BooleanArray, Int32Array, StringArray, TimestampMicrosecondArray,
+    ArrayRef, BooleanArray, Int32Array, ListBuilder, StringArray, StringBuilder,
+    TimestampMicrosecondArray,
 };
 use duckdb::arrow::record_batch::RecordBatch;
 use duckdb::{Connection, OptionalExt, params};
@@ -150,8 +151,6 @@ pub fn commit_window(
         "DELETE FROM stage_sessions; DELETE FROM stage_tags; DELETE FROM stage_changed;",
     )
     .doing("clearing staging tables")?;
-    // Columnar appends (Arrow record batches): one call per table instead of
-    // one per row, which was half of a window's commit time.
     // One row per session id (the last version wins), so the replace below
     // keeps `session_id` unique whatever the caller passed.
     let mut last: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
@@ -164,30 +163,217 @@ pub fn commit_window(
         .filter(|(i, s)| last.get(s.session_id.as_str()) == Some(i))
         .map(|(_, s)| s)
         .collect();
-    let (session_batch, tag_batch) = stage_batches(&sessions).map_err(|e| StoreError::Query {
+    let (session_batch, tag_batch) = stage_batches(&sessions).map_err(arrow_error)?;
+    let tx = conn
+        .transaction()
+        .doing("beginning the window transaction")?;
+    let n_changed = if sessions.is_empty() {
+        0
+    } else if none_stored(&tx, &session_batch, &sessions)? {
+        append_new(&tx, &sessions, session_batch, tag_batch, now)?;
+        sessions.len()
+    } else {
+        replace_changed(&tx, &sessions, session_batch, tag_batch, now)?
+    };
+
+    for r in rejected {
+        tx.execute(
+            "INSERT INTO rejected_records
+             SELECT ?, ?, ?, ?, ?, CAST(? AS TIMESTAMPTZ)
+             WHERE NOT EXISTS (SELECT 1 FROM rejected_records WHERE raw = ?)",
+            params![
+                key.bot_id,
+                key.containment_type.as_str(),
+                r.session_id,
+                r.reason,
+                r.raw,
+                ts(now),
+                r.raw
+            ],
+        )
+        .doing("keeping a rejected record")?;
+    }
+
+    let mut n_deleted = 0;
+    for id in deleted {
+        tx.execute(
+            "INSERT OR IGNORE INTO parquet_dirty_days
+             SELECT CAST(make_timestamp(epoch_us(start_time)) AS DATE) FROM sessions WHERE session_id = ?",
+            params![id],
+        )
+        .doing("noting changed days")?;
+        tx.execute("DELETE FROM session_tags WHERE session_id = ?", params![id])
+            .doing("deleting tags of a session deleted upstream")?;
+        n_deleted += tx
+            .execute("DELETE FROM sessions WHERE session_id = ?", params![id])
+            .doing("deleting a session deleted upstream")?;
+    }
+
+    // A watermark reached under another filter does not count: the stream
+    // starts again from `history_start` (the runner adopts the old watermark
+    // first when told to keep it).
+    let (stored, stored_filter) = watermark_with_filter(&tx, key)?;
+    let filter_changed = stored_filter.as_ref().is_some_and(|f| *f != key.filter);
+    let current = if filter_changed { None } else { stored };
+    let next = match advance {
+        None => current,
+        Some((window, history_start)) => {
+            let contiguous = match current {
+                Some(w) => window.start <= w,
+                None => window.start <= history_start,
+            };
+            match current {
+                Some(w) if contiguous => Some(w.max(window.end)),
+                None if contiguous => Some(window.end),
+                other => other,
+            }
+        }
+    };
+    if (next != current || filter_changed)
+        && advance.is_some()
+        && let Some(next) = next
+    {
+        {
+            tx.execute(
+                "INSERT INTO sync_state (bot_id, containment_type, watermark, updated_at, filter)
+                 VALUES (?, ?, CAST(? AS TIMESTAMPTZ), CAST(? AS TIMESTAMPTZ), ?)
+                 ON CONFLICT (bot_id, containment_type) DO UPDATE SET
+                     watermark = excluded.watermark, updated_at = excluded.updated_at, filter = excluded.filter",
+                params![key.bot_id, key.containment_type.as_str(), ts(next), ts(now), key.filter],
+            )
+            .doing("moving the watermark")?;
+        }
+    }
+    tx.commit().doing("committing the window")?;
+    Ok(WindowCommit {
+        n_received: sessions.len(),
+        n_written: n_changed,
+        n_deleted,
+        watermark: next,
+    })
+}
+
+/// Appends a record batch to `table` (columns in table order): one call per
+/// table instead of one per row.
+fn append_batch(
+    tx: &duckdb::Transaction<'_>,
+    table: &str,
+    batch: RecordBatch,
+    doing: &'static str,
+) -> Result<(), StoreError> {
+    let mut app = tx.appender(table).doing(doing)?;
+    app.append_record_batch(batch).doing(doing)?;
+    app.flush().doing(doing)
+}
+
+fn arrow_error(e: duckdb::arrow::error::ArrowError) -> StoreError {
+    StoreError::Query {
         doing: "building staging batches",
         source: duckdb::Error::ArrowTypeToDuckdbType(
             e.to_string(),
             duckdb::arrow::datatypes::DataType::Null,
         ),
-    })?;
-    {
-        let mut app = conn
-            .appender("stage_sessions")
-            .doing("opening the session appender")?;
-        app.append_record_batch(session_batch)
-            .doing("staging sessions")?;
-        app.flush().doing("staging sessions")?;
-        let mut app = conn
-            .appender("stage_tags")
-            .doing("opening the tag appender")?;
-        app.append_record_batch(tag_batch).doing("staging tags")?;
-        app.flush().doing("staging tags")?;
     }
+}
 
-    let tx = conn
-        .transaction()
-        .doing("beginning the window transaction")?;
+/// Whether none of these sessions is stored yet — the common case of a
+/// backfill or of new sessions at the head. Only their ids are staged for
+/// this check; the id range, spelled as constants, lets zone maps skip row
+/// groups (Kore.ai's session ids are MongoDB ObjectIds, which begin with
+/// their creation time, so a window's ids are narrow and stored in order).
+fn none_stored(
+    tx: &duckdb::Transaction<'_>,
+    staged: &RecordBatch,
+    sessions: &[&Session],
+) -> Result<bool, StoreError> {
+    let ids = RecordBatch::try_from_iter([("session_id", staged.column(0).clone())])
+        .map_err(arrow_error)?;
+    append_batch(tx, "stage_changed", ids, "staging ids")?;
+    let ids = sessions.iter().map(|s| s.session_id.as_str());
+    let (lo, hi) = (
+        ids.clone().min().unwrap_or_default(),
+        ids.max().unwrap_or_default(),
+    );
+    let n_stored: i64 = tx
+        .query_row(
+            &format!(
+                "SELECT count(*) FROM sessions WHERE session_id BETWEEN {} AND {}
+                   AND session_id IN (SELECT session_id FROM stage_changed)",
+                lit(lo),
+                lit(hi)
+            ),
+            [],
+            |r| r.get(0),
+        )
+        .doing("checking which sessions are stored")?;
+    tx.execute("DELETE FROM stage_changed", [])
+        .doing("checking which sessions are stored")?;
+    Ok(n_stored == 0)
+}
+
+/// Stores sessions none of which is stored yet: appended straight into
+/// `sessions` and `session_tags`, skipping the staging tables and the compare
+/// (a third of a backfill's store time, BENCHMARKS.md).
+fn append_new(
+    tx: &duckdb::Transaction<'_>,
+    sessions: &[&Session],
+    staged: RecordBatch,
+    tags: RecordBatch,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    // The staged columns in table order, but `session_lang` as a list, and
+    // both sync times `now`.
+    let mut langs = ListBuilder::new(StringBuilder::new());
+    for s in sessions {
+        match &s.session_lang {
+            Some(list) => {
+                for lang in list {
+                    langs.values().append_value(lang);
+                }
+                langs.append(true);
+            }
+            None => langs.append(false),
+        }
+    }
+    let mut columns: Vec<(String, ArrayRef)> = staged
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .zip(staged.columns().iter().cloned())
+        .collect();
+    columns[6].1 = Arc::new(langs.finish());
+    let synced = utc_micros(sessions.iter().map(|_| Some(now.timestamp_micros())));
+    columns.push(("first_synced_at".into(), synced.clone()));
+    columns.push(("last_synced_at".into(), synced));
+    let rows = RecordBatch::try_from_iter(columns).map_err(arrow_error)?;
+    append_batch(tx, "sessions", rows, "appending new sessions")?;
+    append_batch(tx, "session_tags", tags, "appending new tags")?;
+    // Their days are Parquet partitions to write.
+    let days: std::collections::BTreeSet<_> =
+        sessions.iter().map(|s| s.start_time.date_naive()).collect();
+    for day in days {
+        tx.execute(
+            "INSERT OR IGNORE INTO parquet_dirty_days VALUES (CAST(? AS DATE))",
+            params![day.to_string()],
+        )
+        .doing("noting changed days")?;
+    }
+    Ok(())
+}
+
+/// Stores a window some of whose sessions are stored already: staged in
+/// full, compared with the stored rows, and only new or changed ones
+/// replaced. Returns how many were written.
+fn replace_changed(
+    tx: &duckdb::Transaction<'_>,
+    sessions: &[&Session],
+    session_batch: RecordBatch,
+    tag_batch: RecordBatch,
+    now: DateTime<Utc>,
+) -> Result<usize, StoreError> {
+    append_batch(tx, "stage_sessions", session_batch, "staging sessions")?;
+    append_batch(tx, "stage_tags", tag_batch, "staging tags")?;
     // Only sessions that are new or whose record changed are written: an
     // unchanged re-read (lookback, overlap) costs a comparison, not a write.
     // The comparison reads stored rows whose start falls within the staged
@@ -290,81 +476,7 @@ pub fn commit_window(
         .doing("inserting tags")?;
     }
 
-    for r in rejected {
-        tx.execute(
-            "INSERT INTO rejected_records
-             SELECT ?, ?, ?, ?, ?, CAST(? AS TIMESTAMPTZ)
-             WHERE NOT EXISTS (SELECT 1 FROM rejected_records WHERE raw = ?)",
-            params![
-                key.bot_id,
-                key.containment_type.as_str(),
-                r.session_id,
-                r.reason,
-                r.raw,
-                ts(now),
-                r.raw
-            ],
-        )
-        .doing("keeping a rejected record")?;
-    }
-
-    let mut n_deleted = 0;
-    for id in deleted {
-        tx.execute(
-            "INSERT OR IGNORE INTO parquet_dirty_days
-             SELECT CAST(make_timestamp(epoch_us(start_time)) AS DATE) FROM sessions WHERE session_id = ?",
-            params![id],
-        )
-        .doing("noting changed days")?;
-        tx.execute("DELETE FROM session_tags WHERE session_id = ?", params![id])
-            .doing("deleting tags of a session deleted upstream")?;
-        n_deleted += tx
-            .execute("DELETE FROM sessions WHERE session_id = ?", params![id])
-            .doing("deleting a session deleted upstream")?;
-    }
-
-    // A watermark reached under another filter does not count: the stream
-    // starts again from `history_start` (the runner adopts the old watermark
-    // first when told to keep it).
-    let (stored, stored_filter) = watermark_with_filter(&tx, key)?;
-    let filter_changed = stored_filter.as_ref().is_some_and(|f| *f != key.filter);
-    let current = if filter_changed { None } else { stored };
-    let next = match advance {
-        None => current,
-        Some((window, history_start)) => {
-            let contiguous = match current {
-                Some(w) => window.start <= w,
-                None => window.start <= history_start,
-            };
-            match current {
-                Some(w) if contiguous => Some(w.max(window.end)),
-                None if contiguous => Some(window.end),
-                other => other,
-            }
-        }
-    };
-    if (next != current || filter_changed)
-        && advance.is_some()
-        && let Some(next) = next
-    {
-        {
-            tx.execute(
-                "INSERT INTO sync_state (bot_id, containment_type, watermark, updated_at, filter)
-                 VALUES (?, ?, CAST(? AS TIMESTAMPTZ), CAST(? AS TIMESTAMPTZ), ?)
-                 ON CONFLICT (bot_id, containment_type) DO UPDATE SET
-                     watermark = excluded.watermark, updated_at = excluded.updated_at, filter = excluded.filter",
-                params![key.bot_id, key.containment_type.as_str(), ts(next), ts(now), key.filter],
-            )
-            .doing("moving the watermark")?;
-        }
-    }
-    tx.commit().doing("committing the window")?;
-    Ok(WindowCommit {
-        n_received: sessions.len(),
-        n_written: n_changed,
-        n_deleted,
-        watermark: next,
-    })
+    Ok(n_changed)
 }
 
 /// Ids of sessions stored as `active` for this stream that started before
