@@ -313,7 +313,7 @@ fn none_stored(
 
 /// Stores sessions none of which is stored yet: appended straight into
 /// `sessions` and `session_tags`, skipping the staging tables and the compare
-/// (a third of a backfill's store time, BENCHMARKS.md).
+/// (about 40 % of a backfill's store time, BENCHMARKS.md).
 fn append_new(
     tx: &duckdb::Transaction<'_>,
     sessions: &[&Session],
@@ -411,8 +411,8 @@ fn replace_changed(
         // creation time, so a window's ids are narrow and stored roughly in
         // order (without it this lookup scanned every stored id, and a
         // commit's cost grew with history: 4.7 s of a 1M backfill, 1.1 s
-        // with it). A backfill finds none here, and the deletes below then
-        // end at once.
+        // with it). Sessions that are merely new are not stored yet, and the
+        // deletes below skip them.
         let (min_id, max_id): (String, String) = tx
             .query_row(
                 "SELECT min(session_id), max(session_id) FROM stage_changed",
