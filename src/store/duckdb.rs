@@ -39,10 +39,18 @@ const STAGING: &str = "
 /// (BENCHMARKS.md), and zone maps prune at a finer grain.
 const ROW_GROUP_SIZE: u32 = 32_768;
 
+/// Rows per Parquet row group. The writer holds a whole row group in the
+/// buffer pool before flushing it; at DuckDB's default (122,880 rows of ~1 KB
+/// records) a day of a busy bot did not fit in [`MEMORY_LIMIT`] and the
+/// export failed (BENCHMARKS.md, "Memory").
+const PARQUET_ROW_GROUP: u32 = 16_384;
+
 /// DuckDB's buffer pool. Uncheckpointed appends, staging and larger queries
 /// live here; beyond it DuckDB spills to `<warehouse>.tmp/` rather than grow
-/// the process (BENCHMARKS.md: 256 MB bought no speed over this).
-const MEMORY_LIMIT: &str = "96MB";
+/// the process. Measured (BENCHMARKS.md, "Memory"): 64 MB backfills as fast
+/// as 96 or 256 MB; 32 MB too, but leaves the read copy and Parquet export
+/// little room.
+const MEMORY_LIMIT: &str = "64MB";
 
 pub fn open(path: &Path) -> Result<Connection, StoreError> {
     let open_err = |source: duckdb::Error| {
@@ -1002,7 +1010,7 @@ pub fn export_parquet(
             let tmp = part.join(".data.parquet.tmp");
             let select_day = select.replace('?', &lit(day));
             conn.execute_batch(&format!(
-                "COPY ({select_day}) TO {} (FORMAT parquet)",
+                "COPY ({select_day}) TO {} (FORMAT parquet, ROW_GROUP_SIZE {PARQUET_ROW_GROUP})",
                 lit(&tmp.display().to_string())
             ))
             .doing("writing a Parquet partition")?;
