@@ -350,7 +350,11 @@ fn append_new(
         .map(|f| f.name().clone())
         .zip(staged.columns().iter().cloned())
         .collect();
-    columns[6].1 = Arc::new(langs.finish());
+    let lang = columns
+        .iter_mut()
+        .find(|(name, _)| name == "session_lang")
+        .expect("the staged batch has a session_lang column");
+    lang.1 = Arc::new(langs.finish());
     let synced = utc_micros(sessions.iter().map(|_| Some(now.timestamp_micros())));
     columns.push(("first_synced_at".into(), synced.clone()));
     columns.push(("last_synced_at".into(), synced));
