@@ -18,7 +18,7 @@
 //! actually returned; only the number of requests changes. What was learned
 //! lasts for the process and is shared by every stream of a scope.
 
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use tracing::info;
 
 #[derive(Debug)]
@@ -26,10 +26,9 @@ pub struct PageSize {
     /// `api.page_size`: always accepted; the fallback.
     base: u32,
     /// What the next request asks for. Invariant: `base.min(max) <= current
-    /// <= max`, and it only ever shrinks.
+    /// <= max`, and it only ever shrinks (each shrink is logged, so at most a
+    /// few lines per scope and process).
     current: AtomicU32,
-    /// Set once the server was seen to clamp or refuse, so it is logged once.
-    learned: AtomicBool,
 }
 
 impl PageSize {
@@ -39,7 +38,6 @@ impl PageSize {
         PageSize {
             base,
             current: AtomicU32::new(max.max(base)),
-            learned: AtomicBool::new(max <= base),
         }
     }
 
@@ -54,7 +52,7 @@ impl PageSize {
         if more_available == Some(true) && returned > 0 && returned < asked {
             let clamp = returned.max(self.base);
             let before = self.current.fetch_min(clamp, Ordering::Relaxed);
-            if clamp < before && !self.learned.swap(true, Ordering::Relaxed) {
+            if clamp < before {
                 info!(
                     bot_id = scope,
                     asked,
@@ -72,15 +70,15 @@ impl PageSize {
         if asked <= self.base || !message.to_ascii_lowercase().contains("limit") {
             return false;
         }
-        self.current.fetch_min(self.base, Ordering::Relaxed);
-        info!(
-            bot_id = scope,
-            asked,
-            page_size = self.base,
-            error = message,
-            "the API refused a large page; using api.page_size from now on"
-        );
-        self.learned.store(true, Ordering::Relaxed);
+        if self.current.fetch_min(self.base, Ordering::Relaxed) > self.base {
+            info!(
+                bot_id = scope,
+                asked,
+                page_size = self.base,
+                error = message,
+                "the API refused a large page; using api.page_size from now on"
+            );
+        }
         true
     }
 }

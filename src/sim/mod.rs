@@ -172,17 +172,13 @@ impl Synthetic {
         if hi <= lo {
             return 0;
         }
-        let per_block = match ct {
-            "selfService" => 13,
-            "dropOff" => 4,
-            "agent" => 3,
-            _ => return 0,
-        };
         let matches = |a: u64, b: u64| {
             (a..b)
                 .filter(|i| Self::containment(seed, bot, *i) == ct)
                 .count() as u64
         };
+        // Every block holds the same mix, so block 0 tells how many.
+        let per_block = matches(0, BLOCK);
         let first_full = lo.div_ceil(BLOCK) * BLOCK;
         let last_full = hi / BLOCK * BLOCK;
         if first_full >= last_full {

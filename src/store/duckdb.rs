@@ -394,7 +394,7 @@ fn replace_changed(
     // the same `raw` has the same `start_time`, so it lies in that range; a
     // session whose start moved counts as changed and is replaced below.
     // The range is spelled as constants so DuckDB prunes row groups by it
-    // when it plans the scan; an empty window compares nothing.
+    // when it plans the scan.
     let starts = sessions.iter().map(|s| s.start_time);
     let n_changed = match (starts.clone().min(), starts.max()) {
         (Some(lo), Some(hi)) => tx

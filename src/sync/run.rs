@@ -365,17 +365,10 @@ async fn run_stream(
         let n_rejected = fetched.rejected.len() as u64;
         let (store, key, window, start) =
             (ctx.store.clone(), key.clone(), *window, cfg.sync.plan.start);
-        fetch.pipe.start(async move {
-            let started = std::time::Instant::now();
-            let commit = store
+        fetch.pipe.start(true, n_rejected, async move {
+            store
                 .commit_window(&key, window, start, fetched.sessions, fetched.rejected)
-                .await?;
-            Ok(StoreJob {
-                window: Some(window),
-                commit,
-                n_rejected,
-                took: started.elapsed(),
-            })
+                .await
         });
     }
     fetch.pipe.settle().await?;
@@ -881,26 +874,19 @@ impl Fetch<'_> {
         let n_rejected = chunk.rejected.len() as u64;
         self.pipe.settle().await?;
         let (store, key) = (self.store.clone(), self.key.clone());
-        self.pipe.start(async move {
-            let started = std::time::Instant::now();
-            let commit = store
+        self.pipe.start(false, n_rejected, async move {
+            store
                 .commit_refresh(&key, chunk.sessions, chunk.rejected, Vec::new())
-                .await?;
-            Ok(StoreJob {
-                window: None,
-                commit,
-                n_rejected,
-                took: started.elapsed(),
-            })
+                .await
         });
         Ok(())
     }
 }
 
-/// What one store job did: a chunk of a dense window (`window: None`, the
-/// watermark stays) or a whole window's commit.
+/// What one store job did: a whole window's commit (`ends_window`), or a
+/// chunk of a dense window (the watermark stays).
 struct StoreJob {
-    window: Option<Window>,
+    ends_window: bool,
     commit: WindowCommit,
     n_rejected: u64,
     took: Duration,
@@ -921,16 +907,28 @@ struct StorePipe {
 }
 
 impl StorePipe {
+    /// Starts storing: `commit` is a window's commit (`ends_window`) or a
+    /// chunk's; `n_rejected` records it keeps in `rejected_records`.
     fn start(
         &self,
-        job: impl std::future::Future<Output = Result<StoreJob, StoreError>> + Send + 'static,
+        ends_window: bool,
+        n_rejected: u64,
+        commit: impl std::future::Future<Output = Result<WindowCommit, StoreError>> + Send + 'static,
     ) {
         let mut slot = self.in_flight.lock().expect("store pipe lock");
         debug_assert!(
             slot.is_none(),
             "a store job started before the previous one settled"
         );
-        *slot = Some(tokio::spawn(job));
+        *slot = Some(tokio::spawn(async move {
+            let started = std::time::Instant::now();
+            Ok(StoreJob {
+                ends_window,
+                commit: commit.await?,
+                n_rejected,
+                took: started.elapsed(),
+            })
+        }));
     }
 
     /// Waits for the job in flight, if any.
@@ -953,7 +951,7 @@ impl StorePipe {
             report.sessions_received += job.commit.n_received as u64;
             report.sessions_written += job.commit.n_written as u64;
             report.records_rejected += job.n_rejected;
-            if job.window.is_some() {
+            if job.ends_window {
                 report.windows_done += 1;
                 report.watermark = job.commit.watermark;
                 if let Some(o) = &opts.observer {
