@@ -99,36 +99,7 @@ pub enum Command {
         sql: Vec<String>,
     },
     /// Benchmark: backfill N simulated sessions in process and report time, requests and memory
-    Bench {
-        /// Sessions to backfill
-        #[arg(long, default_value_t = 100_000)]
-        sessions: u64,
-        /// Bots they are spread over
-        #[arg(long, default_value_t = 1)]
-        bots: u32,
-        /// Days of history they are spread over
-        #[arg(long, default_value_t = 30)]
-        days: i64,
-        /// api.page_size
-        #[arg(long, default_value_t = 100)]
-        page_size: u32,
-        /// api.max_page_size (equal to --page-size: no adaptive paging)
-        #[arg(long, default_value_t = 1000)]
-        max_page_size: u32,
-        /// The largest page the simulated server returns
-        #[arg(long, default_value_t = 10_000)]
-        server_page_limit: u32,
-        /// Requests per minute per bot, enforced by the simulator and set in
-        /// the client (per hour: 30 times that)
-        #[arg(long)]
-        rate_limit: Option<u32>,
-        /// Passes with nothing new to run after the backfill
-        #[arg(long, default_value_t = 10)]
-        idle_passes: u32,
-        /// sync.window for the backfill
-        #[arg(long, default_value = "6d")]
-        window: String,
-    },
+    Bench(BenchOptions),
     /// Print a shell completion script
     Completions {
         /// The shell
@@ -148,4 +119,37 @@ pub enum Command {
         #[arg(long, default_value_t = 42)]
         seed: u64,
     },
+}
+
+/// `kore-sync bench`'s options.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchOptions {
+    /// Sessions to backfill
+    #[arg(long, default_value_t = 100_000)]
+    pub sessions: u64,
+    /// Bots they are spread over
+    #[arg(long, default_value_t = 1)]
+    pub bots: u32,
+    /// Days of history they are spread over
+    #[arg(long, default_value_t = 30)]
+    pub days: i64,
+    /// api.page_size
+    #[arg(long, default_value_t = 100)]
+    pub page_size: u32,
+    /// api.max_page_size (equal to --page-size: no adaptive paging)
+    #[arg(long, default_value_t = 1000)]
+    pub max_page_size: u32,
+    /// The largest page the simulated server returns
+    #[arg(long, default_value_t = 10_000)]
+    pub server_page_limit: u32,
+    /// Requests per minute per bot, enforced by the simulator and set in
+    /// the client (per hour: 30 times that)
+    #[arg(long)]
+    pub rate_limit: Option<u32>,
+    /// Passes with nothing new to run after the backfill
+    #[arg(long, default_value_t = 10)]
+    pub idle_passes: u32,
+    /// sync.window for the backfill
+    #[arg(long, default_value = "6d")]
+    pub window: String,
 }

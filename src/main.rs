@@ -6,11 +6,10 @@
 //! or the command line is wrong.
 
 use clap::{CommandFactory, Parser};
-use kore_sync::app;
 use kore_sync::cli::{Cli, Command, LogFormat};
+use kore_sync::cmd;
 use kore_sync::config::{self, ConfigError};
 use std::io::IsTerminal;
-use std::path::PathBuf;
 use std::process::ExitCode;
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
@@ -42,79 +41,52 @@ fn main() -> ExitCode {
     }
 }
 
-fn config_path(cli: &Cli) -> PathBuf {
-    cli.config
-        .clone()
-        .or_else(|| std::env::var_os("KORE_SYNC_CONFIG").map(PathBuf::from))
-        .unwrap_or_else(|| PathBuf::from("kore-sync.toml"))
-}
-
 async fn dispatch(cli: Cli) -> anyhow::Result<bool> {
     let cancel = CancellationToken::new();
-    app::cancel_on_signals(cancel.clone());
-    let load = || config::load(&config_path(&cli));
+    cmd::cancel_on_signals(cancel.clone());
+    let load = || config::load(&config::config_path(cli.config.as_deref()));
     match &cli.command {
-        Command::Demo { warehouse } => app::demo(warehouse, cancel).await,
-        Command::Simulate { listen, days, seed } => app::simulate(*listen, *days, *seed, cancel)
-            .await
-            .map(|()| true),
-        Command::Sync => app::sync_once(load()?, cancel).await,
-        Command::Check => app::check(load()?).await,
+        Command::Demo { warehouse } => cmd::demo::demo(warehouse, cancel).await,
+        Command::Simulate { listen, days, seed } => {
+            cmd::demo::simulate(*listen, *days, *seed, cancel)
+                .await
+                .map(|()| true)
+        }
+        Command::Sync => cmd::sync::sync_once(load()?, cancel).await,
+        Command::Check => cmd::check::check(load()?).await,
         Command::Fetch {
             sessions,
             call_id,
             bot,
             prune,
         } => {
-            app::fetch(
-                load()?,
-                sessions.clone(),
-                call_id.clone(),
-                bot.clone(),
-                *prune,
-            )
-            .await
-        }
-        Command::Bench {
-            sessions,
-            bots,
-            days,
-            page_size,
-            max_page_size,
-            server_page_limit,
-            rate_limit,
-            idle_passes,
-            window,
-        } => {
-            let o = kore_sync::bench::BenchOptions {
-                sessions: *sessions,
-                bots: *bots,
-                days: *days,
-                page_size: *page_size,
-                max_page_size: *max_page_size,
-                server_page_limit: *server_page_limit,
-                rate_limit: *rate_limit,
-                idle_passes: *idle_passes,
-                window: window.clone(),
+            let args = cmd::fetch::FetchArgs {
+                session_ids: sessions.clone(),
+                call_id: call_id.clone(),
+                bot: bot.clone(),
+                prune: *prune,
             };
-            kore_sync::bench::bench(o).await.map(|()| true)
+            cmd::fetch::fetch(load()?, args, cancel).await
         }
+        Command::Bench(options) => cmd::bench::bench(options.clone()).await.map(|()| true),
         Command::Completions { shell } => {
-            let mut cmd = Cli::command();
-            clap_complete::generate(*shell, &mut cmd, "kore-sync", &mut std::io::stdout());
+            let mut command = Cli::command();
+            clap_complete::generate(*shell, &mut command, "kore-sync", &mut std::io::stdout());
             Ok(true)
         }
         Command::Man => {
             clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout())?;
             Ok(true)
         }
-        Command::Run => app::run_daemon(load()?, cancel).await.map(|()| true),
-        Command::Status { json } => app::status(load()?, *json).await.map(|()| true),
-        Command::Export { parquet } => app::export(load()?, parquet).await.map(|()| true),
+        Command::Run => cmd::daemon::run_daemon(load()?, cancel)
+            .await
+            .map(|()| true),
+        Command::Status { json } => cmd::status::status(load()?, *json).await.map(|()| true),
+        Command::Export { parquet } => cmd::export::export(load()?, parquet).await.map(|()| true),
         Command::Query { db, sql } => {
             // A config is only needed to find the read copy.
             let config = if db.is_some() { None } else { Some(load()?) };
-            app::query(config, db.clone(), sql.clone())
+            cmd::query::query(config, db.clone(), sql.clone())
                 .await
                 .map(|()| true)
         }
@@ -125,7 +97,12 @@ async fn dispatch(cli: Cli) -> anyhow::Result<bool> {
                 .map(config::parse_instant)
                 .transpose()
                 .map_err(|e| anyhow::anyhow!("--to: {e}"))?;
-            app::backfill(load()?, from, to, bot.clone(), cancel).await
+            let request = cmd::sync::BackfillRequest {
+                from,
+                to,
+                bot: bot.clone(),
+            };
+            cmd::sync::backfill(load()?, request, cancel).await
         }
     }
 }
@@ -145,18 +122,19 @@ fn init_tracing(cli: &Cli) {
         (_, 1) => "warn",
         _ => "error",
     };
-    let filter = EnvFilter::try_from_env("KORE_SYNC_LOG").unwrap_or_else(|_| {
-        EnvFilter::new(format!(
-            "{level},hyper=warn,reqwest=warn,tokio_cron_scheduler=warn"
-        ))
-    });
+    let filter = config::log_filter()
+        .and_then(|f| EnvFilter::try_new(f).ok())
+        .unwrap_or_else(|| {
+            EnvFilter::new(format!(
+                "{level},hyper=warn,reqwest=warn,tokio_cron_scheduler=warn"
+            ))
+        });
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal());
     // Under systemd the journal stamps every line; a second timestamp is noise.
-    let journald = std::env::var_os("JOURNAL_STREAM").is_some();
-    match (cli.log_format, journald) {
+    match (cli.log_format, config::under_journald()) {
         (LogFormat::Json, _) => builder.json().init(),
         (LogFormat::Text, true) => builder.without_time().with_ansi(false).init(),
         (LogFormat::Text, false) => builder.init(),

@@ -6,12 +6,20 @@
 //! of capacity one; a single loop takes them one at a time, and ticks that
 //! arrived while a pass was running are dropped, not queued.
 
-use crate::config::Trigger;
 use std::future::Future;
+use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_cron_scheduler::{Job, JobScheduler, JobSchedulerError};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
+
+/// When `run` starts a pass (`sync.interval` or `sync.schedule`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Trigger {
+    Interval(Duration),
+    /// A cron expression with seconds, as tokio-cron-scheduler reads it.
+    Cron(String),
+}
 
 /// Starts the scheduler that posts a tick on `trigger`. Keep the returned
 /// scheduler alive (and shut it down) for as long as ticks are wanted.

@@ -13,7 +13,7 @@ use super::error::ApiError;
 use super::page_size::PageSize;
 use super::wire::{SessionsRequest, SessionsResponse, error_message};
 use crate::model::{ACCOUNT_BOT_ID, ContainmentType};
-use crate::ops::metrics::metrics;
+use crate::ops::metrics::{CallEnded, RequestAnswered};
 use backon::{ExponentialBuilder, Retryable};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -41,6 +41,24 @@ impl Default for RetryPolicy {
             max_delay: Duration::from_secs(60),
         }
     }
+}
+
+/// How the process talks to the API (`[api]` in the config, credentials
+/// aside: those belong to each scope).
+#[derive(Debug, Clone)]
+pub struct ClientSettings {
+    pub base_url: Url,
+    /// Always asked for when the server refuses larger pages.
+    pub page_size: u32,
+    /// Asked for first; the server's clamp is learned ([`PageSize`]).
+    /// Invariant: `max_page_size >= page_size`.
+    pub max_page_size: u32,
+    pub timeout: Duration,
+    /// 0 = unlimited.
+    pub requests_per_minute: u32,
+    /// 0 = unlimited.
+    pub requests_per_hour: u32,
+    pub retry: RetryPolicy,
 }
 
 /// The shared HTTP client. TLS certificates are always verified: there is
@@ -204,18 +222,18 @@ impl SessionsApi {
             _ = cancel.cancelled() => Err(ApiError::Cancelled),
         };
         let requests = attempts.load(Ordering::Relaxed);
-        let m = metrics();
-        m.retries.inc_by(u64::from(requests.saturating_sub(1)));
-        m.rate_limited
-            .inc_by(u64::from(rate_limited.load(Ordering::Relaxed)));
-        m.budget_wait_seconds
-            .inc_by(f64::from(waited_ms.load(Ordering::Relaxed)) / 1000.0);
         let stats = CallStats {
             requests,
             retries: requests.saturating_sub(1),
             rate_limited: rate_limited.load(Ordering::Relaxed),
             budget_wait: Duration::from_millis(u64::from(waited_ms.load(Ordering::Relaxed))),
         };
+        CallEnded {
+            retries: stats.retries,
+            rate_limited: stats.rate_limited,
+            budget_wait: stats.budget_wait,
+        }
+        .emit();
         (result, stats)
     }
 
@@ -250,12 +268,15 @@ impl SessionsApi {
         let resp = match req.send().await {
             Ok(r) => r,
             Err(e) => {
-                metrics().record_request(None);
+                RequestAnswered { status: None }.emit();
                 return Err(transport(e));
             }
         };
         let status = resp.status();
-        metrics().record_request(Some(status.as_u16()));
+        RequestAnswered {
+            status: Some(status.as_u16()),
+        }
+        .emit();
         let retry_after = resp
             .headers()
             .get(reqwest::header::RETRY_AFTER)
@@ -263,35 +284,45 @@ impl SessionsApi {
             .and_then(parse_retry_after);
         // Reading the body can fail on its own (a connection dropped mid-answer).
         let bytes = resp.bytes().await.map_err(transport)?;
+        self.classify(status.as_u16(), &bytes, retry_after)
+    }
+
+    /// Turns an answer into a page or the [`ApiError`] its status means.
+    fn classify(
+        &self,
+        status: u16,
+        bytes: &[u8],
+        retry_after: Option<Duration>,
+    ) -> Result<SessionsResponse, ApiError> {
         // The body as text, for error messages only: a good page is parsed
         // from the bytes and never decoded twice.
-        let text = || String::from_utf8_lossy(&bytes).into_owned();
-        match status.as_u16() {
-            200..=299 => serde_json::from_slice::<SessionsResponse>(&bytes).map_err(|e| {
+        let text = || error_message(&String::from_utf8_lossy(bytes));
+        match status {
+            200..=299 => serde_json::from_slice::<SessionsResponse>(bytes).map_err(|e| {
                 ApiError::Unparseable {
                     detail: e.to_string(),
-                    excerpt: error_message(&text()),
+                    excerpt: text(),
                 }
             }),
             s @ (401 | 403) => Err(ApiError::Unauthorized {
                 url: self.url.to_string(),
                 status: s,
-                message: error_message(&text()),
+                message: text(),
                 credentials: self.credentials.describe(),
                 bot: self.bot_id.clone(),
             }),
             429 => Err(ApiError::RateLimited {
-                message: error_message(&text()),
+                message: text(),
                 retry_after,
             }),
             // 408 (request timeout) is a transient failure like a 5xx.
             s @ (408 | 500..=599) => Err(ApiError::Server {
                 status: s,
-                message: error_message(&text()),
+                message: text(),
             }),
             s => Err(ApiError::Rejected {
                 status: s,
-                message: error_message(&text()),
+                message: text(),
             }),
         }
     }

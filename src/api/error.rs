@@ -46,6 +46,23 @@ pub enum ApiError {
         "the API's answer could not be read as getSessions JSON ({detail}); body starts: {excerpt}"
     )]
     Unparseable { detail: String, excerpt: String },
+    /// The server refused to page as deep as a window needs, and the window
+    /// is already too short to split further. Not retried.
+    #[error(
+        "{message} — even a {}-long window from {from} holds more sessions than the API lets \
+         kore-sync page past (skip {skip}); lowering api.page_size will not help, please report this",
+        humantime::format_duration(*.span)
+    )]
+    CannotSplit {
+        message: String,
+        skip: u64,
+        span: Duration,
+        from: String,
+    },
+    /// The server kept saying `moreAvailable` for more pages than any window
+    /// can hold. Not retried: the next pass tries the window again.
+    #[error("the server kept answering moreAvailable after {pages} pages; it may be misbehaving")]
+    EndlessPaging { pages: u32 },
     /// The token could not be signed (a malformed secret).
     #[error("could not sign a JWT for {credentials}: {source}")]
     Token {

@@ -3,8 +3,18 @@
 //! crate. Nothing is interpreted here beyond TOML types; unknown keys are
 //! refused (`deny_unknown_fields`) so a typo never silently falls back to a
 //! default. Stage two (`super::validate`) turns this into a typed `Config`.
+//!
+//! The credential keys are declared once ([`RawCredentials`]) and flattened
+//! into `[api]` (the default) and [`RawScope`] (a `[[bots]]` table or
+//! `[account]`). serde cannot refuse unknown keys in a table with a
+//! flattened part, so those two tables collect whatever else they hold in
+//! `unknown`, and validation refuses it by name, as serde does elsewhere.
 
 use serde::Deserialize;
+use std::collections::BTreeMap;
+
+/// Keys a table holds that kore-sync does not know.
+pub type UnknownKeys = BTreeMap<String, serde_json::Value>;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -16,9 +26,9 @@ pub struct RawConfig {
     #[serde(default)]
     pub sync: RawSync,
     #[serde(default)]
-    pub bots: Vec<RawBot>,
+    pub bots: Vec<RawScope>,
     #[serde(default)]
-    pub account: Option<RawCredentials>,
+    pub account: Option<RawScope>,
     #[serde(default)]
     pub server: RawServer,
 }
@@ -31,13 +41,10 @@ pub struct RawServer {
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RawApi {
     pub base_url: Option<String>,
-    pub client_id: Option<String>,
-    pub client_secret: Option<String>,
-    pub client_secret_file: Option<String>,
-    pub token: Option<String>,
+    #[serde(flatten)]
+    pub credentials: RawCredentials,
     pub page_size: Option<i64>,
     pub max_page_size: Option<i64>,
     pub timeout: Option<String>,
@@ -45,6 +52,8 @@ pub struct RawApi {
     pub requests_per_hour: Option<i64>,
     pub max_retries: Option<i64>,
     pub retry_base_delay: Option<String>,
+    #[serde(flatten)]
+    pub unknown: UnknownKeys,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -78,28 +87,58 @@ pub struct RawSync {
     pub containment_types: Option<Vec<String>>,
 }
 
+/// A `[[bots]]` table, or `[account]` (which takes no `id`): credentials
+/// (falling back to `[api]`'s) and the API filters its streams apply.
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawBot {
+pub struct RawScope {
     pub id: Option<String>,
-    pub client_id: Option<String>,
-    pub client_secret: Option<String>,
-    pub client_secret_file: Option<String>,
-    pub token: Option<String>,
+    #[serde(flatten)]
+    pub credentials: RawCredentials,
     pub session_type: Option<String>,
     pub user_id: Option<String>,
     pub tags: Option<serde_json::Value>,
+    #[serde(flatten)]
+    pub unknown: UnknownKeys,
 }
 
-/// Credentials as `[account]` (and the credential part of `[api]`) give them.
-#[derive(Debug, Default, Deserialize, Clone)]
-#[serde(deny_unknown_fields)]
+/// The credential keys of `[api]`, a `[[bots]]` table or `[account]`.
+/// (Each takes a number as its text too: a flattened part loses the
+/// `config` crate's own leniency, and an environment variable holding only
+/// digits arrives as a number.)
+#[derive(Debug, Clone, Default, Deserialize)]
 pub struct RawCredentials {
+    #[serde(default, deserialize_with = "text")]
     pub client_id: Option<String>,
+    #[serde(default, deserialize_with = "text")]
     pub client_secret: Option<String>,
+    #[serde(default, deserialize_with = "text")]
     pub client_secret_file: Option<String>,
+    #[serde(default, deserialize_with = "text")]
     pub token: Option<String>,
-    pub session_type: Option<String>,
-    pub user_id: Option<String>,
-    pub tags: Option<serde_json::Value>,
+}
+
+/// A string, or a number or boolean taken as its text.
+fn text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(match Option::<serde_json::Value>::deserialize(d)? {
+        None | Some(serde_json::Value::Null) => None,
+        Some(serde_json::Value::String(s)) => Some(s),
+        Some(other @ (serde_json::Value::Number(_) | serde_json::Value::Bool(_))) => {
+            Some(other.to_string())
+        }
+        Some(other) => {
+            return Err(serde::de::Error::custom(format!(
+                "expected text, found {other}"
+            )));
+        }
+    })
+}
+
+impl RawCredentials {
+    /// Whether the table names any credential at all.
+    pub fn any(&self) -> bool {
+        self.client_id.is_some()
+            || self.client_secret.is_some()
+            || self.client_secret_file.is_some()
+            || self.token.is_some()
+    }
 }

@@ -6,8 +6,7 @@
 //! the JSON body gives each stream's lag and last error either way.
 
 use super::metrics::metrics;
-use crate::store::RunOutcome;
-use crate::sync::PassReport;
+use crate::model::{RunOutcome, StreamKey};
 use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
@@ -21,6 +20,16 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
+/// Where `/healthz` and `/metrics` are served, and when a stream counts as
+/// stale (`[server]` in the config).
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    /// None = no server.
+    pub listen: Option<SocketAddr>,
+    /// `/healthz` is 503 when a stream's last good pass is older than this.
+    pub max_pass_age: Duration,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct StreamHealth {
     pub outcome: RunOutcome,
@@ -28,6 +37,15 @@ pub struct StreamHealth {
     pub watermark: Option<DateTime<Utc>>,
     pub lag_seconds: Option<i64>,
     pub error: Option<String>,
+}
+
+/// How one stream's pass ended, as the daemon tells [`Health`].
+#[derive(Debug, Clone, Copy)]
+pub struct StreamPassHealth<'a> {
+    pub key: &'a StreamKey,
+    pub outcome: RunOutcome,
+    pub watermark: Option<DateTime<Utc>>,
+    pub error: Option<&'a str>,
 }
 
 /// Shared between the daemon loop (writer) and the server (reader).
@@ -54,9 +72,10 @@ pub struct HealthReport {
 }
 
 impl Health {
-    pub fn new(stream_names: impl IntoIterator<Item = String>, max_age: Duration) -> Self {
+    /// Health for these streams, each unknown until its first pass.
+    pub fn new(streams: impl IntoIterator<Item = StreamKey>, max_age: Duration) -> Self {
         let inner = HealthInner {
-            streams: stream_names.into_iter().map(|s| (s, None)).collect(),
+            streams: streams.into_iter().map(|s| (s.to_string(), None)).collect(),
             heartbeat: None,
         };
         Health {
@@ -75,22 +94,21 @@ impl Health {
         hb.is_some_and(|t| (Utc::now() - t).to_std().unwrap_or_default() <= within)
     }
 
-    pub fn record(&self, report: &PassReport) {
+    /// Records how one stream's pass ended (and that the loop is alive).
+    pub fn record(&self, pass: StreamPassHealth<'_>) {
         let now = Utc::now();
         let mut inner = self.inner.lock().expect("health lock");
         inner.heartbeat = Some(now);
-        for s in &report.streams {
-            inner.streams.insert(
-                format!("{}/{}", s.bot_id, s.containment_type),
-                Some(StreamHealth {
-                    outcome: s.outcome,
-                    finished_at: now,
-                    watermark: s.watermark,
-                    lag_seconds: s.watermark.map(|w| (now - w).num_seconds()),
-                    error: s.error.clone(),
-                }),
-            );
-        }
+        inner.streams.insert(
+            pass.key.to_string(),
+            Some(StreamHealth {
+                outcome: pass.outcome,
+                finished_at: now,
+                watermark: pass.watermark,
+                lag_seconds: pass.watermark.map(|w| (now - w).num_seconds()),
+                error: pass.error.map(str::to_owned),
+            }),
+        );
     }
 
     pub fn report(&self) -> HealthReport {
@@ -99,11 +117,10 @@ impl Health {
         let fresh =
             |h: &StreamHealth| (now - h.finished_at).to_std().unwrap_or_default() <= self.max_age;
         let healthy = !inner.streams.is_empty()
-            && inner.streams.values().all(|s| {
-                s.as_ref().is_some_and(|h| {
-                    matches!(h.outcome, RunOutcome::Succeeded | RunOutcome::BudgetSpent) && fresh(h)
-                })
-            });
+            && inner
+                .streams
+                .values()
+                .all(|s| s.as_ref().is_some_and(|h| h.outcome.is_good() && fresh(h)));
         let streams = inner
             .streams
             .iter()

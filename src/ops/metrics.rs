@@ -1,11 +1,13 @@
 //! The process's Prometheus metrics, kept by `prometheus-client` (the
 //! Prometheus project's Rust client) and encoded in its text format.
 //!
-//! One registry per process, reached through [`metrics()`]: the API client
-//! counts requests by status where they happen, and the runner records each
-//! stream's pass when it ends.
+//! One registry per process, reached through [`metrics()`]. Other layers
+//! never touch the registry: they emit events (as vector does) — a plain
+//! struct describing what happened, whose `emit` records it — so `ops`
+//! depends on nothing above `model`.
 
-use crate::sync::StreamReport;
+use crate::model::{RunOutcome, StreamKey};
+use chrono::{DateTime, Utc};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -30,6 +32,14 @@ pub struct StatusLabel {
 pub struct StreamLabel {
     pub bot_id: String,
     pub containment_type: String,
+}
+
+/// Registers each metric (a handle: clones share the value) under its name
+/// and help text.
+macro_rules! register {
+    ($registry:expr, $($metric:expr => $name:literal, $help:literal;)*) => {
+        $( $registry.register($name, $help, $metric.clone()); )*
+    };
 }
 
 pub struct Metrics {
@@ -62,84 +72,19 @@ impl Metrics {
             records_rejected: Counter::default(),
             watermark_lag_seconds: Family::default(),
         };
-        registry.register(
-            "stream_passes",
-            "Stream passes by outcome",
-            m.stream_passes.clone(),
-        );
-        registry.register(
-            "pass_duration_seconds",
-            "Duration of whole passes",
-            m.pass_duration.clone(),
-        );
-        registry.register(
-            "api_requests",
-            "getSessions requests by HTTP status",
-            m.requests.clone(),
-        );
-        registry.register(
-            "api_retries",
-            "Requests retried after a failure",
-            m.retries.clone(),
-        );
-        registry.register(
-            "api_rate_limited",
-            "Answers that were HTTP 429",
-            m.rate_limited.clone(),
-        );
-        registry.register(
-            "rate_limit_wait_seconds",
-            "Time spent waiting for the request budget",
-            m.budget_wait_seconds.clone(),
-        );
-        registry.register(
-            "sessions_upserted",
-            "Sessions written (new or changed)",
-            m.sessions_upserted.clone(),
-        );
-        registry.register(
-            "sessions_deleted",
-            "Sessions deleted because the API no longer has them",
-            m.sessions_deleted.clone(),
-        );
-        registry.register(
-            "records_rejected",
-            "Records kept in rejected_records",
-            m.records_rejected.clone(),
-        );
-        registry.register(
-            "watermark_lag_seconds",
-            "How far each stream's watermark is behind now",
-            m.watermark_lag_seconds.clone(),
+        register!(registry,
+            m.stream_passes => "stream_passes", "Stream passes by outcome";
+            m.pass_duration => "pass_duration_seconds", "Duration of whole passes";
+            m.requests => "api_requests", "getSessions requests by HTTP status";
+            m.retries => "api_retries", "Requests retried after a failure";
+            m.rate_limited => "api_rate_limited", "Answers that were HTTP 429";
+            m.budget_wait_seconds => "rate_limit_wait_seconds", "Time spent waiting for the request budget";
+            m.sessions_upserted => "sessions_upserted", "Sessions written (new or changed)";
+            m.sessions_deleted => "sessions_deleted", "Sessions deleted because the API no longer has them";
+            m.records_rejected => "records_rejected", "Records kept in rejected_records";
+            m.watermark_lag_seconds => "watermark_lag_seconds", "How far each stream's watermark is behind now";
         );
         Metrics { registry, ..m }
-    }
-
-    /// Records one stream's pass.
-    pub fn record_stream(&self, s: &StreamReport) {
-        self.stream_passes
-            .get_or_create(&OutcomeLabel {
-                outcome: s.outcome.as_str().to_owned(),
-            })
-            .inc();
-        self.sessions_upserted.inc_by(s.sessions_written);
-        self.sessions_deleted.inc_by(s.sessions_deleted);
-        self.records_rejected.inc_by(s.records_rejected);
-        if let Some(w) = s.watermark {
-            let lag = (chrono::Utc::now() - w).num_milliseconds().max(0) as f64 / 1000.0;
-            self.watermark_lag_seconds
-                .get_or_create(&StreamLabel {
-                    bot_id: s.bot_id.clone(),
-                    containment_type: s.containment_type.clone(),
-                })
-                .set(lag);
-        }
-    }
-
-    /// Counts one attempt's answer (`None`: no answer).
-    pub fn record_request(&self, status: Option<u16>) {
-        let status = status.map_or_else(|| "error".to_owned(), |s| s.to_string());
-        self.requests.get_or_create(&StatusLabel { status }).inc();
     }
 
     /// The metrics in Prometheus text format.
@@ -155,4 +100,86 @@ impl Metrics {
 pub fn metrics() -> &'static Metrics {
     static METRICS: OnceLock<Metrics> = OnceLock::new();
     METRICS.get_or_init(Metrics::new)
+}
+
+/// One stream's pass ended (emitted by the sync runner).
+#[derive(Debug, Clone, Copy)]
+pub struct StreamPassEnded<'a> {
+    pub key: &'a StreamKey,
+    pub outcome: RunOutcome,
+    pub n_written: u64,
+    pub n_deleted: u64,
+    pub n_rejected: u64,
+    pub watermark: Option<DateTime<Utc>>,
+}
+
+impl StreamPassEnded<'_> {
+    pub fn emit(&self) {
+        let m = metrics();
+        m.stream_passes
+            .get_or_create(&OutcomeLabel {
+                outcome: self.outcome.as_str().to_owned(),
+            })
+            .inc();
+        m.sessions_upserted.inc_by(self.n_written);
+        m.sessions_deleted.inc_by(self.n_deleted);
+        m.records_rejected.inc_by(self.n_rejected);
+        if let Some(w) = self.watermark {
+            let lag = (Utc::now() - w).num_milliseconds().max(0) as f64 / 1000.0;
+            m.watermark_lag_seconds
+                .get_or_create(&StreamLabel {
+                    bot_id: self.key.bot_id.clone(),
+                    containment_type: self.key.containment_type.as_str().to_owned(),
+                })
+                .set(lag);
+        }
+    }
+}
+
+/// A whole pass ended (emitted by the sync runner).
+#[derive(Debug, Clone, Copy)]
+pub struct PassEnded {
+    pub took: std::time::Duration,
+}
+
+impl PassEnded {
+    pub fn emit(&self) {
+        metrics().pass_duration.observe(self.took.as_secs_f64());
+    }
+}
+
+/// One HTTP attempt got an answer (`status`), or none (`None`: timeout,
+/// refused or dropped connection). Emitted by the API client.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestAnswered {
+    pub status: Option<u16>,
+}
+
+impl RequestAnswered {
+    pub fn emit(&self) {
+        let status = self
+            .status
+            .map_or_else(|| "error".to_owned(), |s| s.to_string());
+        metrics()
+            .requests
+            .get_or_create(&StatusLabel { status })
+            .inc();
+    }
+}
+
+/// One API call (with its retries) ended. Emitted by the API client.
+#[derive(Debug, Clone, Copy)]
+pub struct CallEnded {
+    pub retries: u32,
+    pub rate_limited: u32,
+    pub budget_wait: std::time::Duration,
+}
+
+impl CallEnded {
+    pub fn emit(&self) {
+        let m = metrics();
+        m.retries.inc_by(u64::from(self.retries));
+        m.rate_limited.inc_by(u64::from(self.rate_limited));
+        m.budget_wait_seconds.inc_by(self.budget_wait.as_secs_f64());
+    }
 }

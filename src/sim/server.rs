@@ -97,15 +97,13 @@ async fn handle(
             returned: 0,
             received_at: std::time::Instant::now(),
         };
-        let response = answer(
-            &mut st,
-            &scope,
-            &params,
-            &headers,
-            &body,
-            &mut log,
-            fault.as_ref(),
-        );
+        let incoming = Incoming {
+            scope: &scope,
+            params: &params,
+            headers: &headers,
+            body: &body,
+        };
+        let response = answer(&mut st, &incoming, &mut log, fault.as_ref());
         log.status = response.status().as_u16();
         st.log.push(log);
         st.answered.send_modify(|n| *n += 1);
@@ -146,16 +144,68 @@ fn next_fault(st: &mut SimState) -> Option<Fault> {
     None
 }
 
+/// One request as the handler received it.
+struct Incoming<'a> {
+    scope: &'a str,
+    params: &'a Params,
+    headers: &'a HeaderMap,
+    body: &'a [u8],
+}
+
+/// Where a date-window request pages: `[from, to)` (or `to` inclusive,
+/// as the settings say), `limit` records from `skip`.
+#[derive(Clone, Copy)]
+struct PageAsk {
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    skip: u64,
+    limit: usize,
+}
+
+/// Answers one request, in the order the real gateway decides: route and
+/// authenticate, rate limit, injected faults, the body, then the call-id,
+/// session-id or date-window variant.
 fn answer(
     st: &mut SimState,
-    scope: &str,
-    params: &Params,
-    headers: &HeaderMap,
-    body: &[u8],
+    req: &Incoming<'_>,
     log: &mut LoggedRequest,
     fault: Option<&Fault>,
 ) -> Response {
-    // Routing and authentication come first, as on the real gateway.
+    if let Err(resp) = admit(st, req.scope, req.headers) {
+        return resp;
+    }
+    if let Some(resp) = apply_fault(st, fault) {
+        return resp;
+    }
+    let body = match parse_body(req) {
+        Ok(b) => b,
+        Err(resp) => return resp,
+    };
+    // The call id variant: the sessions of one external call.
+    if let Some(call_id) = &req.params.call_id {
+        return by_call_id(st, req.scope, call_id, log, fault);
+    }
+    // sessionId lookups ignore every other filter.
+    if let Some(ids) = &body.session_id {
+        return by_session_ids(st, req.scope, ids, log, fault);
+    }
+    let (from, to) = match date_range(&body, log) {
+        Ok(range) => range,
+        Err(resp) => return resp,
+    };
+    let ask = match paging(st, &body, from, to, log) {
+        Ok(ask) => ask,
+        Err(resp) => return resp,
+    };
+    if let Some(syn) = st.settings.synthetic.clone() {
+        return synthetic_page(st, &syn, req, ask, log, fault);
+    }
+    stored_page(st, req, &body, ask, log, fault)
+}
+
+/// Routing, authentication and the rate limit.
+#[allow(clippy::result_large_err)]
+fn admit(st: &mut SimState, scope: &str, headers: &HeaderMap) -> Result<(), Response> {
     let allowed_apps: Vec<(String, String)> = if scope == "*" {
         st.settings
             .account_app
@@ -165,35 +215,48 @@ fn answer(
     } else {
         match st.settings.bots.iter().find(|b| b.id == scope) {
             Some(b) => vec![(b.app.client_id.clone(), b.app.client_secret.clone())],
-            None => return error(StatusCode::NOT_FOUND, &format!("Bot {scope} not found")),
+            None => {
+                return Err(error(
+                    StatusCode::NOT_FOUND,
+                    &format!("Bot {scope} not found"),
+                ));
+            }
         }
     };
-    if let Err(resp) = authenticate(st, headers, &allowed_apps) {
-        return resp;
+    authenticate(st, headers, &allowed_apps)?;
+    match rate_limit(st, scope) {
+        Some(resp) => Err(resp),
+        None => Ok(()),
     }
-    if let Some(resp) = rate_limit(st, scope) {
-        return resp;
-    }
+}
+
+/// Applies an injected fault: changes the records first, or answers with
+/// the failure instead.
+fn apply_fault(st: &mut SimState, fault: Option<&Fault>) -> Option<Response> {
     match fault {
         Some(Fault::UpsertFirst(record)) => {
             let rec = SimRecord::from_value(record.clone());
             st.records.retain(|r| r.session_id != rec.session_id);
             st.records.push(rec);
             st.sort();
+            None
         }
-        Some(Fault::RemoveFirst(id)) => st.records.retain(|r| &r.session_id != id),
+        Some(Fault::RemoveFirst(id)) => {
+            st.records.retain(|r| &r.session_id != id);
+            None
+        }
         Some(Fault::Status(code)) => {
             let status = StatusCode::from_u16(*code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            return error(status, "Internal server error (injected)");
+            Some(error(status, "Internal server error (injected)"))
         }
-        Some(Fault::HtmlBadGateway) => {
-            return (
+        Some(Fault::HtmlBadGateway) => Some(
+            (
                 StatusCode::BAD_GATEWAY,
                 [(header::CONTENT_TYPE, "text/html")],
                 "<html><head><title>502 Bad Gateway</title></head><body><center><h1>502 Bad Gateway</h1></center><hr><center>nginx</center></body></html>",
             )
-                .into_response();
-        }
+                .into_response(),
+        ),
         Some(Fault::RateLimited { retry_after }) => {
             let mut resp = error(
                 StatusCode::TOO_MANY_REQUESTS,
@@ -203,73 +266,100 @@ fn answer(
                 resp.headers_mut()
                     .insert(header::RETRY_AFTER, s.to_string().parse().expect("digits"));
             }
-            return resp;
+            Some(resp)
         }
-        _ => {}
+        _ => None,
     }
+}
 
-    let req: RequestBody = if body.is_empty() {
+/// The JSON body (empty: all defaults) and the containment type asked for.
+#[allow(clippy::result_large_err)]
+fn parse_body(req: &Incoming<'_>) -> Result<RequestBody, Response> {
+    let body: RequestBody = if req.body.is_empty() {
         RequestBody::default()
     } else {
-        match serde_json::from_slice(body) {
-            Ok(b) => b,
-            Err(e) => return error(StatusCode::BAD_REQUEST, &format!("Invalid JSON body: {e}")),
-        }
+        serde_json::from_slice(req.body)
+            .map_err(|e| error(StatusCode::BAD_REQUEST, &format!("Invalid JSON body: {e}")))?
     };
-    if let Some(ct) = &params.containment_type
+    if let Some(ct) = &req.params.containment_type
         && !["selfService", "dropOff", "agent"].contains(&ct.as_str())
     {
-        return error(
+        return Err(error(
             StatusCode::BAD_REQUEST,
             &format!("Invalid containmentType {ct}"),
-        );
+        ));
     }
-    let in_scope = |r: &SimRecord| scope == "*" || r.bot_id == scope;
+    Ok(body)
+}
 
-    // The call id variant: the sessions of one external call.
-    if let Some(call_id) = &params.call_id {
-        let found: Vec<Value> = st
+fn in_scope(scope: &str, r: &SimRecord) -> bool {
+    scope == "*" || r.bot_id == scope
+}
+
+/// The sessions of one external call (`?callId=`).
+fn by_call_id(
+    st: &SimState,
+    scope: &str,
+    call_id: &str,
+    log: &mut LoggedRequest,
+    fault: Option<&Fault>,
+) -> Response {
+    let found: Vec<Value> = st
+        .records
+        .iter()
+        .filter(|r| in_scope(scope, r) && r.record["callId"].as_str() == Some(call_id))
+        .map(|r| r.record.clone())
+        .collect();
+    log.returned = found.len();
+    finish(
+        json!({"total": found.len(), "moreAvailable": false, "sessions": found}),
+        fault,
+    )
+}
+
+/// A sessionId lookup: at most 50 ids, duplicates ignored, unknown ids in
+/// `invalidSessions`.
+fn by_session_ids(
+    st: &SimState,
+    scope: &str,
+    ids: &[String],
+    log: &mut LoggedRequest,
+    fault: Option<&Fault>,
+) -> Response {
+    log.session_ids = Some(ids.len());
+    if ids.len() > 50 {
+        return error(StatusCode::BAD_REQUEST, "sessionId accepts at most 50 ids");
+    }
+    let mut seen = HashSet::new();
+    let mut found = Vec::new();
+    let mut invalid = Vec::new();
+    for id in ids {
+        if !seen.insert(id.as_str()) {
+            continue;
+        }
+        match st
             .records
             .iter()
-            .filter(|r| in_scope(r) && r.record["callId"].as_str() == Some(call_id.as_str()))
-            .map(|r| r.record.clone())
-            .collect();
-        log.returned = found.len();
-        return finish(
-            json!({"total": found.len(), "moreAvailable": false, "sessions": found}),
-            fault,
-        );
-    }
-    // sessionId lookups ignore every other filter.
-    if let Some(ids) = &req.session_id {
-        log.session_ids = Some(ids.len());
-        if ids.len() > 50 {
-            return error(StatusCode::BAD_REQUEST, "sessionId accepts at most 50 ids");
+            .find(|r| &r.session_id == id && in_scope(scope, r))
+        {
+            Some(r) => found.push(r.record.clone()),
+            None => invalid.push(id.clone()),
         }
-        let mut seen = HashSet::new();
-        let mut found = Vec::new();
-        let mut invalid = Vec::new();
-        for id in ids {
-            if !seen.insert(id.as_str()) {
-                continue;
-            }
-            match st
-                .records
-                .iter()
-                .find(|r| &r.session_id == id && in_scope(r))
-            {
-                Some(r) => found.push(r.record.clone()),
-                None => invalid.push(id.clone()),
-            }
-        }
-        log.returned = found.len();
-        return finish(
-            json!({"total": found.len(), "moreAvailable": false, "sessions": found, "invalidSessions": invalid}),
-            fault,
-        );
     }
+    log.returned = found.len();
+    finish(
+        json!({"total": found.len(), "moreAvailable": false, "sessions": found, "invalidSessions": invalid}),
+        fault,
+    )
+}
 
-    #[allow(clippy::result_large_err)]
+/// `dateFrom`/`dateTo` with the documented defaults; explicit dates must
+/// span less than 7 days (the defaults are exactly 7).
+#[allow(clippy::result_large_err)]
+fn date_range(
+    body: &RequestBody,
+    log: &mut LoggedRequest,
+) -> Result<(DateTime<Utc>, DateTime<Utc>), Response> {
     let parse = |s: &Option<String>, field: &str| -> Result<Option<DateTime<Utc>>, Response> {
         match s {
             None => Ok(None),
@@ -281,13 +371,10 @@ fn answer(
             }),
         }
     };
-    let (from, to) = match (
-        parse(&req.date_from, "dateFrom"),
-        parse(&req.date_to, "dateTo"),
-    ) {
-        (Ok(f), Ok(t)) => (f, t),
-        (Err(r), _) | (_, Err(r)) => return r,
-    };
+    let (from, to) = (
+        parse(&body.date_from, "dateFrom")?,
+        parse(&body.date_to, "dateTo")?,
+    );
     let week = Duration::days(7);
     let (from, to) = match (from, to) {
         (Some(f), Some(t)) => (f, t),
@@ -305,103 +392,146 @@ fn answer(
     log.date_from = Some(from);
     log.date_to = Some(to);
     if to < from {
-        return error(StatusCode::BAD_REQUEST, "dateFrom must be before dateTo");
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            "dateFrom must be before dateTo",
+        ));
     }
-    // Explicit dates must span less than 7 days (defaults are exactly 7).
-    if req.date_from.is_some() && req.date_to.is_some() && to - from >= week {
-        return error(
+    if body.date_from.is_some() && body.date_to.is_some() && to - from >= week {
+        return Err(error(
             StatusCode::BAD_REQUEST,
             "The date range should be less than 7 days",
-        );
+        ));
     }
-    let skip = req.skip.or(req.offset).unwrap_or(0);
+    Ok((from, to))
+}
+
+/// `skip` (or `offset`) and `limit`, as deep and as large as the settings
+/// allow.
+#[allow(clippy::result_large_err)]
+fn paging(
+    st: &SimState,
+    body: &RequestBody,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    log: &mut LoggedRequest,
+) -> Result<PageAsk, Response> {
+    let skip = body.skip.or(body.offset).unwrap_or(0);
     log.skip = skip;
-    log.limit = req.limit;
+    log.limit = body.limit;
     if let Some(max) = st.settings.max_skip
         && skip >= max
     {
-        return error(
+        return Err(error(
             StatusCode::BAD_REQUEST,
             &format!("skip must be less than {max}"),
-        );
+        ));
     }
-    if let (Some(max), Some(limit)) = (st.settings.refuse_limit_above, req.limit)
+    if let (Some(max), Some(limit)) = (st.settings.refuse_limit_above, body.limit)
         && limit > max as u64
     {
-        return error(
+        return Err(error(
             StatusCode::BAD_REQUEST,
             &format!("limit must not exceed {max}"),
-        );
+        ));
     }
-    let inclusive = st.settings.date_to_inclusive;
-    let limit = req
+    let limit = body
         .limit
         .map_or(st.settings.default_page_size, |l| l as usize)
         .min(st.settings.max_page_size);
-    if let Some(syn) = st.settings.synthetic.clone() {
-        // Newest first over the bot's indices in the window; only the page's
-        // records are built.
-        let lo = syn.first_index_at(from.timestamp_millis(), false);
-        let hi = syn.first_index_at(to.timestamp_millis(), inclusive);
-        let seed = st.settings.seed;
-        let ct = params.containment_type.as_deref();
-        let total = super::Synthetic::count(seed, scope, ct, lo, hi) as usize;
-        let indices = super::Synthetic::page(seed, scope, ct, (lo, hi), skip, limit);
-        log.returned = indices.len();
-        let more = (skip as usize).saturating_add(indices.len()) < total;
-        let mut text = String::with_capacity(64 + 800 * indices.len());
-        text.push_str(&format!(
-            r#"{{"total":{total},"moreAvailable":{more},"sessions":["#
-        ));
-        for (n, i) in indices.into_iter().enumerate() {
-            if n > 0 {
-                text.push(',');
-            }
-            syn.write_record(seed, scope, i, &mut text);
+    Ok(PageAsk {
+        from,
+        to,
+        skip,
+        limit,
+    })
+}
+
+/// A page of synthetic sessions: newest first over the bot's indices in the
+/// window; only the page's records are built.
+fn synthetic_page(
+    st: &SimState,
+    syn: &super::Synthetic,
+    req: &Incoming<'_>,
+    ask: PageAsk,
+    log: &mut LoggedRequest,
+    fault: Option<&Fault>,
+) -> Response {
+    let inclusive = st.settings.date_to_inclusive;
+    let lo = syn.first_index_at(ask.from.timestamp_millis(), false);
+    let hi = syn.first_index_at(ask.to.timestamp_millis(), inclusive);
+    let (seed, scope) = (st.settings.seed, req.scope);
+    let ct = req.params.containment_type.as_deref();
+    let total = super::Synthetic::count(seed, scope, ct, lo, hi) as usize;
+    let indices = super::Synthetic::page(seed, scope, ct, (lo, hi), ask.skip, ask.limit);
+    log.returned = indices.len();
+    let more = (ask.skip as usize).saturating_add(indices.len()) < total;
+    let mut text = String::with_capacity(64 + 800 * indices.len());
+    text.push_str(&format!(
+        r#"{{"total":{total},"moreAvailable":{more},"sessions":["#
+    ));
+    for (n, i) in indices.into_iter().enumerate() {
+        if n > 0 {
+            text.push(',');
         }
-        text.push_str("]}");
-        return finish_text(text, fault);
+        syn.write_record(seed, scope, i, &mut text);
     }
+    text.push_str("]}");
+    finish_text(text, fault)
+}
+
+/// A page of the stored records matching the window and the filters,
+/// newest first.
+fn stored_page(
+    st: &SimState,
+    req: &Incoming<'_>,
+    body: &RequestBody,
+    ask: PageAsk,
+    log: &mut LoggedRequest,
+    fault: Option<&Fault>,
+) -> Response {
+    let inclusive = st.settings.date_to_inclusive;
     let matching: Vec<&SimRecord> = st
         .records
         .iter()
-        .filter(|r| in_scope(r))
-        .filter(|r| r.start >= from && (r.start < to || (inclusive && r.start == to)))
+        .filter(|r| in_scope(req.scope, r))
+        .filter(|r| r.start >= ask.from && (r.start < ask.to || (inclusive && r.start == ask.to)))
         .filter(|r| {
-            params
+            req.params
                 .containment_type
                 .as_deref()
                 .is_none_or(|c| r.record["containmentType"].as_str() == Some(c))
         })
-        .filter(|r| {
-            req.user_id
-                .as_deref()
-                .is_none_or(|u| r.record["userId"].as_str() == Some(u))
-        })
-        .filter(|r| {
-            req.session_type
-                .as_deref()
-                .is_none_or(|t| r.record["sessionType"].as_str() == Some(t))
-        })
-        .filter(|r| {
-            req.tags
-                .as_ref()
-                .is_none_or(|f| tags_match(f, &r.record["tags"]))
-        })
+        .filter(|r| matches_filters(body, &r.record))
         .collect();
     let total = matching.len();
     let page: Vec<Value> = matching
         .iter()
-        .skip(skip as usize)
-        .take(limit)
+        .skip(ask.skip as usize)
+        .take(ask.limit)
         .map(|r| r.record.clone())
         .collect();
     log.returned = page.len();
-    let more = (skip as usize).saturating_add(page.len()) < total;
+    let more = (ask.skip as usize).saturating_add(page.len()) < total;
     finish(
         json!({"total": total, "moreAvailable": more, "sessions": page}),
         fault,
     )
+}
+
+/// The body's `userId`, `sessionType` and `tags` filters.
+fn matches_filters(body: &RequestBody, record: &Value) -> bool {
+    body.user_id
+        .as_deref()
+        .is_none_or(|u| record["userId"].as_str() == Some(u))
+        && body
+            .session_type
+            .as_deref()
+            .is_none_or(|t| record["sessionType"].as_str() == Some(t))
+        && body
+            .tags
+            .as_ref()
+            .is_none_or(|f| tags_match(f, &record["tags"]))
 }
 
 fn finish(body: Value, fault: Option<&Fault>) -> Response {

@@ -46,6 +46,21 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
+    /// Building the Arrow batches a commit appends failed (a bug: the
+    /// columns are built from typed fields).
+    #[error("could not encode sessions for the warehouse while {doing}: {source}")]
+    Encode {
+        doing: &'static str,
+        #[source]
+        source: duckdb::arrow::error::ArrowError,
+    },
+    /// DuckDB answered with a value kore-sync cannot read (a bug, or a
+    /// warehouse edited by hand).
+    #[error("the warehouse holds an unexpected value while {doing}: {detail}")]
+    Unexpected { doing: &'static str, detail: String },
+    /// Writing a query's answer to the terminal or a pipe failed.
+    #[error("could not write the answer: {0}")]
+    Output(#[source] std::io::Error),
     #[error("the store's worker thread stopped unexpectedly: {0}")]
     Worker(String),
 }

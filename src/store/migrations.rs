@@ -15,33 +15,26 @@ pub struct Migration {
     pub sql: &'static str,
 }
 
+/// Every migration, in order. Release order is version order.
 pub const MIGRATIONS: &[Migration] = &[
-    Migration {
-        version: 1,
-        name: "schema",
-        sql: include_str!("../../sql/001_schema.sql"),
-    },
-    Migration {
-        version: 2,
-        name: "views",
-        sql: include_str!("../../sql/002_views.sql"),
-    },
-    Migration {
-        version: 3,
-        name: "request_log",
-        sql: include_str!("../../sql/003_request_log.sql"),
-    },
-    Migration {
-        version: 4,
-        name: "read_side",
-        sql: include_str!("../../sql/004_read_side.sql"),
-    },
-    Migration {
-        version: 5,
-        name: "stream_filters",
-        sql: include_str!("../../sql/005_stream_filters.sql"),
-    },
+    migration(1, "schema", include_str!("../../sql/001_schema.sql")),
+    migration(2, "views", include_str!("../../sql/002_views.sql")),
+    migration(
+        3,
+        "request_log",
+        include_str!("../../sql/003_request_log.sql"),
+    ),
+    migration(4, "read_side", include_str!("../../sql/004_read_side.sql")),
+    migration(
+        5,
+        "stream_filters",
+        include_str!("../../sql/005_stream_filters.sql"),
+    ),
 ];
+
+const fn migration(version: i64, name: &'static str, sql: &'static str) -> Migration {
+    Migration { version, name, sql }
+}
 
 /// Applies every migration newer than the warehouse's version.
 pub fn apply(conn: &Connection, path: &Path) -> Result<(), StoreError> {

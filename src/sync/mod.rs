@@ -1,55 +1,28 @@
-//! The sync: `plan` (pure window planning), `run` (the I/O runner that
-//! pages windows from the API and commits them to the store), and `publish`
-//! (the read copy and Parquet export after a successful pass).
+//! The sync engine. A pass (`pass`) runs every scope concurrently and each
+//! scope's streams in turn; a stream (`stream`) plans its windows (`plan`,
+//! pure), pages them (`fetch`, `accumulator`) and commits them in order
+//! (`store_pipe`) through a [`Resource`] — today sessions, the one place
+//! that knows which API call and which store commit a record needs.
+//! `refresh` reads sessions by id; `publish` serves readers after a pass.
+//!
+//! `sync` takes its settings as values (`context`); it never reads the
+//! configuration, which sits above it.
 
+mod accumulator;
+pub mod context;
+mod fetch;
+pub mod pass;
 pub mod plan;
 pub mod publish;
-pub mod run;
+pub mod refresh;
+mod report;
+pub mod resource;
+mod store_pipe;
+mod stream;
 
-pub use run::{
-    Observer, PassObserver, PassOptions, PassReport, PassTrigger, StreamReport, SyncContext,
-    run_pass,
-};
-
-use crate::api::{KoreClient, PageSize, RequestBudget, SessionsApi};
-use crate::config::Config;
-use crate::store::SessionStore;
-use std::sync::Arc;
-
-impl SyncContext {
-    pub fn new(config: Arc<Config>, store: SessionStore) -> Result<Self, reqwest::Error> {
-        let apis = build_apis(&config)?;
-        Ok(SyncContext {
-            config,
-            store,
-            apis,
-        })
-    }
-}
-
-/// Builds the API views for every configured scope, each with its own
-/// request budget (Kore.ai limits per bot, and per account for the account
-/// scope). Keep them for the life of the process: the budgets remember the
-/// last hour's requests.
-pub fn build_apis(config: &Config) -> Result<Vec<SessionsApi>, reqwest::Error> {
-    let client = KoreClient::new(
-        config.api.base_url.clone(),
-        config.api.timeout,
-        config.api.retry.clone(),
-    )?;
-    Ok(config
-        .scopes
-        .iter()
-        .map(|scope| {
-            let budget = Arc::new(RequestBudget::new(
-                config.api.requests_per_minute,
-                config.api.requests_per_hour,
-            ));
-            let pages = Arc::new(PageSize::new(
-                config.api.page_size,
-                config.api.max_page_size,
-            ));
-            client.sessions_api(&scope.bot_id, scope.credentials.clone(), budget, pages)
-        })
-        .collect())
-}
+pub use context::{Scope, ScopeApi, SyncContext, SyncSettings, SyncSetup, build_scopes};
+pub use fetch::{CHUNK_SESSIONS, FetchError, MIN_SPLIT_SPAN};
+pub use pass::{PASS_BUDGET_PATIENCE, PassOptions, PassTrigger, run_pass};
+pub use refresh::{FetchByIdRequest, Refreshed, fetch_by_id};
+pub use report::{Observer, PassObserver, PassReport, StreamReport, outcome_of};
+pub use resource::Resource;

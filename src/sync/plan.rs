@@ -5,27 +5,8 @@
 //! runner passes `now` in. That is what lets the table and property tests
 //! below pin its behaviour down completely.
 
+use crate::model::{API_MAX_SPAN, Window};
 use chrono::{DateTime, Duration, DurationRound, TimeDelta, Utc};
-
-/// The API refuses a `dateFrom`..`dateTo` span of 7 days or more.
-pub const API_MAX_SPAN: TimeDelta = TimeDelta::days(7);
-
-/// One half-open window `[start, end)`, sent as `dateFrom=start`,
-/// `dateTo=end`. Consecutive windows share their boundary instant, so a
-/// session starting exactly on it is read whether the server treats `dateTo`
-/// as inclusive (read twice, upserted once) or exclusive (read by the next
-/// window).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Window {
-    pub start: DateTime<Utc>,
-    pub end: DateTime<Utc>,
-}
-
-impl Window {
-    pub fn span(&self) -> TimeDelta {
-        self.end - self.start
-    }
-}
 
 /// The settings planning depends on.
 #[derive(Debug, Clone, Copy)]
@@ -61,6 +42,17 @@ pub fn plan_pass(
         None => s.start,
     };
     plan_range(begin, now - s.lag, s.window)
+}
+
+/// Plans a backfill: exactly `[from, to)`, but never closer to now than
+/// `lag`.
+pub fn plan_backfill(
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    now: DateTime<Utc>,
+    s: &PlanSettings,
+) -> WindowPlan {
+    plan_range(from, to.min(now - s.lag), s.window)
 }
 
 /// Cuts `[begin, end)` into windows of at most `window`, oldest first. All
@@ -161,6 +153,28 @@ mod tests {
                 want.iter().map(|(a, b)| (t(a), t(b))).collect();
             assert_eq!(got, want, "watermark {wm:?}");
         }
+    }
+
+    #[test]
+    fn a_backfill_reads_its_range_but_stops_lag_before_now() {
+        let s = settings();
+        let now = t("2025-01-10T00:05:00Z");
+        let plan = plan_backfill(
+            t("2025-01-02T00:00:00Z"),
+            t("2025-01-20T00:00:00Z"),
+            now,
+            &s,
+        );
+        assert_eq!(plan.begin, t("2025-01-02T00:00:00Z"));
+        assert_eq!(plan.end, t("2025-01-10T00:00:00Z"));
+        let plan = plan_backfill(
+            t("2025-01-02T00:00:00Z"),
+            t("2025-01-03T00:00:00Z"),
+            now,
+            &s,
+        );
+        assert_eq!(plan.windows.len(), 1);
+        assert_eq!(plan.end, t("2025-01-03T00:00:00Z"));
     }
 
     #[test]

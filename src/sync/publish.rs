@@ -8,8 +8,7 @@
 //! fails the pass itself (the warehouse already holds the data).
 
 use super::{PassReport, SyncContext};
-use crate::config::WarehouseSettings;
-use crate::store::SessionStore;
+use crate::store::{SessionStore, WarehouseSettings};
 use tracing::{info, warn};
 
 /// What publishing did; `None` fields were switched off or skipped.
@@ -19,12 +18,13 @@ pub struct Published {
     pub parquet_days: Option<usize>,
 }
 
+/// Publishes after a pass in which no stream failed or was interrupted.
 pub async fn after_pass(ctx: &SyncContext, report: &PassReport) -> Published {
     if !report.all_succeeded() {
         warn!("not publishing: a stream failed or was interrupted; readers keep the previous copy");
         return Published::default();
     }
-    publish(&ctx.store, &ctx.config.warehouse).await
+    publish(&ctx.store, &ctx.warehouse).await
 }
 
 /// Refreshes `tags_wide`, then publishes whatever the settings switch on.

@@ -1,0 +1,141 @@
+//! `kore-sync check`: every line of the setup, each OK or the fix —
+//! configuration, each scope's token and one getSessions request, the
+//! warehouse, and the publication directories. (Configuration problems are
+//! reported before this runs.)
+
+use super::open_store;
+use crate::config::Config;
+use crate::model::{ACCOUNT_BOT_ID, Window};
+use crate::sync::build_scopes;
+use anyhow::Context;
+use chrono::{Duration, Utc};
+use std::path::{Path, PathBuf};
+use tokio_util::sync::CancellationToken;
+
+/// The check's lines, and whether all were OK.
+#[derive(Default)]
+struct Lines {
+    ok: bool,
+}
+
+impl Lines {
+    fn line(&mut self, what: impl std::fmt::Display, result: Result<String, String>) {
+        match result {
+            Ok(detail) => println!("OK    {what}: {detail}"),
+            Err(fix) => {
+                self.ok = false;
+                println!("FAIL  {what}: {fix}");
+            }
+        }
+    }
+}
+
+/// `kore-sync check`. True if every line is OK.
+pub async fn check(config: Config) -> anyhow::Result<bool> {
+    let mut out = Lines { ok: true };
+    out.line(
+        "configuration",
+        Ok(format!(
+            "{} scope(s), {} stream(s) each",
+            config.scopes.len(),
+            config.sync.containment_types.len()
+        )),
+    );
+    for w in &config.warnings {
+        println!("WARN  configuration: {w}");
+    }
+    check_scopes(&config, &mut out).await?;
+    out.line(
+        format!("warehouse {}", config.warehouse.path.display()),
+        open_store(&config.warehouse.path)
+            .await
+            .map(|_| "writable, schema up to date".to_owned())
+            .map_err(|e| format!("{e:#}")),
+    );
+    let read_copy_dir = config
+        .warehouse
+        .publish
+        .as_ref()
+        .and_then(|p| p.parent().map(Path::to_path_buf));
+    for (what, dir) in [
+        ("read copy", read_copy_dir),
+        ("Parquet export", config.warehouse.parquet_dir.clone()),
+    ] {
+        if let Some(dir) = dir {
+            let dir = if dir.as_os_str().is_empty() {
+                PathBuf::from(".")
+            } else {
+                dir
+            };
+            out.line(
+                format!("{what} directory {}", dir.display()),
+                dir_writable(&dir),
+            );
+        }
+    }
+    Ok(out.ok)
+}
+
+/// Per scope: a token can be signed, and one quick getSessions request
+/// (the last hour, one record, one retry at most) is answered.
+async fn check_scopes(config: &Config, out: &mut Lines) -> anyhow::Result<()> {
+    let mut quick = config.api.clone();
+    quick.retry.max_retries = 1;
+    let scopes =
+        build_scopes(&quick, &config.scopes).context("could not set up the HTTP client")?;
+    let never = CancellationToken::new();
+    let containment = config.sync.containment_types[0];
+    for scope in &scopes {
+        let (id, credentials) = (&scope.scope.bot_id, &scope.scope.credentials);
+        let name = if id == ACCOUNT_BOT_ID {
+            "account scope".to_owned()
+        } else {
+            format!("bot {id}")
+        };
+        if let Err(e) = credentials.header_value() {
+            out.line(
+                format!("{name}: token"),
+                Err(format!(
+                    "cannot sign a token ({e}); check the client secret"
+                )),
+            );
+            continue;
+        }
+        out.line(
+            format!("{name}: token"),
+            Ok(format!("signed for {}", credentials.describe())),
+        );
+        let now = Utc::now();
+        let last_hour = Window {
+            start: now - Duration::hours(1),
+            end: now,
+        };
+        let wait = Some(std::time::Duration::from_secs(10));
+        let (count, _) = scope
+            .count_sessions(containment, last_hour, wait, &never)
+            .await;
+        out.line(
+            format!("{name}: getSessions"),
+            count
+                .map(|n| {
+                    format!(
+                        "answered ({} {containment} session(s) in the last hour)",
+                        n.unwrap_or(0)
+                    )
+                })
+                .map_err(|e| e.to_string()),
+        );
+    }
+    Ok(())
+}
+
+/// Whether `dir` exists (or can be made) and a file can be written in it.
+fn dir_writable(dir: &Path) -> Result<String, String> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| format!("cannot create it ({e}); check the path and permissions"))?;
+    let probe = dir.join(format!(".kore-sync-check-{}", std::process::id()));
+    std::fs::write(&probe, b"")
+        .map_err(|e| format!("cannot write in it ({e}); check permissions"))?;
+    let _ = std::fs::remove_file(&probe);
+    Ok("writable".into())
+}

@@ -1,0 +1,191 @@
+//! `kore-sync run`: the daemon. It checks what it can at start (the
+//! warehouse opens and migrates, every scope can sign a token), serves
+//! health and metrics, pings systemd's watchdog, and runs a pass at start
+//! and on every tick of the schedule until shutdown.
+//!
+//! Architecture invariant: the daemon holds the warehouse file only during
+//! a pass (it opens the store per pass), so other tools can open it between
+//! passes; the API views and their request budgets live as long as the
+//! process. Passes never overlap (`schedule::drive` awaits each).
+
+use super::{log_warnings, open_store};
+use crate::config::Config;
+use crate::model::StreamKey;
+use crate::ops::health::{self, Health, StreamPassHealth};
+use crate::ops::notify;
+use crate::schedule;
+use crate::sync::{
+    PassOptions, PassReport, ScopeApi, SyncContext, build_scopes, publish, run_pass,
+};
+use anyhow::Context;
+use chrono::Utc;
+use std::sync::Arc;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
+
+/// `kore-sync run`.
+pub async fn run_daemon(config: Config, cancel: CancellationToken) -> anyhow::Result<()> {
+    Daemon::start(config, cancel).await?.run().await
+}
+
+/// The daemon's long-lived parts.
+pub struct Daemon {
+    config: Arc<Config>,
+    /// One per scope, kept for the process's life (their budgets remember
+    /// the last hour).
+    scopes: Vec<ScopeApi>,
+    health: Health,
+    cancel: CancellationToken,
+}
+
+impl Daemon {
+    /// Fails fast on a warehouse that cannot be opened or migrated, and on
+    /// credentials that cannot sign a token.
+    pub async fn start(config: Config, cancel: CancellationToken) -> anyhow::Result<Self> {
+        log_warnings(&config);
+        drop(open_store(&config.warehouse.path).await?);
+        for scope in &config.scopes {
+            scope.credentials.header_value().with_context(|| {
+                format!(
+                    "cannot sign a token for {}; check its client secret",
+                    scope.bot_id
+                )
+            })?;
+        }
+        let scopes = build_scopes(&config.api, &config.scopes)
+            .context("could not set up the HTTP client")?;
+        let streams = config.scopes.iter().flat_map(|s| {
+            config.sync.containment_types.iter().map(|&ct| StreamKey {
+                bot_id: s.bot_id.clone(),
+                containment_type: ct,
+                filter: s.filter.fingerprint(),
+            })
+        });
+        let health = Health::new(streams, config.server.max_pass_age);
+        Ok(Daemon {
+            config: Arc::new(config),
+            scopes,
+            health,
+            cancel,
+        })
+    }
+
+    /// Serves, schedules, and runs passes until shutdown.
+    pub async fn run(self) -> anyhow::Result<()> {
+        if let Some(listen) = self.config.server.listen {
+            let addr = health::serve(listen, self.health.clone(), self.cancel.clone())
+                .await
+                .with_context(|| {
+                    format!("cannot serve health and metrics on {listen} (server.listen)")
+                })?;
+            info!(addr = %addr, "serving /healthz and /metrics");
+        }
+        self.start_watchdog();
+        let (tx, rx) = mpsc::channel(1);
+        let mut scheduler = schedule::start_ticks(&self.config.trigger, tx)
+            .await
+            .context("could not start the scheduler")?;
+        info!(trigger = ?self.config.trigger, scopes = self.config.scopes.len(), "kore-sync running");
+        self.health.beat();
+        notify::notify_logged("READY=1\nSTATUS=started; first pass running");
+        schedule::drive(rx, self.cancel.clone(), || self.pass()).await;
+        notify::notify_logged("STOPPING=1");
+        if let Err(e) = scheduler.shutdown().await {
+            warn!(error = %e, "scheduler did not shut down cleanly");
+        }
+        Ok(())
+    }
+
+    /// Pings systemd's watchdog at half its interval while the pass loop
+    /// shows signs of life.
+    fn start_watchdog(&self) {
+        let Some(every) = notify::watchdog_interval() else {
+            return;
+        };
+        let (health, cancel) = (self.health.clone(), self.cancel.clone());
+        let alive_within = self.config.sync.pass_deadline + self.config.server.max_pass_age;
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every / 2);
+            loop {
+                tokio::select! {
+                    _ = cancel.cancelled() => break,
+                    _ = tick.tick() => {
+                        if health.alive_within(alive_within) {
+                            notify::notify_logged("WATCHDOG=1");
+                        }
+                    }
+                }
+            }
+        });
+    }
+
+    /// One scheduled pass: open the warehouse (or skip the pass if it is
+    /// busy), run, publish, release the warehouse, then report.
+    pub async fn pass(&self) {
+        self.health.beat();
+        let store = match open_store(&self.config.warehouse.path).await {
+            Ok(store) => store,
+            Err(e) => {
+                warn!(
+                    error = format!("{e:#}"),
+                    "cannot open the warehouse; skipping this pass, trying again at the next tick"
+                );
+                notify::notify_logged(&format!(
+                    "STATUS=pass skipped at {}: warehouse busy or unavailable",
+                    Utc::now().format("%H:%M:%SZ")
+                ));
+                return;
+            }
+        };
+        let ctx = SyncContext::with_scopes(self.config.sync_setup(), store, self.scopes.clone());
+        let result = run_pass(&ctx, &PassOptions::scheduled(), &self.cancel).await;
+        if let Ok(report) = &result {
+            publish::after_pass(&ctx, report).await;
+        }
+        // Release the warehouse before saying the pass is over.
+        drop(ctx);
+        match result {
+            Ok(report) => self.record(&report),
+            Err(e) => {
+                let at = Utc::now().format("%Y-%m-%dT%H:%M:%SZ");
+                error!(
+                    error = format!("{e:#}"),
+                    "pass failed: the warehouse could not be written"
+                );
+                notify::notify_logged(&format!(
+                    "STATUS=last pass {at}: the warehouse could not be written"
+                ));
+            }
+        }
+    }
+
+    /// Tells health, the log and systemd how a pass went.
+    fn record(&self, report: &PassReport) {
+        self.health.beat();
+        for s in &report.streams {
+            self.health.record(StreamPassHealth {
+                key: &s.key,
+                outcome: s.outcome,
+                watermark: s.watermark,
+                error: s.error.as_deref(),
+            });
+        }
+        let at = Utc::now().format("%Y-%m-%dT%H:%M:%SZ");
+        let n = report.streams.len();
+        if report.all_succeeded() {
+            info!(streams = n, "pass succeeded");
+            notify::notify_logged(&format!("STATUS=last pass {at}: {n} streams succeeded"));
+        } else {
+            warn!(
+                streams = n,
+                failed = report.n_failed(),
+                "pass finished with failed or interrupted streams; see `kore-sync status`"
+            );
+            notify::notify_logged(&format!(
+                "STATUS=last pass {at}: {} of {n} streams failed or were interrupted",
+                report.n_not_good()
+            ));
+        }
+    }
+}

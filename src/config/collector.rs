@@ -1,0 +1,79 @@
+//! Collecting configuration problems: every check reports into a
+//! [`Collector`] and carries on, so the user sees every problem at once,
+//! each with its key and the fix.
+
+use super::Problem;
+use std::time::Duration;
+
+/// Collects problems; every `push` returns `None` so it can end a match arm.
+#[derive(Default)]
+pub(super) struct Collector(pub(super) Vec<Problem>);
+
+impl Collector {
+    pub(super) fn push<T>(&mut self, key: &str, message: String) -> Option<T> {
+        self.0.push(Problem {
+            key: key.to_owned(),
+            message,
+        });
+        None
+    }
+
+    /// A humantime duration, or `default` when unset.
+    pub(super) fn duration(
+        &mut self,
+        key: &str,
+        value: Option<&str>,
+        default: &str,
+    ) -> Option<Duration> {
+        let text = value.unwrap_or(default);
+        match humantime::parse_duration(text) {
+            Ok(d) => Some(d),
+            Err(e) => self.push(
+                key,
+                format!("{text:?} is not a duration ({e}); write e.g. \"90s\", \"15m\", \"6d\""),
+            ),
+        }
+    }
+
+    /// `d` (a duration read for `key`) if it is longer than zero; `example`
+    /// names a good value in the message otherwise.
+    pub(super) fn nonzero(
+        &mut self,
+        key: &str,
+        d: Option<Duration>,
+        example: &str,
+    ) -> Option<Duration> {
+        match d {
+            Some(d) if d.is_zero() => {
+                self.push(key, format!("must be longer than zero, e.g. \"{example}\""))
+            }
+            other => other,
+        }
+    }
+
+    /// An integer within `[min, max]`, or `default` when unset (or, after a
+    /// reported problem, so that later checks still have a value).
+    pub(super) fn int_in(
+        &mut self,
+        key: &str,
+        value: Option<i64>,
+        default: i64,
+        min: i64,
+        max: i64,
+    ) -> i64 {
+        let v = value.unwrap_or(default);
+        if v < min || v > max {
+            self.push::<()>(
+                key,
+                format!("{v} is out of range; use a value from {min} to {max}"),
+            );
+            default
+        } else {
+            v
+        }
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}

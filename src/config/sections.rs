@@ -1,0 +1,267 @@
+//! Stage two, one function per section: each reads its raw table, reports
+//! its problems, and returns its layer's settings (None if any problem).
+
+use super::collector::Collector;
+use super::parse_instant;
+use super::raw::{PathOrOff, RawApi, RawServer, RawSync, RawWarehouse};
+use crate::api::{ClientSettings, RetryPolicy};
+use crate::model::{API_MAX_SPAN, ContainmentType};
+use crate::ops::health::ServerSettings;
+use crate::schedule::Trigger;
+use crate::store::WarehouseSettings;
+use crate::sync::SyncSettings;
+use crate::sync::plan::PlanSettings;
+use chrono::TimeDelta;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use url::Url;
+
+/// `[api]`, credentials aside (see `scopes`).
+pub(super) fn api(raw: &RawApi, p: &mut Collector) -> Option<ClientSettings> {
+    let base_url = base_url(raw.base_url.as_deref(), p);
+    let page_size = p.int_in("api.page_size", raw.page_size, 100, 1, 10_000);
+    let max_page_size = p.int_in(
+        "api.max_page_size",
+        raw.max_page_size,
+        page_size.max(1000),
+        1,
+        10_000,
+    );
+    if max_page_size < page_size {
+        p.push::<()>(
+            "api.max_page_size",
+            format!(
+                "{max_page_size} is below api.page_size ({page_size}); raise it, or set it equal to \
+                 api.page_size to always ask for that many"
+            ),
+        );
+    }
+    let timeout = p.duration("api.timeout", raw.timeout.as_deref(), "30s");
+    let timeout = p.nonzero("api.timeout", timeout, "30s");
+    let rpm = p.int_in(
+        "api.requests_per_minute",
+        raw.requests_per_minute,
+        60,
+        0,
+        1_000_000,
+    );
+    let rph = p.int_in(
+        "api.requests_per_hour",
+        raw.requests_per_hour,
+        1800,
+        0,
+        100_000_000,
+    );
+    let max_retries = p.int_in("api.max_retries", raw.max_retries, 8, 0, 100);
+    let base_delay = p.duration(
+        "api.retry_base_delay",
+        raw.retry_base_delay.as_deref(),
+        "500ms",
+    );
+    Some(ClientSettings {
+        base_url: base_url?,
+        page_size: page_size as u32,
+        max_page_size: max_page_size as u32,
+        timeout: timeout?,
+        requests_per_minute: rpm as u32,
+        requests_per_hour: rph as u32,
+        retry: RetryPolicy {
+            max_retries: max_retries as u32,
+            base_delay: base_delay?,
+            max_delay: Duration::from_secs(60).max(base_delay?),
+        },
+    })
+}
+
+fn base_url(text: Option<&str>, p: &mut Collector) -> Option<Url> {
+    let text = text.unwrap_or("https://bots.kore.ai");
+    match Url::parse(text) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Some(u),
+        Ok(_) => p.push(
+            "api.base_url",
+            format!("{text:?} must be an http(s) URL with a host, e.g. \"https://bots.kore.ai\""),
+        ),
+        Err(e) => p.push(
+            "api.base_url",
+            format!("{text:?} is not a URL ({e}); use e.g. \"https://bots.kore.ai\""),
+        ),
+    }
+}
+
+/// `[warehouse]`. The read copy sits beside the warehouse unless told
+/// otherwise; relative paths are taken relative to the warehouse's
+/// directory.
+pub(super) fn warehouse(raw: &RawWarehouse, p: &mut Collector) -> Option<WarehouseSettings> {
+    let path = PathBuf::from(raw.path.as_deref().unwrap_or("kore.duckdb"));
+    let beside = |name: &str| -> PathBuf {
+        let name = PathBuf::from(name);
+        if name.is_absolute() {
+            name
+        } else {
+            path.parent().unwrap_or(Path::new("")).join(name)
+        }
+    };
+    let publish = match &raw.publish {
+        None | Some(PathOrOff::Flag(true)) => Some(beside("kore-read.duckdb")),
+        Some(PathOrOff::Flag(false)) => None,
+        Some(PathOrOff::Path(p)) if p.trim().is_empty() => None,
+        Some(PathOrOff::Path(p)) => Some(beside(p)),
+    };
+    if publish.as_deref() == Some(path.as_path()) {
+        return p.push(
+            "warehouse.publish",
+            "is the warehouse itself; name another file (e.g. \"kore-read.duckdb\") or set it to false".into(),
+        );
+    }
+    let parquet_dir = raw
+        .parquet_dir
+        .as_deref()
+        .filter(|d| !d.trim().is_empty())
+        .map(beside);
+    Some(WarehouseSettings {
+        path,
+        publish,
+        parquet_dir,
+    })
+}
+
+/// `[sync]`: how passes read, and when the daemon starts one.
+pub(super) fn sync(raw: &RawSync, p: &mut Collector) -> Option<(SyncSettings, Trigger)> {
+    let start = parse_instant(raw.start.as_deref().unwrap_or("2025-01-01T00:00:00Z"))
+        .map_err(|e| p.push::<()>("sync.start", e))
+        .ok();
+    let window = window(raw.window.as_deref(), p);
+    let lag = p.duration("sync.lag", raw.lag.as_deref(), "5m");
+    let lookback = p.duration("sync.lookback", raw.lookback.as_deref(), "1h");
+    let pass_deadline = p.duration("sync.pass_deadline", raw.pass_deadline.as_deref(), "1h");
+    let pass_deadline = p.nonzero("sync.pass_deadline", pass_deadline, "1h");
+    let trigger = trigger(raw, p);
+    let containment_types = containment_types(raw.containment_types.as_deref(), p);
+    let delta = |d: Duration| TimeDelta::from_std(d).unwrap_or(TimeDelta::MAX);
+    let settings = SyncSettings {
+        plan: PlanSettings {
+            start: start?,
+            window: delta(window?),
+            lag: delta(lag?),
+            lookback: delta(lookback?),
+        },
+        restart_on_filter_change: raw.restart_on_filter_change.unwrap_or(true),
+        pass_deadline: pass_deadline?,
+        containment_types: containment_types?,
+    };
+    Some((settings, trigger?))
+}
+
+/// `sync.window`: positive and under the API's 7 days.
+fn window(text: Option<&str>, p: &mut Collector) -> Option<Duration> {
+    let w = p.duration("sync.window", text, "6d")?;
+    if w.is_zero() {
+        p.push(
+            "sync.window",
+            "must be longer than zero; \"6d\" is the usual choice".into(),
+        )
+    } else if w >= API_MAX_SPAN.to_std().expect("positive") {
+        p.push(
+            "sync.window",
+            format!(
+                "{} is 7 days or more, which the API refuses; use at most \"6d\" (or e.g. \"6d 23h\")",
+                humantime::format_duration(w)
+            ),
+        )
+    } else {
+        Some(w)
+    }
+}
+
+/// `sync.interval` or `sync.schedule` (not both).
+fn trigger(raw: &RawSync, p: &mut Collector) -> Option<Trigger> {
+    match (&raw.interval, &raw.schedule) {
+        (Some(_), Some(_)) => p.push(
+            "sync.schedule",
+            "both sync.interval and sync.schedule are set; keep only one".into(),
+        ),
+        (None, Some(expr)) => {
+            match tokio_cron_scheduler::Job::new_async(expr.as_str(), |_, _| Box::pin(async {})) {
+                Ok(_) => Some(Trigger::Cron(expr.clone())),
+                Err(e) => p.push(
+                    "sync.schedule",
+                    format!(
+                        "{expr:?} is not a cron expression ({e}); it takes six fields with seconds first, \
+                         e.g. \"0 */15 * * * *\""
+                    ),
+                ),
+            }
+        }
+        (interval, None) => {
+            let every = p.duration("sync.interval", interval.as_deref(), "15m");
+            p.nonzero("sync.interval", every, "15m")
+                .map(Trigger::Interval)
+        }
+    }
+}
+
+/// `sync.containment_types`: each known, each once, at least one.
+fn containment_types(list: Option<&[String]>, p: &mut Collector) -> Option<Vec<ContainmentType>> {
+    let Some(list) = list else {
+        return Some(ContainmentType::ALL.to_vec());
+    };
+    let mut out = Vec::new();
+    for name in list {
+        match ContainmentType::parse(name.trim()) {
+            Some(c) if !out.contains(&c) => out.push(c),
+            Some(_) => {
+                p.push::<()>(
+                    "sync.containment_types",
+                    format!("{name:?} is listed twice; list each once"),
+                );
+            }
+            None => {
+                p.push::<()>(
+                    "sync.containment_types",
+                    format!(
+                        "{name:?} is not a containment type; use \"selfService\", \"dropOff\" or \"agent\""
+                    ),
+                );
+            }
+        }
+    }
+    if list.is_empty() {
+        return p.push(
+            "sync.containment_types",
+            "is empty, so nothing would be synced; list at least one of \"selfService\", \"dropOff\", \"agent\"".into(),
+        );
+    }
+    Some(out)
+}
+
+/// `[server]`. `max_pass_age` defaults to two intervals; for a cron
+/// schedule, whose gaps vary, to two hours.
+pub(super) fn server(
+    raw: &RawServer,
+    trigger: Option<&Trigger>,
+    p: &mut Collector,
+) -> Option<ServerSettings> {
+    let listen = match raw.listen.as_deref().map(str::trim) {
+        None | Some("") => Some(None),
+        Some(text) => match text.parse::<std::net::SocketAddr>() {
+            Ok(a) => Some(Some(a)),
+            Err(_) => p.push(
+                "server.listen",
+                format!("{text:?} is not an address with a port; write e.g. \"127.0.0.1:9464\""),
+            ),
+        },
+    };
+    let default_age = match trigger {
+        Some(Trigger::Interval(d)) => humantime::format_duration(*d * 2).to_string(),
+        _ => "2h".to_owned(),
+    };
+    let max_pass_age = p.duration(
+        "server.max_pass_age",
+        raw.max_pass_age.as_deref(),
+        &default_age,
+    );
+    Some(ServerSettings {
+        listen: listen?,
+        max_pass_age: max_pass_age?,
+    })
+}

@@ -1,0 +1,185 @@
+//! Unit tests of configuration loading and validation.
+
+use super::*;
+use crate::api::Credentials;
+use crate::model::ContainmentType;
+use chrono::TimeDelta;
+use std::time::Duration;
+
+const MINIMAL: &str = r#"
+    [api]
+    client_id = "cs-1"
+    client_secret = "s"
+    [[bots]]
+    id = "st-1"
+"#;
+
+#[test]
+fn defaults_fill_everything_but_the_bots() {
+    let c = from_toml(MINIMAL).unwrap();
+    assert_eq!(c.api.base_url.as_str(), "https://bots.kore.ai/");
+    assert_eq!(c.api.page_size, 100);
+    assert_eq!(c.api.max_page_size, 1000);
+    assert_eq!(c.api.requests_per_minute, 60);
+    assert_eq!(c.api.requests_per_hour, 1800);
+    assert_eq!(c.sync.plan.window, TimeDelta::days(6));
+    assert_eq!(c.trigger, Trigger::Interval(Duration::from_secs(900)));
+    assert_eq!(c.sync.containment_types, ContainmentType::ALL.to_vec());
+    assert_eq!(c.scopes.len(), 1);
+    assert_eq!(c.scopes[0].bot_id, "st-1");
+}
+
+#[test]
+fn every_problem_is_reported_at_once() {
+    let err = from_toml(
+        r#"
+        [api]
+        base_url = "not a url"
+        [sync]
+        window = "7d"
+        lag = "soon"
+        containment_types = ["selfService", "human"]
+        [[bots]]
+        id = "st-1"
+        "#,
+    )
+    .unwrap_err();
+    let ConfigError::Invalid(problems) = &err else {
+        panic!("{err}")
+    };
+    let keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        [
+            "api.base_url",
+            "sync.window",
+            "sync.lag",
+            "sync.containment_types",
+            "bots[0]"
+        ]
+    );
+    let text = err.to_string();
+    assert!(text.contains("5 problems"), "{text}");
+    assert!(text.contains("the API refuses"), "{text}");
+    assert!(text.contains("client_secret"), "{text}");
+}
+
+#[test]
+fn max_page_size_defaults_above_page_size_and_may_not_be_below_it() {
+    let c = from_toml(&MINIMAL.replace("[api]\n", "[api]\npage_size = 2000\n")).unwrap();
+    assert_eq!((c.api.page_size, c.api.max_page_size), (2000, 2000));
+    let err =
+        from_toml(&MINIMAL.replace("[api]\n", "[api]\npage_size = 200\nmax_page_size = 50\n"))
+            .unwrap_err()
+            .to_string();
+    assert!(
+        err.contains("api.max_page_size") && err.contains("below api.page_size"),
+        "{err}"
+    );
+}
+
+#[test]
+fn unknown_keys_are_refused_by_name() {
+    let err = from_toml(&format!("{MINIMAL}\n[sync]\nwindw = \"6d\"\n")).unwrap_err();
+    assert!(err.to_string().contains("windw"), "{err}");
+}
+
+#[test]
+fn an_empty_bot_list_without_account_is_refused() {
+    let err = from_toml("[api]\nclient_id = \"a\"\nclient_secret = \"b\"\n").unwrap_err();
+    assert!(
+        err.to_string().contains("no [[bots]] and no [account]"),
+        "{err}"
+    );
+}
+
+#[test]
+fn bot_credentials_override_api_and_account_is_keyed_star() {
+    let c = from_toml(
+        r#"
+        [api]
+        client_id = "cs-api"
+        client_secret = "s"
+        [[bots]]
+        id = "st-1"
+        [[bots]]
+        id = "st-2"
+        client_id = "cs-own"
+        client_secret = "t"
+        [account]
+        token = "ready.jwt.here"
+        "#,
+    )
+    .unwrap();
+    let ids: Vec<String> = c.scopes.iter().map(|s| s.credentials.describe()).collect();
+    assert_eq!(
+        ids,
+        [
+            "client_id \"cs-api\"",
+            "client_id \"cs-own\"",
+            "the configured token"
+        ]
+    );
+    assert_eq!(c.scopes[2].bot_id, "*");
+    // Secrets never show in Debug output.
+    assert!(!format!("{c:?}").contains("ready.jwt.here"));
+}
+
+#[test]
+fn secret_file_is_read_and_loose_permissions_warn() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("secret");
+    std::fs::write(&f, "from-file\n").unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    let c = from_toml(&format!(
+        "[api]\nclient_id = \"a\"\nclient_secret_file = {:?}\n[[bots]]\nid = \"st-1\"\n",
+        f.display().to_string()
+    ))
+    .unwrap();
+    let Credentials::ClientSecret { client_secret, .. } = &c.scopes[0].credentials else {
+        panic!()
+    };
+    assert_eq!(client_secret.expose(), "from-file");
+    assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
+}
+
+#[test]
+fn cron_schedule_is_checked() {
+    let ok = from_toml(&format!(
+        "{MINIMAL}\n[sync]\nschedule = \"0 */15 * * * *\"\n"
+    ))
+    .unwrap();
+    assert_eq!(ok.trigger, Trigger::Cron("0 */15 * * * *".into()));
+    let err = from_toml(&format!(
+        "{MINIMAL}\n[sync]\nschedule = \"every now and then\"\n"
+    ))
+    .unwrap_err();
+    assert!(err.to_string().contains("sync.schedule"), "{err}");
+}
+
+#[test]
+fn instants_in_both_api_forms() {
+    assert_eq!(
+        parse_instant("2025-01-02").unwrap().to_rfc3339(),
+        "2025-01-02T00:00:00+00:00"
+    );
+    assert_eq!(
+        parse_instant("2025-01-02T03:04:05.678Z")
+            .unwrap()
+            .timestamp_millis(),
+        1_735_787_045_678
+    );
+    assert_eq!(
+        parse_instant("2025-01-02T03:04:05").unwrap().to_rfc3339(),
+        "2025-01-02T03:04:05+00:00"
+    );
+    assert!(
+        parse_instant("02/01/2025")
+            .unwrap_err()
+            .contains("yyyy-mm-dd")
+    );
+}

@@ -1,0 +1,205 @@
+//! The domain types that flow from the API layer to the store: one parsed
+//! session with its flattened tags, the stream key a pass works on, how a
+//! stream's run ended, and (in `window`) the time windows and the watermark
+//! rule.
+//!
+//! These types know nothing about JSON field names (that is `api::wire`) nor
+//! about SQL (that is `store`), so either side can change without the other.
+//! This is the bottom layer: it imports nothing else from the crate.
+
+pub mod window;
+
+pub use window::{API_MAX_SPAN, Window, next_watermark};
+
+use chrono::{DateTime, Utc};
+use std::fmt;
+
+/// The bot id under which the account-wide (Admin Console) scope is keyed.
+pub const ACCOUNT_BOT_ID: &str = "*";
+
+/// The three outcomes the API can filter sessions by (since v9.0).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ContainmentType {
+    SelfService,
+    DropOff,
+    Agent,
+}
+
+impl ContainmentType {
+    pub const ALL: [ContainmentType; 3] = [Self::SelfService, Self::DropOff, Self::Agent];
+
+    /// The spelling the API uses in `?containmentType=` and in records.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::SelfService => "selfService",
+            Self::DropOff => "dropOff",
+            Self::Agent => "agent",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+}
+
+impl fmt::Display for ContainmentType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The API filters a scope's streams run with (`session_type`, `user_id`,
+/// `tags` in the config). A stream's watermark belongs to its filter.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct StreamFilter {
+    pub session_type: Option<String>,
+    pub user_id: Option<String>,
+    /// The API's tags filter object, as canonical JSON text.
+    pub tags: Option<String>,
+}
+
+impl StreamFilter {
+    /// A stable text for the filter; empty when there is none.
+    pub fn fingerprint(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(t) = &self.session_type {
+            parts.push(format!("sessionType={t}"));
+        }
+        if let Some(u) = &self.user_id {
+            parts.push(format!("userId={u}"));
+        }
+        if let Some(t) = &self.tags {
+            parts.push(format!("tags={t}"));
+        }
+        parts.join(" ")
+    }
+}
+
+/// One unit of incremental sync: a bot (or the account scope, keyed
+/// [`ACCOUNT_BOT_ID`]) and one containment type. Each stream has its own
+/// watermark.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct StreamKey {
+    pub bot_id: String,
+    pub containment_type: ContainmentType,
+    /// The filter's fingerprint (empty: none). A watermark stored under
+    /// another filter does not count for this stream.
+    pub filter: String,
+}
+
+impl fmt::Display for StreamKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.bot_id, self.containment_type)
+    }
+}
+
+/// A session as kore-sync stores it. Every optional field is `None` when the
+/// API record lacks it (or sends null): a missing value is never replaced by
+/// a default.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Session {
+    pub session_id: String,
+    pub bot_id: Option<String>,
+    pub channel: Option<String>,
+    pub user_id: Option<String>,
+    pub start_time: DateTime<Utc>,
+    pub end_time: Option<DateTime<Utc>>,
+    pub session_lang: Option<Vec<String>>,
+    pub session_type: Option<String>,
+    /// From the record; when the record lacks it, the containment type of
+    /// the stream that fetched it.
+    pub containment_type: Option<String>,
+    pub is_developer: Option<bool>,
+    pub session_status: Option<String>,
+    pub messages_exchanged: Option<i32>,
+    pub tasks_executed: Option<i32>,
+    /// The record exactly as received, byte for byte, so no field the API
+    /// adds later is lost.
+    pub raw: String,
+    pub tags: Vec<Tag>,
+}
+
+/// One element of one array under a session's `tags` object.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tag {
+    /// `user` for `userTags`, `session` for `sessionTags`, otherwise the key
+    /// itself (e.g. `altText`).
+    pub kind: String,
+    /// Position in its array; with `kind` and the session id, the key.
+    pub ordinal: i32,
+    pub name: Option<String>,
+    /// A string value as is; anything else as its JSON text; JSON null as None.
+    pub value: Option<String>,
+    /// The value's JSON text exactly as received (`null` when absent).
+    pub value_json: String,
+}
+
+/// A record with an id: what the sync engine keeps one version of per id.
+pub trait Keyed {
+    fn id(&self) -> &str;
+}
+
+impl Keyed for Session {
+    fn id(&self) -> &str {
+        &self.session_id
+    }
+}
+
+/// What one commit stores: parsed records (several versions of one id may
+/// be given; the last wins) and the records that could not be parsed.
+#[derive(Debug)]
+pub struct Batch<R> {
+    pub records: Vec<R>,
+    pub rejected: Vec<RejectedRecord>,
+}
+
+impl<R> Default for Batch<R> {
+    fn default() -> Self {
+        Batch {
+            records: Vec::new(),
+            rejected: Vec::new(),
+        }
+    }
+}
+
+/// A batch of sessions.
+pub type SessionBatch = Batch<Session>;
+
+/// A record the parser refused, kept verbatim with the reason.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RejectedRecord {
+    /// The sessionId, if the record had a readable one.
+    pub session_id: Option<String>,
+    pub reason: String,
+    pub raw: String,
+}
+
+/// How a stream's run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunOutcome {
+    Succeeded,
+    Failed,
+    Interrupted,
+    /// The scope's request budget ran out; what was read is committed and
+    /// the next pass continues. Not a failure.
+    BudgetSpent,
+}
+
+impl RunOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunOutcome::Succeeded => "succeeded",
+            RunOutcome::Failed => "failed",
+            RunOutcome::Interrupted => "interrupted",
+            RunOutcome::BudgetSpent => "budget_spent",
+        }
+    }
+
+    /// True for the outcomes that count as a good pass: success, or a stop
+    /// only because the request budget was spent (rate limits never fail a
+    /// pass).
+    pub fn is_good(self) -> bool {
+        matches!(self, RunOutcome::Succeeded | RunOutcome::BudgetSpent)
+    }
+}

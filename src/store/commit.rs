@@ -1,0 +1,193 @@
+//! The two write transactions of a sync: a window's commit (sessions, tags,
+//! rejected records and the watermark) and a refresh's (sessions re-read by
+//! id, and deletions; the watermark stays).
+//!
+//! Architecture invariant: a window's sessions, their tags and the stream's
+//! watermark change in one transaction (`commit_window`), so the watermark
+//! never runs ahead of the data, whatever kills the process. Where it moves
+//! to is decided by the pure rule [`crate::model::next_watermark`].
+
+use super::error::{QueryContext, StoreError};
+use super::runs::watermark_with_filter;
+use super::sql::ts;
+use super::{WindowCommit, upsert};
+use crate::model::{Session, SessionBatch, StreamKey, Window, next_watermark};
+use chrono::{DateTime, Utc};
+use duckdb::{Connection, Transaction, params};
+use std::collections::HashMap;
+
+/// The window a commit completes, and where the stream's history begins
+/// (`sync.start`): together they decide whether the watermark moves.
+#[derive(Debug, Clone, Copy)]
+pub struct Advance {
+    pub window: Window,
+    pub history_start: DateTime<Utc>,
+}
+
+/// Stores a window completely read: upserts its changed sessions, replaces
+/// their tags, keeps its rejected records, and moves the watermark as
+/// [`next_watermark`] says — all in one transaction.
+pub(super) fn commit_window(
+    conn: &mut Connection,
+    key: &StreamKey,
+    advance: Advance,
+    batch: &SessionBatch,
+    now: DateTime<Utc>,
+) -> Result<WindowCommit, StoreError> {
+    let tx = conn
+        .transaction()
+        .doing("beginning the window transaction")?;
+    let (n_received, n_written) = store_batch(&tx, key, batch, now)?;
+    // A watermark reached under another filter does not count: the stream
+    // starts again from `history_start` (the runner adopts the old watermark
+    // first when told to keep it).
+    let (stored, stored_filter) = watermark_with_filter(&tx, key)?;
+    let filter_changed = stored_filter.as_ref().is_some_and(|f| *f != key.filter);
+    let current = if filter_changed { None } else { stored };
+    let next = next_watermark(current, advance.window, advance.history_start);
+    if let Some(next) = next
+        && (Some(next) != current || filter_changed)
+    {
+        tx.execute(
+            "INSERT INTO sync_state (bot_id, containment_type, watermark, updated_at, filter)
+             VALUES (?, ?, CAST(? AS TIMESTAMPTZ), CAST(? AS TIMESTAMPTZ), ?)
+             ON CONFLICT (bot_id, containment_type) DO UPDATE SET
+                 watermark = excluded.watermark, updated_at = excluded.updated_at, filter = excluded.filter",
+            params![key.bot_id, key.containment_type.as_str(), ts(next), ts(now), key.filter],
+        )
+        .doing("moving the watermark")?;
+    }
+    tx.commit().doing("committing the window")?;
+    Ok(WindowCommit {
+        n_received,
+        n_written,
+        n_deleted: 0,
+        watermark: next,
+    })
+}
+
+/// Stores sessions read outside a window's commit (re-read by id, or a
+/// chunk of a dense window) and deletes `deleted` ids with their tags, in
+/// one transaction. The watermark stays.
+pub(super) fn commit_refresh(
+    conn: &mut Connection,
+    key: &StreamKey,
+    batch: &SessionBatch,
+    deleted: &[String],
+    now: DateTime<Utc>,
+) -> Result<WindowCommit, StoreError> {
+    let tx = conn
+        .transaction()
+        .doing("beginning the refresh transaction")?;
+    let (n_received, n_written) = store_batch(&tx, key, batch, now)?;
+    let n_deleted = delete_sessions(&tx, deleted)?;
+    let (stored, stored_filter) = watermark_with_filter(&tx, key)?;
+    let filter_changed = stored_filter.as_ref().is_some_and(|f| *f != key.filter);
+    tx.commit().doing("committing the refresh")?;
+    Ok(WindowCommit {
+        n_received,
+        n_written,
+        n_deleted,
+        watermark: if filter_changed { None } else { stored },
+    })
+}
+
+/// Stores a batch's sessions (only new or changed ones are written) and its
+/// rejected records. Returns (distinct sessions, sessions written).
+fn store_batch(
+    tx: &Transaction<'_>,
+    key: &StreamKey,
+    batch: &SessionBatch,
+    now: DateTime<Utc>,
+) -> Result<(usize, usize), StoreError> {
+    let sessions = last_version_of_each(&batch.records);
+    let n_written = upsert::upsert(tx, &sessions, now)?;
+    for r in &batch.rejected {
+        tx.execute(
+            "INSERT INTO rejected_records
+             SELECT ?, ?, ?, ?, ?, CAST(? AS TIMESTAMPTZ)
+             WHERE NOT EXISTS (SELECT 1 FROM rejected_records WHERE raw = ?)",
+            params![
+                key.bot_id,
+                key.containment_type.as_str(),
+                r.session_id,
+                r.reason,
+                r.raw,
+                ts(now),
+                r.raw
+            ],
+        )
+        .doing("keeping a rejected record")?;
+    }
+    Ok((sessions.len(), n_written))
+}
+
+/// One session per id, the last version given, in the order given: the
+/// replace keeps `session_id` unique whatever the caller passed.
+fn last_version_of_each(sessions: &[Session]) -> Vec<&Session> {
+    let mut last: HashMap<&str, usize> = HashMap::with_capacity(sessions.len());
+    for (i, s) in sessions.iter().enumerate() {
+        last.insert(s.session_id.as_str(), i);
+    }
+    sessions
+        .iter()
+        .enumerate()
+        .filter(|(i, s)| last.get(s.session_id.as_str()) == Some(i))
+        .map(|(_, s)| s)
+        .collect()
+}
+
+/// Deletes sessions (and their tags) the API reported as gone; their days
+/// become Parquet partitions to rewrite. Returns how many were stored.
+fn delete_sessions(tx: &Transaction<'_>, ids: &[String]) -> Result<usize, StoreError> {
+    let mut n_deleted = 0;
+    for id in ids {
+        tx.execute(
+            "INSERT OR IGNORE INTO parquet_dirty_days
+             SELECT CAST(make_timestamp(epoch_us(start_time)) AS DATE) FROM sessions WHERE session_id = ?",
+            params![id],
+        )
+        .doing("noting changed days")?;
+        tx.execute("DELETE FROM session_tags WHERE session_id = ?", params![id])
+            .doing("deleting tags of a session deleted upstream")?;
+        n_deleted += tx
+            .execute("DELETE FROM sessions WHERE session_id = ?", params![id])
+            .doing("deleting a session deleted upstream")?;
+    }
+    Ok(n_deleted)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn session(id: &str, raw: &str) -> Session {
+        Session {
+            session_id: id.into(),
+            bot_id: None,
+            channel: None,
+            user_id: None,
+            start_time: DateTime::from_timestamp_millis(0).unwrap(),
+            end_time: None,
+            session_lang: None,
+            session_type: None,
+            containment_type: None,
+            is_developer: None,
+            session_status: None,
+            messages_exchanged: None,
+            tasks_executed: None,
+            raw: raw.into(),
+            tags: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_last_version_of_each_id_is_kept_in_order() {
+        let given = [session("a", "1"), session("b", "1"), session("a", "2")];
+        let kept: Vec<(&str, &str)> = last_version_of_each(&given)
+            .iter()
+            .map(|s| (s.session_id.as_str(), s.raw.as_str()))
+            .collect();
+        assert_eq!(kept, [("b", "1"), ("a", "2")]);
+    }
+}

@@ -1,0 +1,136 @@
+//! Opening warehouse files: the writer's connection (attached with our row
+//! group size, bounded memory, migrated, staging tables ready) and the
+//! read-only connection behind `kore-sync query`.
+
+use super::error::{QueryContext, StoreError};
+use super::sql::lit;
+use duckdb::Connection;
+use std::path::{Path, PathBuf};
+
+/// Staging tables live in the connection's temp catalog: they are never
+/// persisted and each commit empties them first.
+const STAGING: &str = "
+    CREATE TEMP TABLE stage_sessions (
+        session_id VARCHAR, bot_id VARCHAR, channel VARCHAR, user_id VARCHAR,
+        start_time TIMESTAMPTZ, end_time TIMESTAMPTZ, session_lang VARCHAR, session_type VARCHAR,
+        containment_type VARCHAR, is_developer BOOLEAN, session_status VARCHAR,
+        messages_exchanged INTEGER, tasks_executed INTEGER, raw VARCHAR);
+    CREATE TEMP TABLE stage_tags (
+        session_id VARCHAR, kind VARCHAR, ordinal INTEGER, name VARCHAR, value VARCHAR, value_json VARCHAR);
+    CREATE TEMP TABLE stage_changed (session_id VARCHAR);
+";
+
+/// Rows per DuckDB row group in the warehouse (DuckDB's default: 122,880).
+/// Each checkpoint rewrites the last, partly filled row group, so a smaller
+/// one makes checkpoints cheaper, and zone maps prune at a finer grain
+/// (measured in BENCHMARKS.md).
+const ROW_GROUP_SIZE: u32 = 32_768;
+
+/// DuckDB's buffer pool. Uncheckpointed appends, staging and larger queries
+/// live here; beyond it DuckDB spills to `<warehouse>.tmp/` rather than grow
+/// the process. How it was sized is in BENCHMARKS.md ("Memory").
+const MEMORY_LIMIT: &str = "64MB";
+
+/// Classifies a failure to open `path`: another process holding DuckDB's
+/// file lock is [`StoreError::Locked`] (the operator stops that process);
+/// anything else is [`StoreError::Open`].
+fn open_error(path: &Path, source: duckdb::Error) -> StoreError {
+    let detail = source.to_string();
+    if detail.contains("lock") {
+        StoreError::Locked {
+            path: path.to_owned(),
+            detail,
+        }
+    } else {
+        StoreError::Open {
+            path: path.to_owned(),
+            source,
+        }
+    }
+}
+
+/// Opens (creating if needed) the warehouse for writing, brings its schema up
+/// to date, and closes runs a crash left open.
+pub(super) fn open(path: &Path) -> Result<Connection, StoreError> {
+    // The warehouse is attached to an in-memory connection because the row
+    // group size is an ATTACH option; `USE` makes it the default catalog, so
+    // every statement in this module names its tables unqualified.
+    let conn = Connection::open_in_memory().map_err(|e| open_error(path, e))?;
+    conn.execute_batch(&format!(
+        "ATTACH {} AS warehouse (ROW_GROUP_SIZE {ROW_GROUP_SIZE}); USE warehouse;",
+        lit(&path.to_string_lossy())
+    ))
+    .map_err(|e| open_error(path, e))?;
+    // Never reach for the network: kore-sync's SQL needs no extension beyond
+    // those compiled in. One thread and a small buffer pool: a window is a
+    // few thousand rows, so more threads bought no speed and cost memory.
+    // Larger operations spill next to the warehouse (an in-memory
+    // connection's default would be the working directory, which a service
+    // may not be allowed to write).
+    conn.execute_batch(&format!(
+        "SET autoinstall_known_extensions = false; SET autoload_known_extensions = false;
+         SET threads = 1; SET memory_limit = '{MEMORY_LIMIT}'; SET temp_directory = {};",
+        lit(&spill_dir(path).to_string_lossy())
+    ))
+    .doing("configuring the connection")?;
+    super::migrations::apply(&conn, path)?;
+    conn.execute_batch(STAGING)
+        .doing("creating staging tables")?;
+    // A run still marked running was cut short by a crash or kill: only one
+    // process can hold the file, so it is not running now.
+    conn.execute(
+        "UPDATE sync_runs SET outcome = 'abandoned', finished_at = coalesce(finished_at, CAST(now() AS TIMESTAMPTZ)),
+             error = coalesce(error, 'the process ended before the run finished')
+         WHERE outcome = 'running'",
+        [],
+    )
+    .doing("closing abandoned runs")?;
+    Ok(conn)
+}
+
+/// Where DuckDB spills: `<warehouse>.tmp/`.
+fn spill_dir(path: &Path) -> PathBuf {
+    let mut spill = path.as_os_str().to_owned();
+    spill.push(".tmp");
+    PathBuf::from(spill)
+}
+
+/// A read-only connection to a warehouse file (or its read copy), for
+/// `kore-sync query`: SQL with the DuckDB version kore-sync bundles, so the
+/// file format always matches.
+pub struct ReadOnly {
+    conn: Connection,
+}
+
+impl ReadOnly {
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let config = duckdb::Config::default()
+            .access_mode(duckdb::AccessMode::ReadOnly)
+            .map_err(|e| open_error(path, e))?;
+        let conn = Connection::open_with_flags(path, config).map_err(|e| open_error(path, e))?;
+        Ok(ReadOnly { conn })
+    }
+
+    /// Runs one query and writes its rows as tab-separated text with a header.
+    pub fn print(&self, sql: &str, out: &mut impl std::io::Write) -> Result<(), StoreError> {
+        const DOING: &str = "running the query";
+        let sql = sql.trim().trim_end_matches(';');
+        // Every column as text, whatever its type.
+        let wrapped = format!("SELECT COLUMNS(*)::VARCHAR FROM ({sql})");
+        let mut stmt = self.conn.prepare(&wrapped).doing(DOING)?;
+        let mut rows = stmt.query([]).doing(DOING)?;
+        let names: Vec<String> = rows.as_ref().map(|s| s.column_names()).unwrap_or_default();
+        writeln!(out, "{}", names.join("\t")).map_err(StoreError::Output)?;
+        while let Some(row) = rows.next().doing(DOING)? {
+            let cells: Vec<String> = (0..names.len())
+                .map(|i| {
+                    row.get::<_, Option<String>>(i)
+                        .map(|v| v.unwrap_or_else(|| "NULL".into()))
+                })
+                .collect::<Result<_, _>>()
+                .doing(DOING)?;
+            writeln!(out, "{}", cells.join("\t")).map_err(StoreError::Output)?;
+        }
+        Ok(())
+    }
+}

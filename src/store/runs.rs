@@ -1,0 +1,169 @@
+//! Bookkeeping rows: each stream's watermark and filter (`sync_state`),
+//! each run (`sync_runs`), the cross-process request log (`api_requests`),
+//! and the sessions a pass must re-read by id.
+
+use super::RunRecord;
+use super::error::{QueryContext, StoreError};
+use super::sql::{from_micros, ts};
+use crate::model::StreamKey;
+use chrono::{DateTime, Utc};
+use duckdb::{Connection, OptionalExt, params};
+
+/// The stream's stored watermark and the filter it was reached with.
+pub(super) fn watermark_with_filter(
+    conn: &Connection,
+    key: &StreamKey,
+) -> Result<(Option<DateTime<Utc>>, Option<String>), StoreError> {
+    conn.query_row(
+        "SELECT epoch_us(watermark), coalesce(filter, '') FROM sync_state WHERE bot_id = ? AND containment_type = ?",
+        params![key.bot_id, key.containment_type.as_str()],
+        |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)),
+    )
+    .optional()
+    .doing("reading a watermark")
+    .map(|o| match o {
+        Some((w, f)) => (Some(from_micros(w)), Some(f)),
+        None => (None, None),
+    })
+}
+
+/// Keeps the stored watermark but records it under the stream's new filter
+/// (`sync.restart_on_filter_change = false`).
+pub(super) fn adopt_filter(conn: &Connection, key: &StreamKey) -> Result<(), StoreError> {
+    conn.execute(
+        "UPDATE sync_state SET filter = ? WHERE bot_id = ? AND containment_type = ?",
+        params![key.filter, key.bot_id, key.containment_type.as_str()],
+    )
+    .doing("keeping a watermark under a new filter")?;
+    Ok(())
+}
+
+pub(super) fn begin_run(
+    conn: &Connection,
+    pass_id: &str,
+    key: &StreamKey,
+    trigger: &str,
+    now: DateTime<Utc>,
+) -> Result<i64, StoreError> {
+    conn.query_row(
+        "INSERT INTO sync_runs (pass_id, bot_id, containment_type, trigger, started_at, outcome, filter)
+         VALUES (?, ?, ?, ?, CAST(? AS TIMESTAMPTZ), 'running', ?) RETURNING run_id",
+        params![
+            pass_id,
+            key.bot_id,
+            key.containment_type.as_str(),
+            trigger,
+            ts(now),
+            key.filter
+        ],
+        |r| r.get(0),
+    )
+    .doing("recording the start of a run")
+}
+
+pub(super) fn finish_run(
+    conn: &Connection,
+    run_id: i64,
+    r: &RunRecord,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    conn.execute(
+        "UPDATE sync_runs SET finished_at = CAST(? AS TIMESTAMPTZ), outcome = ?, windows_planned = ?,
+             windows_done = ?, requests = ?, retries = ?, rate_limited = ?, sessions_upserted = ?,
+             sessions_deleted = ?, records_rejected = ?, watermark_after = CAST(? AS TIMESTAMPTZ), error = ?
+         WHERE run_id = ?",
+        params![
+            ts(now),
+            r.outcome.as_str(),
+            r.windows_planned,
+            r.windows_done,
+            r.requests,
+            r.retries,
+            r.rate_limited,
+            r.sessions_upserted,
+            r.sessions_deleted,
+            r.records_rejected,
+            r.watermark_after.map(ts),
+            r.error,
+            run_id
+        ],
+    )
+    .doing("recording the end of a run")?;
+    Ok(())
+}
+
+/// Ids of sessions stored as `active` for this stream that started before
+/// `before`: a pass's windows no longer cover them, so they are re-read by id.
+pub(super) fn stale_active_sessions(
+    conn: &Connection,
+    key: &StreamKey,
+    before: DateTime<Utc>,
+) -> Result<Vec<String>, StoreError> {
+    let mut stmt = conn
+        .prepare(
+            "SELECT session_id FROM sessions
+             WHERE session_status = 'active' AND containment_type = ?
+               AND (? = '*' OR bot_id = ?) AND start_time < CAST(? AS TIMESTAMPTZ)
+             ORDER BY start_time",
+        )
+        .doing("finding stale active sessions")?;
+    let ids = stmt
+        .query_map(
+            params![
+                key.containment_type.as_str(),
+                key.bot_id,
+                key.bot_id,
+                ts(before)
+            ],
+            |r| r.get(0),
+        )
+        .doing("finding stale active sessions")?
+        .collect::<Result<Vec<String>, _>>()
+        .doing("finding stale active sessions")?;
+    Ok(ids)
+}
+
+/// Requests sent for `scope` within the hour before `now`.
+pub(super) fn request_history(
+    conn: &Connection,
+    scope: &str,
+    now: DateTime<Utc>,
+) -> Result<Vec<DateTime<Utc>>, StoreError> {
+    let mut stmt = conn
+        .prepare(
+            "SELECT epoch_us(requested_at) FROM api_requests
+             WHERE scope = ? AND epoch_us(requested_at) > ? ORDER BY requested_at",
+        )
+        .doing("reading the request log")?;
+    let since = now.timestamp_micros() - 3_600_000_000;
+    let times = stmt
+        .query_map(params![scope, since], |r| r.get::<_, i64>(0))
+        .doing("reading the request log")?
+        .map(|r| r.map(from_micros))
+        .collect::<Result<Vec<_>, _>>()
+        .doing("reading the request log")?;
+    Ok(times)
+}
+
+/// Appends requests to the log and drops entries older than an hour.
+pub(super) fn record_requests(
+    conn: &mut Connection,
+    scope: &str,
+    times: &[DateTime<Utc>],
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let tx = conn.transaction().doing("recording requests")?;
+    for t in times {
+        tx.execute(
+            "INSERT INTO api_requests VALUES (?, CAST(? AS TIMESTAMPTZ))",
+            params![scope, ts(*t)],
+        )
+        .doing("recording requests")?;
+    }
+    tx.execute(
+        "DELETE FROM api_requests WHERE epoch_us(requested_at) <= ?",
+        params![now.timestamp_micros() - 3_600_000_000],
+    )
+    .doing("pruning the request log")?;
+    tx.commit().doing("recording requests")
+}

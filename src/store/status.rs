@@ -1,0 +1,87 @@
+//! What `kore-sync status` reads: counts, each stream's watermark and last
+//! run, and when the read copy and the Parquet export were last published.
+
+use super::error::{QueryContext, StoreError};
+use super::sql::from_micros;
+use super::{StatusReport, StreamStatus};
+use chrono::{DateTime, Utc};
+use duckdb::Connection;
+
+pub(super) fn status(conn: &Connection) -> Result<StatusReport, StoreError> {
+    let count = |sql: &str| {
+        conn.query_row(sql, [], |r| r.get::<_, i64>(0))
+            .doing("counting rows")
+    };
+    let n_sessions = count("SELECT count(*) FROM sessions")?;
+    let n_tags = count("SELECT count(*) FROM session_tags")?;
+    let n_rejected = count("SELECT count(*) FROM rejected_records")?;
+    let mut stmt = conn
+        .prepare(
+            "WITH last_run AS (
+                 SELECT * FROM sync_runs QUALIFY row_number() OVER (
+                     PARTITION BY bot_id, containment_type ORDER BY run_id DESC) = 1),
+             streams AS (
+                 SELECT bot_id, containment_type FROM sync_state
+                 UNION SELECT bot_id, containment_type FROM sync_runs)
+             SELECT s.bot_id, s.containment_type, epoch_us(st.watermark),
+                    epoch_us(r.started_at), epoch_us(r.finished_at), r.outcome, r.error, r.trigger,
+                    coalesce(r.filter, st.filter, ''),
+                    (SELECT count(*) FROM sessions x
+                       WHERE (s.bot_id = '*' OR x.bot_id = s.bot_id) AND x.containment_type = s.containment_type)
+             FROM streams s
+             LEFT JOIN sync_state st USING (bot_id, containment_type)
+             LEFT JOIN last_run r USING (bot_id, containment_type)
+             ORDER BY s.bot_id, s.containment_type",
+        )
+        .doing("reading stream status")?;
+    let streams = stmt
+        .query_map([], |r| {
+            Ok(StreamStatus {
+                bot_id: r.get(0)?,
+                containment_type: r.get(1)?,
+                watermark: r.get::<_, Option<i64>>(2)?.map(from_micros),
+                last_run_started: r.get::<_, Option<i64>>(3)?.map(from_micros),
+                last_run_finished: r.get::<_, Option<i64>>(4)?.map(from_micros),
+                last_outcome: r.get(5)?,
+                last_error: r.get(6)?,
+                last_trigger: r.get(7)?,
+                filter: r.get(8)?,
+                n_sessions: r.get(9)?,
+            })
+        })
+        .doing("reading stream status")?
+        .collect::<Result<Vec<_>, _>>()
+        .doing("reading stream status")?;
+    let publications = publications(conn)?
+        .into_iter()
+        .map(|(kind, target, at)| super::Publication {
+            kind,
+            target,
+            published_at: at,
+        })
+        .collect();
+    let duckdb_version: String = conn
+        .query_row("SELECT version()", [], |r| r.get(0))
+        .doing("reading the DuckDB version")?;
+    Ok(StatusReport {
+        publications,
+        duckdb_version,
+        n_sessions,
+        n_tags,
+        n_rejected,
+        streams,
+    })
+}
+
+/// When each kind of publication last happened: (kind, target, time).
+fn publications(conn: &Connection) -> Result<Vec<(String, String, DateTime<Utc>)>, StoreError> {
+    let mut stmt = conn
+        .prepare("SELECT kind, target, epoch_us(published_at) FROM publications ORDER BY kind")
+        .doing("reading publications")?;
+    let rows = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, from_micros(r.get(2)?))))
+        .doing("reading publications")?
+        .collect::<Result<_, _>>()
+        .doing("reading publications")?;
+    Ok(rows)
+}

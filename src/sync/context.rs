@@ -1,0 +1,145 @@
+//! What a pass needs: the sync settings, the scopes (bots, or the account)
+//! each with its API view and request budget, the warehouse, and where to
+//! publish. Built once from the configuration by the command that runs the
+//! pass; `sync` never reads the configuration itself.
+
+use super::plan::PlanSettings;
+use crate::api::wire::{SessionsRequest, format_api_time};
+use crate::api::{
+    ApiError, CallStats, ClientSettings, Credentials, KoreClient, PageSize, RequestBudget,
+    SessionsApi,
+};
+use crate::model::{ContainmentType, StreamFilter, Window};
+use crate::store::{SessionStore, WarehouseSettings};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// How passes read (`[sync]` in the config).
+#[derive(Debug, Clone)]
+pub struct SyncSettings {
+    pub plan: PlanSettings,
+    /// When a stream's filter changes, read it again from `plan.start`
+    /// (true) or keep the watermark (false).
+    pub restart_on_filter_change: bool,
+    /// A pass stops (committed windows kept) when it runs longer than this.
+    pub pass_deadline: Duration,
+    /// The session streams of every scope, one per containment type.
+    /// Invariant: not empty, no duplicates.
+    pub containment_types: Vec<ContainmentType>,
+}
+
+/// One bot, or the account scope (keyed [`crate::model::ACCOUNT_BOT_ID`]),
+/// with the credentials to use for it and the filter its streams apply.
+#[derive(Debug, Clone)]
+pub struct Scope {
+    pub bot_id: String,
+    pub credentials: Credentials,
+    pub filter: StreamFilter,
+}
+
+/// A scope with its view of the API. Keep it for the life of the process:
+/// the view's request budget remembers the last hour's requests.
+#[derive(Debug, Clone)]
+pub struct ScopeApi {
+    pub scope: Scope,
+    pub api: SessionsApi,
+}
+
+impl ScopeApi {
+    /// How many sessions of one containment type the scope has in `window`
+    /// (its filter applied), by one request for a single record: the
+    /// answer's `total`. None when the server does not say.
+    pub async fn count_sessions(
+        &self,
+        containment: ContainmentType,
+        window: Window,
+        max_budget_wait: Option<Duration>,
+        cancel: &CancellationToken,
+    ) -> (Result<Option<u64>, ApiError>, CallStats) {
+        let body = SessionsRequest {
+            date_from: Some(format_api_time(window.start)),
+            date_to: Some(format_api_time(window.end)),
+            skip: Some(0),
+            limit: Some(1),
+            ..SessionsRequest::default()
+        }
+        .with_filter(&self.scope.filter);
+        let (result, stats) = self
+            .api
+            .get_sessions(Some(containment), &body, max_budget_wait, cancel)
+            .await;
+        (result.map(|page| page.total), stats)
+    }
+}
+
+/// What building a [`SyncContext`] takes, borrowed from the configuration.
+#[derive(Debug, Clone, Copy)]
+pub struct SyncSetup<'a> {
+    pub client: &'a ClientSettings,
+    pub sync: &'a SyncSettings,
+    pub scopes: &'a [Scope],
+    pub warehouse: &'a WarehouseSettings,
+}
+
+/// Everything a pass needs, cheap to clone into tasks.
+#[derive(Clone)]
+pub struct SyncContext {
+    pub settings: Arc<SyncSettings>,
+    pub warehouse: Arc<WarehouseSettings>,
+    pub store: SessionStore,
+    /// One per configured scope, in config order.
+    pub scopes: Vec<ScopeApi>,
+}
+
+impl SyncContext {
+    /// A context with fresh API views (and so fresh request budgets).
+    pub fn new(setup: SyncSetup<'_>, store: SessionStore) -> Result<Self, reqwest::Error> {
+        let scopes = build_scopes(setup.client, setup.scopes)?;
+        Ok(Self::with_scopes(setup, store, scopes))
+    }
+
+    /// A context reusing API views that live longer than one store (the
+    /// daemon opens the warehouse per pass but keeps its budgets).
+    pub fn with_scopes(setup: SyncSetup<'_>, store: SessionStore, scopes: Vec<ScopeApi>) -> Self {
+        SyncContext {
+            settings: Arc::new(setup.sync.clone()),
+            warehouse: Arc::new(setup.warehouse.clone()),
+            store,
+            scopes,
+        }
+    }
+
+    /// The scope keyed `bot_id`, if configured.
+    pub fn scope(&self, bot_id: &str) -> Option<&ScopeApi> {
+        self.scopes.iter().find(|s| s.scope.bot_id == bot_id)
+    }
+}
+
+/// Builds the API views for every scope, each with its own request budget
+/// (Kore.ai limits per bot, and per account for the account scope) and page
+/// size, sharing one HTTP client.
+pub fn build_scopes(
+    client: &ClientSettings,
+    scopes: &[Scope],
+) -> Result<Vec<ScopeApi>, reqwest::Error> {
+    let http = KoreClient::new(
+        client.base_url.clone(),
+        client.timeout,
+        client.retry.clone(),
+    )?;
+    Ok(scopes
+        .iter()
+        .map(|scope| {
+            let budget = Arc::new(RequestBudget::new(
+                client.requests_per_minute,
+                client.requests_per_hour,
+            ));
+            let pages = Arc::new(PageSize::new(client.page_size, client.max_page_size));
+            ScopeApi {
+                api: http.sessions_api(&scope.bot_id, scope.credentials.clone(), budget, pages),
+                scope: scope.clone(),
+            }
+        })
+        .collect())
+}

@@ -1,0 +1,142 @@
+//! A resource is a kind of record the engine syncs by date window: how to
+//! ask for one page of a span, how to parse a record, and how to store a
+//! chunk or a completed window. The engine (`stream`, `fetch`,
+//! `accumulator`, `store_pipe`) knows nothing else about what it moves, so a
+//! second resource — conversation messages, partitioned by channel — plugs
+//! in beside sessions (partitioned by containment type) by implementing this
+//! trait, without a copy of the paging, chunking or commit logic.
+
+use crate::api::wire::{SessionsRequest, format_api_time, parse_or_reject};
+use crate::api::{ApiError, CallStats, PageSize, SessionsApi};
+use crate::model::{Batch, Keyed, RejectedRecord, Session, StreamFilter, StreamKey, Window};
+use crate::store::{Advance, SessionStore, StoreError, WindowCommit};
+use chrono::{DateTime, Utc};
+use serde_json::value::RawValue;
+use std::future::Future;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// One page of a span, as the engine needs it: the raw records, and what
+/// the server said about the rest.
+#[derive(Debug)]
+pub struct Page {
+    pub records: Vec<Box<RawValue>>,
+    /// Records matching the span, if the server said.
+    pub total: Option<u64>,
+    pub more_available: Option<bool>,
+}
+
+/// What the engine needs of a kind of record. One value serves one stream.
+pub trait Resource: Sync {
+    type Record: Keyed + Send + 'static;
+
+    /// The stream this value reads, for logs and reports.
+    fn key(&self) -> &StreamKey;
+
+    /// The scope's adaptive page size (shared by its streams).
+    fn page_size(&self) -> &PageSize;
+
+    /// Asks for one page: `limit` records of `span`, skipping `skip`.
+    fn page(
+        &self,
+        span: Window,
+        skip: u64,
+        limit: u32,
+    ) -> impl Future<Output = (Result<Page, ApiError>, CallStats)> + Send;
+
+    /// Parses one record, or keeps it as rejected with the reason.
+    fn parse(&self, raw: &RawValue) -> Result<Self::Record, RejectedRecord>;
+
+    /// Stores records of a window still being read (the watermark stays).
+    fn commit_chunk(
+        &self,
+        batch: Batch<Self::Record>,
+    ) -> impl Future<Output = Result<WindowCommit, StoreError>> + Send + 'static;
+
+    /// Stores the rest of a window completely read and moves the watermark.
+    fn commit_window(
+        &self,
+        window: Window,
+        batch: Batch<Self::Record>,
+    ) -> impl Future<Output = Result<WindowCommit, StoreError>> + Send + 'static;
+}
+
+/// Sessions of one scope and one containment type (`getSessions`).
+pub(super) struct Sessions<'a> {
+    pub api: &'a SessionsApi,
+    pub store: &'a SessionStore,
+    pub key: &'a StreamKey,
+    pub filter: &'a StreamFilter,
+    /// Where the stream's history begins (`sync.start`).
+    pub history_start: DateTime<Utc>,
+    pub max_budget_wait: Option<Duration>,
+    pub cancel: &'a CancellationToken,
+}
+
+impl Resource for Sessions<'_> {
+    type Record = Session;
+
+    fn key(&self) -> &StreamKey {
+        self.key
+    }
+
+    fn page_size(&self) -> &PageSize {
+        self.api.page_size()
+    }
+
+    async fn page(
+        &self,
+        span: Window,
+        skip: u64,
+        limit: u32,
+    ) -> (Result<Page, ApiError>, CallStats) {
+        let body = SessionsRequest {
+            date_from: Some(format_api_time(span.start)),
+            date_to: Some(format_api_time(span.end)),
+            skip: Some(skip),
+            limit: Some(u64::from(limit)),
+            ..SessionsRequest::default()
+        }
+        .with_filter(self.filter);
+        let (result, stats) = self
+            .api
+            .get_sessions(
+                Some(self.key.containment_type),
+                &body,
+                self.max_budget_wait,
+                self.cancel,
+            )
+            .await;
+        let page = result.map(|r| Page {
+            records: r.sessions,
+            total: r.total,
+            more_available: r.more_available,
+        });
+        (page, stats)
+    }
+
+    fn parse(&self, raw: &RawValue) -> Result<Session, RejectedRecord> {
+        parse_or_reject(raw, Some(self.key.containment_type))
+    }
+
+    fn commit_chunk(
+        &self,
+        batch: Batch<Session>,
+    ) -> impl Future<Output = Result<WindowCommit, StoreError>> + Send + 'static {
+        let (store, key) = (self.store.clone(), self.key.clone());
+        async move { store.commit_refresh(&key, batch, Vec::new()).await }
+    }
+
+    fn commit_window(
+        &self,
+        window: Window,
+        batch: Batch<Session>,
+    ) -> impl Future<Output = Result<WindowCommit, StoreError>> + Send + 'static {
+        let (store, key) = (self.store.clone(), self.key.clone());
+        let advance = Advance {
+            window,
+            history_start: self.history_start,
+        };
+        async move { store.commit_window(&key, advance, batch).await }
+    }
+}

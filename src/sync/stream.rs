@@ -1,0 +1,151 @@
+//! A stream's pass, as named steps: record the run's start, find where the
+//! stream stands (its watermark, under its filter), plan the windows, read
+//! and commit them oldest first, re-read sessions stored as active, record
+//! the run's end.
+//!
+//! Architecture invariant: a window's watermark moves only after every one
+//! of its pages was read, and windows commit one at a time, oldest first.
+//! The next window is read while the previous one commits (`StorePipe`), so
+//! a failure or shutdown loses at most the window being stored and the one
+//! being read, which the next pass reads again.
+
+use super::context::{ScopeApi, SyncContext};
+use super::fetch::{Fetch, FetchError};
+use super::pass::{PassOptions, Stop};
+use super::plan::{self, WindowPlan};
+use super::refresh::refresh_stale_active;
+use super::report::{Observer, StreamReport};
+use super::resource::{Resource, Sessions};
+use crate::api::CallStats;
+use crate::model::{RunOutcome, StreamKey, Window};
+use crate::store::StoreError;
+use chrono::{DateTime, Utc};
+use std::time::Instant;
+use tracing::info;
+
+/// One stream's part of a pass.
+pub(super) struct StreamRun<'a> {
+    pub ctx: &'a SyncContext,
+    pub scope: &'a ScopeApi,
+    pub key: StreamKey,
+    pub opts: &'a PassOptions,
+    pub pass_id: &'a str,
+    pub stop: &'a Stop,
+}
+
+/// Runs one stream's pass and records it in `sync_runs`. `Err` only when
+/// the warehouse fails; API failures end the stream in its report.
+pub(super) async fn run_stream(run: StreamRun<'_>) -> Result<StreamReport, StoreError> {
+    let (ctx, key, opts) = (run.ctx, &run.key, run.opts);
+    let run_id = ctx
+        .store
+        .begin_run(run.pass_id, key, opts.trigger.as_str())
+        .await?;
+    let watermark = run.starting_watermark().await?;
+    let plan = run.plan(watermark);
+    let mut report = StreamReport::new(key.clone(), plan.windows.len(), watermark);
+    let observer = opts.observer.as_ref();
+    if let Some(o) = observer {
+        o.0.started(&report);
+    }
+    let sessions = Sessions {
+        api: &run.scope.api,
+        store: &ctx.store,
+        key,
+        filter: &run.scope.scope.filter,
+        history_start: ctx.settings.plan.start,
+        max_budget_wait: opts.max_budget_wait,
+        cancel: &run.stop.token,
+    };
+    read_windows(&sessions, &plan.windows, &mut report, run.stop, observer).await?;
+    // Sessions stored as active whose start is now before the span this pass
+    // re-read: read them by id so their final state lands, and drop those
+    // the API no longer has.
+    if report.outcome == RunOutcome::Succeeded && opts.range.is_none() {
+        refresh_stale_active(&sessions, plan.begin, &mut report, run.stop).await?;
+    }
+    ctx.store.finish_run(run_id, report.run_record()).await?;
+    if let Some(o) = observer {
+        o.0.finished(&report);
+    }
+    report.log();
+    Ok(report)
+}
+
+impl StreamRun<'_> {
+    /// The watermark this pass starts from. A watermark reached under another
+    /// filter counts only when `sync.restart_on_filter_change` is false (it
+    /// is then adopted under the new filter); otherwise the stream reads
+    /// again from `sync.start`.
+    async fn starting_watermark(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let (store, key) = (&self.ctx.store, &self.key);
+        let (stored, stored_filter) = store.watermark_with_filter(key).await?;
+        match stored_filter {
+            Some(f) if f != key.filter && self.ctx.settings.restart_on_filter_change => {
+                info!(stream = %key, old_filter = %f, new_filter = %key.filter,
+                      "the stream's filter changed: reading it again from sync.start");
+                Ok(None)
+            }
+            Some(f) if f != key.filter => {
+                info!(stream = %key, old_filter = %f, new_filter = %key.filter,
+                      "the stream's filter changed: keeping its watermark (sync.restart_on_filter_change = false)");
+                store.adopt_filter(key).await?;
+                Ok(stored)
+            }
+            _ => Ok(stored),
+        }
+    }
+
+    /// The windows to read: a backfill's range, or from the watermark.
+    fn plan(&self, watermark: Option<DateTime<Utc>>) -> WindowPlan {
+        let (now, settings) = (Utc::now(), &self.ctx.settings.plan);
+        match self.opts.range {
+            Some((from, to)) => plan::plan_backfill(from, to, now, settings),
+            None => plan::plan_pass(watermark, now, settings),
+        }
+    }
+}
+
+/// Reads and commits `windows` in order: window k commits while window k+1
+/// is read (store jobs run one at a time and in order, see `StorePipe`), so
+/// the watermark still moves window by window, oldest first, each in the
+/// transaction that stored it. Ends at the first API failure or stop.
+async fn read_windows<R: Resource>(
+    resource: &R,
+    windows: &[Window],
+    report: &mut StreamReport,
+    stop: &Stop,
+    observer: Option<&Observer>,
+) -> Result<(), StoreError> {
+    let fetch = Fetch::new(resource);
+    for window in windows {
+        if stop.token.is_cancelled() {
+            report.stop(RunOutcome::Interrupted, stop.reason());
+            break;
+        }
+        let mut stats = CallStats::default();
+        let started = Instant::now();
+        let fetched = fetch.window(*window, &mut stats).await;
+        report.fetch_time += started.elapsed();
+        report.add(&stats);
+        // Before the next job starts, the one in flight (earlier chunks of
+        // this window, or the previous window) must have landed.
+        fetch.pipe.settle().await?;
+        fetch.pipe.count(report, observer);
+        let batch = match fetched {
+            Ok(batch) => batch,
+            Err(FetchError::Api(e)) => {
+                report.fail(&e, stop, Some(window));
+                break;
+            }
+            Err(FetchError::Store(e)) => return Err(e),
+        };
+        let n_rejected = batch.rejected.len();
+        fetch
+            .pipe
+            .start_window(n_rejected, resource.commit_window(*window, batch));
+    }
+    fetch.pipe.settle().await?;
+    fetch.pipe.count(report, observer);
+    Ok(())
+}

@@ -1,0 +1,17 @@
+//! kore-sync's integration tests, in one crate so DuckDB and the library are
+//! linked once: the real binary and the library against the simulated
+//! Kore.ai API on port 0, sharing the helpers in `common`.
+
+mod cli;
+mod common;
+mod deploy;
+mod fetch;
+mod filters;
+mod layers;
+mod ops;
+mod paging;
+mod parquet;
+mod process;
+mod read_side;
+mod reliability;
+mod sync;
