@@ -13,7 +13,6 @@ use std::path::{Path, PathBuf};
 use tokio_util::sync::CancellationToken;
 
 /// The check's lines, and whether all were OK.
-#[derive(Default)]
 struct Lines {
     ok: bool,
 }

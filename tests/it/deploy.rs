@@ -1,15 +1,17 @@
 //! The service files (issue 5): the systemd unit passes `systemd-analyze
-//! verify` where the tool exists; completions and the man page generate.
+//! verify`; completions and the man page generate.
 
 use crate::common::BIN;
 use std::process::Command;
 
 #[test]
 fn the_systemd_unit_verifies() {
-    let Ok(out) = Command::new("systemd-analyze").arg("--version").output() else {
-        eprintln!("systemd-analyze is not installed here; the unit was not verified");
-        return;
-    };
+    let out = Command::new("systemd-analyze")
+        .arg("--version")
+        .output()
+        .expect(
+            "systemd-analyze verifies the unit: install systemd (Debian: apt-get install systemd)",
+        );
     assert!(out.status.success());
     let unit = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
