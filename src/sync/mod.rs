@@ -1,5 +1,5 @@
-//! The sync engine. A pass (`pass`) runs every scope concurrently and each
-//! scope's streams in turn; a stream (`stream`) plans its windows (`plan`,
+//! The sync engine. A pass (`pass`, asked for by `options`, stopped by
+//! `stop`) runs every scope concurrently and each scope's streams in turn; a stream (`stream`) plans its windows (`plan`,
 //! pure), pages them (`fetch`, `accumulator`) and commits them in order
 //! (`store_pipe`) through a [`Resource`] — today sessions, the one place
 //! that knows which API call and which store commit a record needs.
@@ -11,18 +11,21 @@
 mod accumulator;
 pub mod context;
 mod fetch;
+pub mod options;
 pub mod pass;
 pub mod plan;
 pub mod publish;
 pub mod refresh;
 mod report;
 pub mod resource;
+mod stop;
 mod store_pipe;
 mod stream;
 
 pub use context::{Scope, ScopeApi, SyncContext, SyncSettings, SyncSetup, build_scopes};
 pub use fetch::{CHUNK_SESSIONS, FetchError, MIN_SPLIT_SPAN};
-pub use pass::{PASS_BUDGET_PATIENCE, PassOptions, PassTrigger, run_pass};
+pub use options::{PASS_BUDGET_PATIENCE, PassOptions, PassTrigger};
+pub use pass::run_pass;
 pub use refresh::{FetchByIdRequest, Refreshed, fetch_by_id};
 pub use report::{Observer, PassObserver, PassReport, StreamReport, outcome_of};
 pub use resource::Resource;

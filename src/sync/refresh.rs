@@ -7,9 +7,9 @@
 use super::accumulator::Accumulator;
 use super::context::SyncContext;
 use super::fetch::FetchError;
-use super::pass::Stop;
 use super::report::StreamReport;
 use super::resource::Sessions;
+use super::stop::Stop;
 use crate::api::wire::{SessionsRequest, parse_or_reject};
 use crate::api::{CallStats, SessionsApi};
 use crate::model::{ContainmentType, StreamKey};

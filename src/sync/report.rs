@@ -3,7 +3,7 @@
 //! observer hooks the terminal progress bars listen on. The decision of
 //! which outcome an API error means lives here too, as a pure function.
 
-use super::pass::Stop;
+use super::stop::Stop;
 use crate::api::{ApiError, CallStats};
 use crate::model::{RunOutcome, StreamKey, Window};
 use crate::ops::metrics::StreamPassEnded;

@@ -11,11 +11,12 @@
 
 use super::context::{ScopeApi, SyncContext};
 use super::fetch::{Fetch, FetchError};
-use super::pass::{PassOptions, Stop};
+use super::options::PassOptions;
 use super::plan::{self, WindowPlan};
 use super::refresh::refresh_stale_active;
 use super::report::{Observer, StreamReport};
 use super::resource::{Resource, Sessions};
+use super::stop::Stop;
 use crate::api::CallStats;
 use crate::model::{RunOutcome, StreamKey, Window};
 use crate::store::StoreError;
