@@ -67,6 +67,24 @@ pub enum Command {
         #[arg(long, value_name = "ID")]
         bot: Option<String>,
     },
+    /// Compare stored history with the API's counts, window by window, and repair what differs
+    Verify {
+        /// Start of the range: yyyy-mm-dd or yyyy-mm-ddThh:mm:ss.mmmZ (GMT) [default: sync.start]
+        #[arg(long, value_name = "DATE")]
+        from: Option<String>,
+        /// End of the range (exclusive), same forms [default: each stream's watermark]
+        #[arg(long, value_name = "DATE")]
+        to: Option<String>,
+        /// Only this bot id (use '*' for the account scope)
+        #[arg(long, value_name = "ID")]
+        bot: Option<String>,
+        /// Count only: report the windows that differ, change nothing
+        #[arg(long)]
+        dry_run: bool,
+        /// Print JSON instead of a table
+        #[arg(long)]
+        json: bool,
+    },
     /// Fetch given sessions now (by id, 50 per request, or by external call id) and upsert them
     Fetch {
         /// A session id (repeatable; duplicates are dropped)

@@ -90,6 +90,27 @@ async fn dispatch(cli: Cli) -> anyhow::Result<bool> {
                 .await
                 .map(|()| true)
         }
+        Command::Verify {
+            from,
+            to,
+            bot,
+            dry_run,
+            json,
+        } => {
+            let date = |flag: &str, v: &Option<String>| {
+                v.as_deref()
+                    .map(config::parse_instant)
+                    .transpose()
+                    .map_err(|e| anyhow::anyhow!("{flag}: {e}"))
+            };
+            let opts = kore_sync::sync::VerifyOptions {
+                from: date("--from", from)?,
+                to: date("--to", to)?,
+                only_bot: bot.clone(),
+                dry_run: *dry_run,
+            };
+            cmd::verify::verify_cmd(load()?, opts, *json, cancel).await
+        }
         Command::Backfill { from, to, bot } => {
             let from = config::parse_instant(from).map_err(|e| anyhow::anyhow!("--from: {e}"))?;
             let to = to

@@ -19,6 +19,7 @@ pub mod query;
 pub mod render;
 pub mod status;
 pub mod sync;
+pub mod verify;
 
 use crate::config::Config;
 use crate::store::SessionStore;

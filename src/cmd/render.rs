@@ -5,7 +5,8 @@
 
 use crate::model::ACCOUNT_BOT_ID;
 use crate::store::{StatusReport, StreamStatus};
-use crate::sync::PassReport;
+use crate::sync::reconcile::WindowCheck;
+use crate::sync::{PassReport, StreamReport, VerifyReport};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use std::path::Path;
@@ -25,22 +26,35 @@ fn stream_name(s: &StreamStatus) -> String {
     format!("{}/{}", s.bot_id, s.containment_type)
 }
 
+/// A stream's name, outcome and windows, the start of its summary line.
+fn stream_head(s: &StreamReport) -> String {
+    format!(
+        "{:<40} {:<11} windows {}/{}",
+        s.key.to_string(),
+        s.outcome.as_str(),
+        s.windows_done,
+        s.windows_planned
+    )
+}
+
+/// The stream's error on a line of its own, if it has one.
+fn stream_error(s: &StreamReport) -> String {
+    s.error
+        .as_deref()
+        .map_or(String::new(), |e| format!("\n    error: {e}"))
+}
+
 /// One line per stream of a pass, and its error on the next.
 pub fn print_pass(report: &PassReport) {
     for s in &report.streams {
         println!(
-            "{:<40} {:<11} windows {}/{}  requests {} (retries {})  sessions {} ({} written){}",
-            s.key.to_string(),
-            s.outcome.as_str(),
-            s.windows_done,
-            s.windows_planned,
+            "{}  requests {} (retries {})  sessions {} ({} written){}",
+            stream_head(s),
             s.requests,
             s.retries,
             s.sessions_received,
             s.sessions_written,
-            s.error
-                .as_deref()
-                .map_or(String::new(), |e| format!("\n    error: {e}")),
+            stream_error(s),
         );
     }
 }
@@ -56,6 +70,12 @@ pub fn print_status(path: &Path, r: &StatusReport, now: DateTime<Utc>) {
         r.n_rejected,
         r.streams.len()
     );
+    if r.n_gone > 0 {
+        println!(
+            "{} sessions the API no longer has are kept, marked in sessions.deleted_at (sync.deletes = \"keep\")",
+            r.n_gone
+        );
+    }
     for p in &r.publications {
         let what = if p.kind == "read_copy" {
             "read copy"
@@ -132,6 +152,8 @@ pub struct StatusJson<'a> {
     pub n_sessions: i64,
     pub n_tags: i64,
     pub n_rejected: i64,
+    /// Sessions the API no longer has, kept and marked.
+    pub n_gone: i64,
     pub streams: Vec<StreamJson<'a>>,
     /// Seconds each stream's watermark is behind now, in stream order
     /// (also in each stream, as `behind_seconds`).
@@ -196,8 +218,95 @@ impl<'a> StatusJson<'a> {
             n_sessions: r.n_sessions,
             n_tags: r.n_tags,
             n_rejected: r.n_rejected,
+            n_gone: r.n_gone,
             behind_seconds: streams.iter().map(|s| s.behind_seconds).collect(),
             streams,
+        }
+    }
+}
+
+/// The `verify` table: one line per window that differs (or was repaired),
+/// then a line per stream.
+pub fn print_verify(report: &VerifyReport, dry_run: bool) {
+    println!(
+        "{:<32} {:<45} {:>9} {:>9} {:>7} {:>7} {:>7}  STATE",
+        "STREAM", "WINDOW", "API", "STORED", "ADDED", "UPDATED", "DELETED"
+    );
+    for row in &report.rows {
+        let c = &row.check;
+        let touched = c.added + c.updated + c.deleted > 0;
+        if c.equal && !touched {
+            continue;
+        }
+        let state = match (c.equal, dry_run) {
+            (true, _) => "repaired",
+            (false, true) => "differs",
+            (false, false) => "still differs",
+        };
+        println!(
+            "{:<32} {:<45} {:>9} {:>9} {:>7} {:>7} {:>7}  {state}",
+            row.key.to_string(),
+            format!("{} .. {}", stamp(c.window.start), stamp(c.window.end)),
+            c.api_count.map_or("-".into(), |n| n.to_string()),
+            c.stored_count,
+            c.added,
+            c.updated,
+            c.deleted,
+        );
+    }
+    for s in &report.streams {
+        let n_differ = report
+            .rows
+            .iter()
+            .filter(|r| {
+                r.key == s.key
+                    && (!r.check.equal || r.check.added + r.check.updated + r.check.deleted > 0)
+            })
+            .count();
+        println!(
+            "{} ({n_differ} differed)  requests {}  written {}  deleted {}  marked {}{}",
+            stream_head(s),
+            s.requests,
+            s.sessions_written,
+            s.sessions_deleted,
+            s.sessions_marked,
+            stream_error(s),
+        );
+    }
+}
+
+/// What `verify --json` writes.
+#[derive(Debug, Serialize)]
+pub struct VerifyJson<'a> {
+    pub equal: bool,
+    pub windows: Vec<VerifyWindowJson<'a>>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct VerifyWindowJson<'a> {
+    pub bot_id: &'a str,
+    pub containment_type: &'static str,
+    pub window_start: DateTime<Utc>,
+    pub window_end: DateTime<Utc>,
+    #[serde(flatten)]
+    pub check: &'a WindowCheck,
+}
+
+impl<'a> VerifyJson<'a> {
+    pub fn new(r: &'a VerifyReport) -> Self {
+        VerifyJson {
+            equal: r.all_equal(),
+            windows: r
+                .rows
+                .iter()
+                .map(|row| VerifyWindowJson {
+                    bot_id: &row.key.bot_id,
+                    containment_type: row.key.containment_type.as_str(),
+                    window_start: row.check.window.start,
+                    window_end: row.check.window.end,
+                    check: &row.check,
+                })
+                .collect(),
         }
     }
 }

@@ -85,6 +85,8 @@ pub struct RawSync {
     pub restart_on_filter_change: Option<bool>,
     pub schedule: Option<String>,
     pub containment_types: Option<Vec<String>>,
+    pub reconcile: Option<String>,
+    pub deletes: Option<String>,
 }
 
 /// A `[[bots]]` table, or `[account]` (which takes no `id`): credentials

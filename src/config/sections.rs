@@ -5,7 +5,7 @@ use super::collector::Collector;
 use super::parse_instant;
 use super::raw::{PathOrOff, RawApi, RawServer, RawSync, RawWarehouse};
 use crate::api::{ClientSettings, RetryPolicy};
-use crate::model::{API_MAX_SPAN, ContainmentType};
+use crate::model::{API_MAX_SPAN, ContainmentType, Deletes};
 use crate::ops::health::ServerSettings;
 use crate::schedule::Trigger;
 use crate::store::WarehouseSettings;
@@ -137,6 +137,8 @@ pub(super) fn sync(raw: &RawSync, p: &mut Collector) -> Option<(SyncSettings, Tr
     let pass_deadline = p.nonzero("sync.pass_deadline", pass_deadline, "1h");
     let trigger = trigger(raw, p);
     let containment_types = containment_types(raw.containment_types.as_deref(), p);
+    let reconcile = reconcile(raw.reconcile.as_deref(), lookback, p);
+    let deletes = deletes(raw.deletes.as_deref(), p);
     let delta = |d: Duration| TimeDelta::from_std(d).unwrap_or(TimeDelta::MAX);
     let settings = SyncSettings {
         plan: PlanSettings {
@@ -148,6 +150,8 @@ pub(super) fn sync(raw: &RawSync, p: &mut Collector) -> Option<(SyncSettings, Tr
         restart_on_filter_change: raw.restart_on_filter_change.unwrap_or(true),
         pass_deadline: pass_deadline?,
         containment_types: containment_types?,
+        reconcile: delta(reconcile?),
+        deletes: deletes?,
     };
     Some((settings, trigger?))
 }
@@ -170,6 +174,42 @@ fn window(text: Option<&str>, p: &mut Collector) -> Option<Duration> {
         )
     } else {
         Some(w)
+    }
+}
+
+/// `sync.reconcile`: zero (off), or at least `sync.lookback` (the span
+/// behind the watermark it checks begins there).
+fn reconcile(
+    text: Option<&str>,
+    lookback: Option<Duration>,
+    p: &mut Collector,
+) -> Option<Duration> {
+    let r = p.duration("sync.reconcile", text, "7d")?;
+    match lookback {
+        Some(l) if !r.is_zero() && r < l => p.push(
+            "sync.reconcile",
+            format!(
+                "{} is shorter than sync.lookback ({}); make it at least that, or \"0\" to switch reconciling off",
+                humantime::format_duration(r),
+                humantime::format_duration(l)
+            ),
+        ),
+        _ => Some(r),
+    }
+}
+
+/// `sync.deletes`: `"delete"` (mirror the API) or `"keep"` (mark).
+fn deletes(text: Option<&str>, p: &mut Collector) -> Option<Deletes> {
+    match text.map(str::trim) {
+        None | Some("delete") => Some(Deletes::Delete),
+        Some("keep") => Some(Deletes::Keep),
+        Some(other) => p.push(
+            "sync.deletes",
+            format!(
+                "{other:?} is not a choice; use \"delete\" (the warehouse mirrors the API) or \"keep\" \
+                 (rows stay, with sessions.deleted_at set)"
+            ),
+        ),
     }
 }
 

@@ -174,6 +174,18 @@ pub struct RejectedRecord {
     pub raw: String,
 }
 
+/// What a session the API no longer has means for the warehouse
+/// (`sync.deletes`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Deletes {
+    /// The warehouse mirrors the API: the session and its tags go.
+    #[default]
+    Delete,
+    /// The rows stay, with `sessions.deleted_at` set; the analyst views
+    /// leave them out.
+    Keep,
+}
+
 /// How a stream's run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]

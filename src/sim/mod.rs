@@ -451,6 +451,51 @@ impl Simulator {
         st.records.len() != before
     }
 
+    /// Late arrivals: lists `n` closed sessions of `bot` that started between
+    /// `ages.0` and `ages.1` ago, as Kore.ai's analytics store does some time
+    /// after a session ends. Returns their ids.
+    pub fn arrive_late(
+        &self,
+        bot: &str,
+        n: usize,
+        ages: (chrono::TimeDelta, chrono::TimeDelta),
+        seed: u64,
+    ) -> Vec<String> {
+        use rand::Rng;
+        let mut rng = StdRng::seed_from_u64(seed);
+        let now = Utc::now();
+        let span_ms = (ages.1 - ages.0).num_milliseconds().max(1);
+        let mut ids = Vec::with_capacity(n);
+        for i in 0..n {
+            let at = now - ages.0 - chrono::TimeDelta::milliseconds(rng.random_range(0..span_ms));
+            let mut rec = data::make_session(&mut rng, bot, at, now, &[format!("u-late-{seed}")]);
+            let id = format!("late{seed:06}{i:014}");
+            rec["sessionId"] = Value::from(id.clone());
+            rec["sessionStatus"] = Value::from("closed");
+            self.upsert(rec);
+            ids.push(id);
+        }
+        ids
+    }
+
+    /// Erasure or retention: deletes `n` closed sessions chosen anywhere in
+    /// the history. Returns their ids.
+    pub fn erase_anywhere(&self, n: usize, seed: u64) -> Vec<String> {
+        use rand::seq::SliceRandom;
+        let mut rng = StdRng::seed_from_u64(seed);
+        let mut st = self.lock();
+        let mut closed: Vec<String> = st
+            .records
+            .iter()
+            .filter(|r| r.record["sessionStatus"].as_str() != Some("active"))
+            .map(|r| r.session_id.clone())
+            .collect();
+        closed.shuffle(&mut rng);
+        closed.truncate(n);
+        st.records.retain(|r| !closed.contains(&r.session_id));
+        closed
+    }
+
     /// Queues faults for the next requests, in order.
     pub fn inject(&self, faults: impl IntoIterator<Item = Fault>) {
         self.lock().faults.extend(faults);

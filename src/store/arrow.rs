@@ -144,8 +144,8 @@ pub(super) fn id_batch(staged: &RecordBatch) -> Result<RecordBatch, StoreError> 
 }
 
 /// The `sessions` rows for sessions none of which is stored yet: the staged
-/// columns in table order, but `session_lang` as a list, and both sync times
-/// `now`.
+/// columns in table order, but `session_lang` as a list, both sync times
+/// `now`, and `deleted_at` NULL.
 pub(super) fn new_session_rows(
     sessions: &[&Session],
     staged: RecordBatch,
@@ -178,6 +178,10 @@ pub(super) fn new_session_rows(
     let synced = utc_micros(sessions.iter().map(|_| Some(now.timestamp_micros())));
     columns.push(("first_synced_at".into(), synced.clone()));
     columns.push(("last_synced_at".into(), synced));
+    columns.push((
+        "deleted_at".into(),
+        utc_micros(sessions.iter().map(|_| None)),
+    ));
     RecordBatch::try_from_iter(columns).map_err(encode_err("encoding new sessions"))
 }
 
@@ -246,7 +250,7 @@ mod tests {
         let tags = tag_batch(&sessions).unwrap();
         assert_eq!(tags.num_rows(), 3);
         let rows = new_session_rows(&sessions, staged, Utc::now()).unwrap();
-        assert_eq!(rows.num_columns(), SESSION_COLUMNS.len() + 2);
+        assert_eq!(rows.num_columns(), SESSION_COLUMNS.len() + 3);
         // A missing language list stays NULL rather than becoming empty.
         let langs = rows.column(6);
         assert!(!langs.is_null(0) && langs.is_null(1));

@@ -11,7 +11,7 @@ use super::error::{QueryContext, StoreError};
 use super::runs::watermark_with_filter;
 use super::sql::ts;
 use super::{WindowCommit, upsert};
-use crate::model::{Session, SessionBatch, StreamKey, Window, next_watermark};
+use crate::model::{Deletes, Session, SessionBatch, StreamKey, Window, next_watermark};
 use chrono::{DateTime, Utc};
 use duckdb::{Connection, Transaction, params};
 use std::collections::HashMap;
@@ -22,6 +22,20 @@ use std::collections::HashMap;
 pub struct Advance {
     pub window: Window,
     pub history_start: DateTime<Utc>,
+}
+
+/// Sessions the API reported gone, and what that means for the warehouse.
+#[derive(Debug, Clone, Default)]
+pub struct Gone {
+    pub ids: Vec<String>,
+    pub mode: Deletes,
+}
+
+impl Gone {
+    /// Nothing is gone.
+    pub fn none() -> Self {
+        Gone::default()
+    }
 }
 
 /// Stores a window completely read: upserts its changed sessions, replaces
@@ -62,6 +76,7 @@ pub(super) fn commit_window(
         n_received,
         n_written,
         n_deleted: 0,
+        n_marked: 0,
         watermark: next,
     })
 }
@@ -73,14 +88,17 @@ pub(super) fn commit_refresh(
     conn: &mut Connection,
     key: &StreamKey,
     batch: &SessionBatch,
-    deleted: &[String],
+    gone: &Gone,
     now: DateTime<Utc>,
 ) -> Result<WindowCommit, StoreError> {
     let tx = conn
         .transaction()
         .doing("beginning the refresh transaction")?;
     let (n_received, n_written) = store_batch(&tx, key, batch, now)?;
-    let n_deleted = delete_sessions(&tx, deleted)?;
+    let (n_deleted, n_marked) = match gone.mode {
+        Deletes::Delete => (delete_sessions(&tx, &gone.ids)?, 0),
+        Deletes::Keep => (0, mark_sessions_gone(&tx, &gone.ids, now)?),
+    };
     let (stored, stored_filter) = watermark_with_filter(&tx, key)?;
     let filter_changed = stored_filter.as_ref().is_some_and(|f| *f != key.filter);
     tx.commit().doing("committing the refresh")?;
@@ -88,6 +106,7 @@ pub(super) fn commit_refresh(
         n_received,
         n_written,
         n_deleted,
+        n_marked,
         watermark: if filter_changed { None } else { stored },
     })
 }
@@ -137,17 +156,24 @@ fn last_version_of_each(sessions: &[Session]) -> Vec<&Session> {
         .collect()
 }
 
+/// Notes the UTC day a stored session starts on as a Parquet partition to
+/// rewrite.
+fn note_day_of(tx: &Transaction<'_>, session_id: &str) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT OR IGNORE INTO parquet_dirty_days
+         SELECT CAST(make_timestamp(epoch_us(start_time)) AS DATE) FROM sessions WHERE session_id = ?",
+        params![session_id],
+    )
+    .doing("noting changed days")?;
+    Ok(())
+}
+
 /// Deletes sessions (and their tags) the API reported as gone; their days
 /// become Parquet partitions to rewrite. Returns how many were stored.
 fn delete_sessions(tx: &Transaction<'_>, ids: &[String]) -> Result<usize, StoreError> {
     let mut n_deleted = 0;
     for id in ids {
-        tx.execute(
-            "INSERT OR IGNORE INTO parquet_dirty_days
-             SELECT CAST(make_timestamp(epoch_us(start_time)) AS DATE) FROM sessions WHERE session_id = ?",
-            params![id],
-        )
-        .doing("noting changed days")?;
+        note_day_of(tx, id)?;
         tx.execute("DELETE FROM session_tags WHERE session_id = ?", params![id])
             .doing("deleting tags of a session deleted upstream")?;
         n_deleted += tx
@@ -155,6 +181,28 @@ fn delete_sessions(tx: &Transaction<'_>, ids: &[String]) -> Result<usize, StoreE
             .doing("deleting a session deleted upstream")?;
     }
     Ok(n_deleted)
+}
+
+/// Marks sessions the API reported gone (`deletes = "keep"`): the rows
+/// stay, with `deleted_at` set once. Their days become Parquet partitions
+/// to rewrite. Returns how many were newly marked.
+fn mark_sessions_gone(
+    tx: &Transaction<'_>,
+    ids: &[String],
+    now: DateTime<Utc>,
+) -> Result<usize, StoreError> {
+    let mut n_marked = 0;
+    for id in ids {
+        note_day_of(tx, id)?;
+        n_marked += tx
+            .execute(
+                "UPDATE sessions SET deleted_at = CAST(? AS TIMESTAMPTZ)
+                 WHERE session_id = ? AND deleted_at IS NULL",
+                params![ts(now), id],
+            )
+            .doing("marking a session deleted upstream")?;
+    }
+    Ok(n_marked)
 }
 
 #[cfg(test)]

@@ -30,6 +30,7 @@ pub const MIGRATIONS: &[Migration] = &[
         "stream_filters",
         include_str!("../../sql/005_stream_filters.sql"),
     ),
+    migration(6, "deletes", include_str!("../../sql/006_deletes.sql")),
 ];
 
 const fn migration(version: i64, name: &'static str, sql: &'static str) -> Migration {

@@ -23,7 +23,7 @@ mod sql;
 mod status;
 mod upsert;
 
-pub use commit::Advance;
+pub use commit::{Advance, Gone};
 pub use connection::ReadOnly;
 pub use error::StoreError;
 pub use session_store::SessionStore;
@@ -52,6 +52,8 @@ pub struct WindowCommit {
     pub n_written: usize,
     /// Sessions deleted because the API no longer has them.
     pub n_deleted: usize,
+    /// Sessions marked gone instead (`deletes = "keep"`).
+    pub n_marked: usize,
     /// The stream's watermark after the commit.
     pub watermark: Option<DateTime<Utc>>,
 }
@@ -71,9 +73,11 @@ pub struct RunRecord {
     pub requests: u32,
     pub retries: u32,
     pub rate_limited: u32,
-    /// Sessions written (new or changed), deleted, and records rejected.
+    /// Sessions written (new or changed), deleted, marked gone, and
+    /// records rejected.
     pub sessions_upserted: u64,
     pub sessions_deleted: u64,
+    pub sessions_marked_deleted: u64,
     pub records_rejected: u64,
 }
 
@@ -90,6 +94,7 @@ pub struct StreamStatus {
     pub last_trigger: Option<String>,
     /// The API filters the stream last ran with (empty: none).
     pub filter: String,
+    /// Live sessions (not marked gone) of the stream.
     pub n_sessions: i64,
 }
 
@@ -112,5 +117,7 @@ pub struct StatusReport {
     pub n_sessions: i64,
     pub n_tags: i64,
     pub n_rejected: i64,
+    /// Sessions the API no longer has, kept and marked (`deletes = "keep"`).
+    pub n_gone: i64,
     pub streams: Vec<StreamStatus>,
 }

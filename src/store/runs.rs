@@ -5,7 +5,7 @@
 use super::RunRecord;
 use super::error::{QueryContext, StoreError};
 use super::sql::{from_micros, ts};
-use crate::model::StreamKey;
+use crate::model::{StreamFilter, StreamKey, Window};
 use chrono::{DateTime, Utc};
 use duckdb::{Connection, OptionalExt, params};
 
@@ -70,7 +70,8 @@ pub(super) fn finish_run(
     conn.execute(
         "UPDATE sync_runs SET finished_at = CAST(? AS TIMESTAMPTZ), outcome = ?, windows_planned = ?,
              windows_done = ?, requests = ?, retries = ?, rate_limited = ?, sessions_upserted = ?,
-             sessions_deleted = ?, records_rejected = ?, watermark_after = CAST(? AS TIMESTAMPTZ), error = ?
+             sessions_deleted = ?, sessions_marked_deleted = ?, records_rejected = ?,
+             watermark_after = CAST(? AS TIMESTAMPTZ), error = ?
          WHERE run_id = ?",
         params![
             ts(now),
@@ -82,6 +83,7 @@ pub(super) fn finish_run(
             r.rate_limited,
             r.sessions_upserted,
             r.sessions_deleted,
+            r.sessions_marked_deleted,
             r.records_rejected,
             r.watermark_after.map(ts),
             r.error,
@@ -102,7 +104,7 @@ pub(super) fn stale_active_sessions(
     let mut stmt = conn
         .prepare(
             "SELECT session_id FROM sessions
-             WHERE session_status = 'active' AND containment_type = ?
+             WHERE session_status = 'active' AND deleted_at IS NULL AND containment_type = ?
                AND (? = '*' OR bot_id = ?) AND start_time < CAST(? AS TIMESTAMPTZ)
              ORDER BY start_time",
         )
@@ -166,4 +168,83 @@ pub(super) fn record_requests(
     )
     .doing("pruning the request log")?;
     tx.commit().doing("recording requests")
+}
+
+/// The SQL condition that selects a stream's live sessions starting within
+/// `[from, to)` (or `[from, to]` with `to_inclusive`), with its filter's
+/// `session_type` and `user_id` applied, and its parameters.
+fn stream_span(
+    key: &StreamKey,
+    filter: &StreamFilter,
+    window: Window,
+    to_inclusive: bool,
+) -> (String, Vec<String>) {
+    let mut sql = String::from(
+        "deleted_at IS NULL AND containment_type = ? AND (? = '*' OR bot_id = ?)
+         AND start_time >= CAST(? AS TIMESTAMPTZ)",
+    );
+    sql.push_str(if to_inclusive {
+        " AND start_time <= CAST(? AS TIMESTAMPTZ)"
+    } else {
+        " AND start_time < CAST(? AS TIMESTAMPTZ)"
+    });
+    let mut args = vec![
+        key.containment_type.as_str().to_owned(),
+        key.bot_id.clone(),
+        key.bot_id.clone(),
+        ts(window.start),
+        ts(window.end),
+    ];
+    if let Some(t) = &filter.session_type {
+        sql.push_str(" AND session_type = ?");
+        args.push(t.clone());
+    }
+    if let Some(u) = &filter.user_id {
+        sql.push_str(" AND user_id = ?");
+        args.push(u.clone());
+    }
+    (sql, args)
+}
+
+/// How many live sessions the stream holds in `window`: counted with the
+/// window's end excluded and included, since the API may treat `dateTo`
+/// either way.
+pub(super) fn count_stored(
+    conn: &Connection,
+    key: &StreamKey,
+    filter: &StreamFilter,
+    window: Window,
+) -> Result<(u64, u64), StoreError> {
+    let count = |inclusive: bool| -> Result<u64, StoreError> {
+        let (cond, args) = stream_span(key, filter, window, inclusive);
+        conn.query_row(
+            &format!("SELECT count(*) FROM sessions WHERE {cond}"),
+            duckdb::params_from_iter(args),
+            |r| r.get::<_, i64>(0),
+        )
+        .doing("counting stored sessions")
+        .map(|n| n.max(0) as u64)
+    };
+    Ok((count(false)?, count(true)?))
+}
+
+/// The ids of the stream's live sessions starting within `[from, to)`.
+pub(super) fn stored_ids(
+    conn: &Connection,
+    key: &StreamKey,
+    filter: &StreamFilter,
+    window: Window,
+) -> Result<Vec<String>, StoreError> {
+    let (cond, args) = stream_span(key, filter, window, false);
+    let mut stmt = conn
+        .prepare(&format!(
+            "SELECT session_id FROM sessions WHERE {cond} ORDER BY session_id"
+        ))
+        .doing("listing stored sessions")?;
+    let ids = stmt
+        .query_map(duckdb::params_from_iter(args), |r| r.get(0))
+        .doing("listing stored sessions")?
+        .collect::<Result<Vec<String>, _>>()
+        .doing("listing stored sessions")?;
+    Ok(ids)
 }

@@ -3,10 +3,10 @@
 //! connection's mutex, so callers never block the runtime and DuckDB never
 //! sees two threads at once.
 
-use super::commit::{self, Advance};
+use super::commit::{self, Advance, Gone};
 use super::error::StoreError;
 use super::{RunRecord, StatusReport, WindowCommit, connection, parquet, publish, runs, status};
-use crate::model::{SessionBatch, StreamKey};
+use crate::model::{SessionBatch, StreamFilter, StreamKey, Window};
 use chrono::{DateTime, Utc};
 use duckdb::Connection;
 use std::path::{Path, PathBuf};
@@ -88,16 +88,41 @@ impl SessionStore {
     }
 
     /// Stores sessions read outside a window's commit (by id, or a chunk of
-    /// a dense window) and deletes `deleted` ids the API no longer has, in
-    /// one transaction; the watermark stays.
+    /// a dense window) and deletes or marks the ids the API no longer has,
+    /// in one transaction; the watermark stays.
     pub async fn commit_refresh(
         &self,
         key: &StreamKey,
         batch: SessionBatch,
-        deleted: Vec<String>,
+        gone: Gone,
     ) -> Result<WindowCommit, StoreError> {
         let key = key.clone();
-        self.with(move |c| commit::commit_refresh(c, &key, &batch, &deleted, Utc::now()))
+        self.with(move |c| commit::commit_refresh(c, &key, &batch, &gone, Utc::now()))
+            .await
+    }
+
+    /// How many live sessions the stream holds in `window`, with its end
+    /// excluded and included.
+    pub async fn count_stored(
+        &self,
+        key: &StreamKey,
+        filter: &StreamFilter,
+        window: Window,
+    ) -> Result<(u64, u64), StoreError> {
+        let (key, filter) = (key.clone(), filter.clone());
+        self.with(move |c| runs::count_stored(c, &key, &filter, window))
+            .await
+    }
+
+    /// The ids of the stream's live sessions starting within the window.
+    pub async fn stored_ids(
+        &self,
+        key: &StreamKey,
+        filter: &StreamFilter,
+        window: Window,
+    ) -> Result<Vec<String>, StoreError> {
+        let (key, filter) = (key.clone(), filter.clone());
+        self.with(move |c| runs::stored_ids(c, &key, &filter, window))
             .await
     }
 

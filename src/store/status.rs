@@ -15,6 +15,7 @@ pub(super) fn status(conn: &Connection) -> Result<StatusReport, StoreError> {
     let n_sessions = count("SELECT count(*) FROM sessions")?;
     let n_tags = count("SELECT count(*) FROM session_tags")?;
     let n_rejected = count("SELECT count(*) FROM rejected_records")?;
+    let n_gone = count("SELECT count(*) FROM sessions WHERE deleted_at IS NOT NULL")?;
     let mut stmt = conn
         .prepare(
             "WITH last_run AS (
@@ -27,7 +28,8 @@ pub(super) fn status(conn: &Connection) -> Result<StatusReport, StoreError> {
                     epoch_us(r.started_at), epoch_us(r.finished_at), r.outcome, r.error, r.trigger,
                     coalesce(r.filter, st.filter, ''),
                     (SELECT count(*) FROM sessions x
-                       WHERE (s.bot_id = '*' OR x.bot_id = s.bot_id) AND x.containment_type = s.containment_type)
+                       WHERE (s.bot_id = '*' OR x.bot_id = s.bot_id) AND x.containment_type = s.containment_type
+                         AND x.deleted_at IS NULL)
              FROM streams s
              LEFT JOIN sync_state st USING (bot_id, containment_type)
              LEFT JOIN last_run r USING (bot_id, containment_type)
@@ -69,6 +71,7 @@ pub(super) fn status(conn: &Connection) -> Result<StatusReport, StoreError> {
         n_sessions,
         n_tags,
         n_rejected,
+        n_gone,
         streams,
     })
 }

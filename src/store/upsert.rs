@@ -134,8 +134,9 @@ fn replace_changed(
     Ok(n_changed)
 }
 
-/// Fills `stage_changed` with the staged sessions that are new or whose
-/// record differs from the stored one. An unchanged re-read (lookback,
+/// Fills `stage_changed` with the staged sessions that are new, whose
+/// record differs from the stored one, or that are stored as gone (the API
+/// lists them again). An unchanged re-read (lookback,
 /// overlap) costs a comparison, not a write. The comparison reads only
 /// stored rows whose start falls within the staged starts, so its cost
 /// follows the window, not the history; that is exact, because a stored row
@@ -149,12 +150,13 @@ fn find_changed(tx: &Transaction<'_>, sessions: &[&Session]) -> Result<usize, St
         &format!(
             "INSERT INTO stage_changed
              SELECT DISTINCT s.session_id FROM stage_sessions s LEFT JOIN (
-                 SELECT session_id, raw, containment_type FROM sessions
+                 SELECT session_id, raw, containment_type, deleted_at FROM sessions
                  WHERE start_time BETWEEN CAST({} AS TIMESTAMPTZ) AND CAST({} AS TIMESTAMPTZ)
              ) t USING (session_id)
              WHERE t.session_id IS NULL
                 OR CAST(t.raw AS VARCHAR) IS DISTINCT FROM s.raw
-                OR t.containment_type IS DISTINCT FROM s.containment_type",
+                OR t.containment_type IS DISTINCT FROM s.containment_type
+                OR t.deleted_at IS NOT NULL",
             lit(&ts(lo)),
             lit(&ts(hi))
         ),
@@ -217,7 +219,7 @@ fn replace(tx: &Transaction<'_>, now: DateTime<Utc>) -> Result<(), StoreError> {
                 from_json(session_lang, '[\"VARCHAR\"]'),
                 session_type, containment_type, is_developer, session_status,
                 messages_exchanged, tasks_executed, CAST(raw AS JSON),
-                coalesce(f.first_synced_at, CAST($1 AS TIMESTAMPTZ)), CAST($1 AS TIMESTAMPTZ)
+                coalesce(f.first_synced_at, CAST($1 AS TIMESTAMPTZ)), CAST($1 AS TIMESTAMPTZ), NULL
          FROM stage_sessions s
          LEFT JOIN (SELECT session_id, min(first_synced_at) AS first_synced_at
                     FROM stage_old GROUP BY session_id) f USING (session_id)

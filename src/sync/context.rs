@@ -9,7 +9,7 @@ use crate::api::{
     ApiError, CallStats, ClientSettings, Credentials, KoreClient, PageSize, RequestBudget,
     SessionsApi,
 };
-use crate::model::{ContainmentType, StreamFilter, Window};
+use crate::model::{ContainmentType, Deletes, StreamFilter, Window};
 use crate::store::{SessionStore, WarehouseSettings};
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,6 +27,12 @@ pub struct SyncSettings {
     /// The session streams of every scope, one per containment type.
     /// Invariant: not empty, no duplicates.
     pub containment_types: Vec<ContainmentType>,
+    /// How far behind the watermark each pass checks counts against the
+    /// API (`sync.reconcile`); zero: not at all. Invariant: zero, or at
+    /// least `plan.lookback`.
+    pub reconcile: chrono::TimeDelta,
+    /// What a session the API no longer has means (`sync.deletes`).
+    pub deletes: Deletes,
 }
 
 /// One bot, or the account scope (keyed [`crate::model::ACCOUNT_BOT_ID`]),
@@ -108,6 +114,14 @@ impl SyncContext {
             store,
             scopes,
         }
+    }
+
+    /// The scopes a pass or `verify` visits: all, or only the one keyed
+    /// `only_bot`.
+    pub fn selected<'a>(&'a self, only_bot: Option<&'a str>) -> impl Iterator<Item = &'a ScopeApi> {
+        self.scopes
+            .iter()
+            .filter(move |s| only_bot.is_none_or(|b| b == s.scope.bot_id))
     }
 
     /// The scope keyed `bot_id`, if configured.

@@ -52,6 +52,14 @@ impl From<StoreError> for FetchError {
     }
 }
 
+/// What reading a window found: what is left to store with its commit (a
+/// dense window's earlier chunks are stored already), and the id of every
+/// record the window listed (or the raw text of a record without one).
+pub(super) struct Fetched<R> {
+    pub batch: Batch<R>,
+    pub ids: HashSet<String>,
+}
+
 /// What paging one span found.
 enum SpanResult<R> {
     Done {
@@ -82,18 +90,21 @@ impl<'a, R: Resource> Fetch<'a, R> {
 
     /// Reads one window completely. If the server refuses to page as deep as
     /// the window needs, the window is split in halves, recursively, down to
-    /// [`MIN_SPLIT_SPAN`]. Returns what is left to store with the window's
-    /// commit (a dense window's earlier chunks are stored already).
+    /// [`MIN_SPLIT_SPAN`].
     pub(super) async fn window(
         &self,
         window: Window,
         stats: &mut CallStats,
-    ) -> Result<Batch<R::Record>, FetchError> {
+    ) -> Result<Fetched<R::Record>, FetchError> {
         let mut acc = Accumulator::default();
+        let mut ids = HashSet::new();
         let mut todo = vec![window];
         while let Some(span) = todo.pop() {
             match self.span_consistent(span, stats).await? {
-                Ok(found) => acc.merge(found),
+                Ok((found, keys)) => {
+                    acc.merge(found);
+                    ids.extend(keys);
+                }
                 Err((skip, message)) => {
                     let (older, newer) = self.split(span, skip, message)?;
                     // Oldest half first: `pop` takes the last pushed.
@@ -102,7 +113,10 @@ impl<'a, R: Resource> Fetch<'a, R> {
                 }
             }
         }
-        Ok(acc.into_batch())
+        Ok(Fetched {
+            batch: acc.into_batch(),
+            ids,
+        })
     }
 
     /// Halves a span the server would not page past `skip` in, on a whole
@@ -143,13 +157,13 @@ impl<'a, R: Resource> Fetch<'a, R> {
         &self,
         span: Window,
         stats: &mut CallStats,
-    ) -> Result<Result<Accumulator<R::Record>, (u64, String)>, FetchError> {
+    ) -> Result<Result<(Accumulator<R::Record>, HashSet<String>), (u64, String)>, FetchError> {
         let (acc, totals, keys) = match self.span(span, stats).await? {
             SpanResult::Done { acc, totals, keys } => (acc, totals, keys),
             SpanResult::SkipRefused { skip, message } => return Ok(Err((skip, message))),
         };
         if consistent(totals, keys.len()) {
-            return Ok(Ok(acc));
+            return Ok(Ok((acc, keys)));
         }
         let (again, totals2, keys2) = match self.span(span, stats).await? {
             SpanResult::Done { acc, totals, keys } => (acc, totals, keys),
@@ -167,11 +181,12 @@ impl<'a, R: Resource> Fetch<'a, R> {
             "records changed while the window was paged; paged it again"
         );
         if consistent(totals2, keys2.len()) {
-            Ok(Ok(again))
+            Ok(Ok((again, keys2)))
         } else {
             let mut both = acc;
             both.merge(again);
-            Ok(Ok(both))
+            let all = keys.union(&keys2).cloned().collect();
+            Ok(Ok((both, all)))
         }
     }
 

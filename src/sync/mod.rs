@@ -3,7 +3,9 @@
 //! pure), pages them (`fetch`, `accumulator`) and commits them in order
 //! (`store_pipe`) through a [`Resource`] — today sessions, the one place
 //! that knows which API call and which store commit a record needs.
-//! `refresh` reads sessions by id; `publish` serves readers after a pass.
+//! `refresh` reads sessions by id; `reconcile` compares stored history
+//! with the API's counts behind the watermark, and `verify` does so over a
+//! whole range; `publish` serves readers after a pass.
 //!
 //! `sync` takes its settings as values (`context`); it never reads the
 //! configuration, which sits above it.
@@ -15,12 +17,14 @@ pub mod options;
 pub mod pass;
 pub mod plan;
 pub mod publish;
+pub mod reconcile;
 pub mod refresh;
 mod report;
 pub mod resource;
 mod stop;
 mod store_pipe;
 mod stream;
+pub mod verify;
 
 pub use context::{Scope, ScopeApi, SyncContext, SyncSettings, SyncSetup, build_scopes};
 pub use fetch::{CHUNK_SESSIONS, FetchError, MIN_SPLIT_SPAN};
@@ -29,3 +33,4 @@ pub use pass::run_pass;
 pub use refresh::{FetchByIdRequest, Refreshed, fetch_by_id};
 pub use report::{Observer, PassObserver, PassReport, StreamReport, outcome_of};
 pub use resource::Resource;
+pub use verify::{VerifyOptions, VerifyReport, VerifyRow, verify};

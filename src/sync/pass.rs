@@ -29,14 +29,7 @@ pub async fn run_pass(
     // The deadline cancels only this pass's token, never the process's.
     let _deadline = stop.arm_deadline();
     let mut tasks = JoinSet::new();
-    for scope in &ctx.scopes {
-        if opts
-            .only_bot
-            .as_deref()
-            .is_some_and(|b| b != scope.scope.bot_id)
-        {
-            continue;
-        }
+    for scope in ctx.selected(opts.only_bot.as_deref()) {
         let span = tracing::info_span!("scope", bot_id = %scope.scope.bot_id);
         let task = ScopeTask {
             ctx: ctx.clone(),

@@ -55,6 +55,28 @@ pub fn plan_backfill(
     plan_range(from, to.min(now - s.lag), s.window)
 }
 
+/// Plans the check behind a stream's watermark `W` that each pass makes
+/// (`sync.reconcile`): `[max(start, W − reconcile), W − lookback)`, cut into
+/// windows just under the API's 7 days (so with the defaults, 7 days and
+/// 1 hour, one window: one request). Nothing without a watermark, or with
+/// `reconcile` zero.
+pub fn plan_reconcile(
+    watermark: Option<DateTime<Utc>>,
+    s: &PlanSettings,
+    reconcile: Duration,
+) -> WindowPlan {
+    let Some(w) = watermark.filter(|_| reconcile > TimeDelta::zero()) else {
+        return plan_range(s.start, s.start, API_MAX_SPAN);
+    };
+    plan_range(s.start.max(w - reconcile), w - s.lookback, API_MAX_SPAN)
+}
+
+/// Plans `verify` over `[from, to)`: windows just under the API's 7 days,
+/// each checked with one request.
+pub fn plan_verify(from: DateTime<Utc>, to: DateTime<Utc>) -> WindowPlan {
+    plan_range(from, to, API_MAX_SPAN)
+}
+
 /// Cuts `[begin, end)` into windows of at most `window`, oldest first. All
 /// instants are truncated to whole milliseconds, the API's resolution. An
 /// empty or inverted range yields no windows.
@@ -175,6 +197,34 @@ mod tests {
         );
         assert_eq!(plan.windows.len(), 1);
         assert_eq!(plan.end, t("2025-01-03T00:00:00Z"));
+    }
+
+    #[test]
+    fn the_reconcile_check_is_one_window_behind_the_lookback() {
+        let s = settings();
+        let week = TimeDelta::days(7);
+        let w = t("2025-03-01T00:00:00Z");
+        let plan = plan_reconcile(Some(w), &s, week);
+        assert_eq!(
+            plan.windows,
+            [Window {
+                start: t("2025-02-22T00:00:00Z"),
+                end: t("2025-02-28T23:00:00Z"),
+            }]
+        );
+        // Never before history's start; nothing without a watermark or when off.
+        let early = plan_reconcile(Some(t("2025-01-03T00:00:00Z")), &s, week);
+        assert_eq!(early.begin, s.start);
+        assert!(plan_reconcile(None, &s, week).windows.is_empty());
+        assert!(
+            plan_reconcile(Some(w), &s, TimeDelta::zero())
+                .windows
+                .is_empty()
+        );
+        // Longer than the API allows: windows just under 7 days.
+        let month = plan_reconcile(Some(w), &s, TimeDelta::days(30));
+        assert_eq!(month.windows.len(), 5);
+        assert!(month.windows.iter().all(|x| x.span() < API_MAX_SPAN));
     }
 
     #[test]

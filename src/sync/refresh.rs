@@ -12,8 +12,8 @@ use super::resource::Sessions;
 use super::stop::Stop;
 use crate::api::wire::{SessionsRequest, parse_or_reject};
 use crate::api::{CallStats, SessionsApi};
-use crate::model::{ContainmentType, StreamKey};
-use crate::store::{SessionStore, StoreError};
+use crate::model::{ContainmentType, Deletes, StreamKey};
+use crate::store::{Gone, SessionStore, StoreError};
 use chrono::{DateTime, Utc};
 use std::collections::HashSet;
 use std::time::Duration;
@@ -47,6 +47,8 @@ pub struct Refreshed {
     pub n_found: usize,
     pub n_written: usize,
     pub n_deleted: usize,
+    /// Gone upstream but kept, marked (`deletes = "keep"`).
+    pub n_marked: usize,
     pub n_rejected: usize,
     /// Ids the API reported in `invalidSessions` (among those asked for).
     pub unknown: Vec<String>,
@@ -63,8 +65,9 @@ pub struct Refresh<'a> {
     pub key: &'a StreamKey,
     /// Fills `containment_type` for records that lack it (None: leave it).
     pub containment: Option<ContainmentType>,
-    /// Delete ids the API reports in `invalidSessions`.
-    pub delete_unknown: bool,
+    /// What to do with ids the API reports in `invalidSessions`: None lists
+    /// them only; otherwise they are deleted or marked, as `sync.deletes` says.
+    pub unknown: Option<Deletes>,
     pub max_budget_wait: Option<Duration>,
     pub cancel: &'a CancellationToken,
 }
@@ -98,21 +101,24 @@ impl Refresh<'_> {
                 .into_iter()
                 .filter(|id| asked.contains(id))
                 .collect();
-            if self.delete_unknown && !unknown.is_empty() {
-                info!(stream = %self.key, n_deleted = unknown.len(),
-                      "sessions no longer exist upstream; deleting them");
+            if self.unknown.is_some() && !unknown.is_empty() {
+                info!(stream = %self.key, n_gone = unknown.len(),
+                      "sessions no longer exist upstream");
             }
             let batch = acc.into_batch();
             out.n_found += batch.records.len();
             out.n_rejected += batch.rejected.len();
-            let deleted = if self.delete_unknown {
-                unknown.clone()
-            } else {
-                Vec::new()
+            let gone = match self.unknown {
+                Some(mode) => Gone {
+                    ids: unknown.clone(),
+                    mode,
+                },
+                None => Gone::none(),
             };
-            let commit = self.store.commit_refresh(self.key, batch, deleted).await?;
+            let commit = self.store.commit_refresh(self.key, batch, gone).await?;
             out.n_written += commit.n_written;
             out.n_deleted += commit.n_deleted;
+            out.n_marked += commit.n_marked;
             out.unknown.extend(unknown);
         }
         Ok(())
@@ -141,7 +147,7 @@ pub(super) async fn refresh_stale_active(
         api: sessions.api,
         key: sessions.key,
         containment: Some(sessions.key.containment_type),
-        delete_unknown: true,
+        unknown: Some(sessions.deletes),
         max_budget_wait: sessions.max_budget_wait,
         cancel: sessions.cancel,
     };
@@ -151,6 +157,7 @@ pub(super) async fn refresh_stale_active(
     report.records_rejected += found.n_rejected as u64;
     report.sessions_written += found.n_written as u64;
     report.sessions_deleted += found.n_deleted as u64;
+    report.sessions_marked += found.n_marked as u64;
     match result {
         Ok(()) => Ok(()),
         Err(FetchError::Api(e)) => {
@@ -202,7 +209,7 @@ pub async fn fetch_by_id(
         api: &scope.api,
         key: &key,
         containment: None,
-        delete_unknown: request.prune,
+        unknown: request.prune.then_some(ctx.settings.deletes),
         max_budget_wait: None,
         cancel,
     };

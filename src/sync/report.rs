@@ -34,6 +34,8 @@ pub struct StreamReport {
     pub records_rejected: u64,
     /// Sessions removed because the API reported them deleted upstream.
     pub sessions_deleted: u64,
+    /// Sessions the API reported deleted, kept and marked (`deletes = "keep"`).
+    pub sessions_marked: u64,
     pub watermark: Option<DateTime<Utc>>,
     pub error: Option<String>,
 }
@@ -114,6 +116,7 @@ impl StreamReport {
             sessions_written: 0,
             records_rejected: 0,
             sessions_deleted: 0,
+            sessions_marked: 0,
             watermark,
             error: None,
         }
@@ -166,6 +169,7 @@ impl StreamReport {
             rate_limited: self.rate_limited,
             sessions_upserted: self.sessions_written,
             sessions_deleted: self.sessions_deleted,
+            sessions_marked_deleted: self.sessions_marked,
             records_rejected: self.records_rejected,
             watermark_after: self.watermark,
             error: self.error.clone(),
@@ -197,6 +201,7 @@ impl StreamReport {
             n_sessions = self.sessions_received,
             n_written = self.sessions_written,
             n_deleted = self.sessions_deleted,
+            n_marked = self.sessions_marked,
             n_rejected = self.records_rejected,
             watermark = ?self.watermark.map(|w| w.to_rfc3339()),
             "stream pass finished"

@@ -8,8 +8,10 @@
 
 use crate::api::wire::{SessionsRequest, format_api_time, parse_or_reject};
 use crate::api::{ApiError, CallStats, PageSize, SessionsApi};
-use crate::model::{Batch, Keyed, RejectedRecord, Session, StreamFilter, StreamKey, Window};
-use crate::store::{Advance, SessionStore, StoreError, WindowCommit};
+use crate::model::{
+    Batch, Deletes, Keyed, RejectedRecord, Session, StreamFilter, StreamKey, Window,
+};
+use crate::store::{Advance, Gone, SessionStore, StoreError, WindowCommit};
 use chrono::{DateTime, Utc};
 use serde_json::value::RawValue;
 use std::future::Future;
@@ -71,6 +73,17 @@ pub(super) struct Sessions<'a> {
     pub history_start: DateTime<Utc>,
     pub max_budget_wait: Option<Duration>,
     pub cancel: &'a CancellationToken,
+    /// What a session the API no longer has means (`sync.deletes`).
+    pub deletes: Deletes,
+}
+
+impl Sessions<'_> {
+    /// The API's `total` for `window` (the stream's filter applied), by one
+    /// request for a single record; None when the server does not say.
+    pub(super) async fn count(&self, window: Window) -> (Result<Option<u64>, ApiError>, CallStats) {
+        let (page, stats) = self.page(window, 0, 1).await;
+        (page.map(|p| p.total), stats)
+    }
 }
 
 impl Resource for Sessions<'_> {
@@ -124,7 +137,7 @@ impl Resource for Sessions<'_> {
         batch: Batch<Session>,
     ) -> impl Future<Output = Result<WindowCommit, StoreError>> + Send + 'static {
         let (store, key) = (self.store.clone(), self.key.clone());
-        async move { store.commit_refresh(&key, batch, Vec::new()).await }
+        async move { store.commit_refresh(&key, batch, Gone::none()).await }
     }
 
     fn commit_window(

@@ -13,6 +13,7 @@ use super::context::{ScopeApi, SyncContext};
 use super::fetch::{Fetch, FetchError};
 use super::options::PassOptions;
 use super::plan::{self, WindowPlan};
+use super::reconcile::reconcile_behind;
 use super::refresh::refresh_stale_active;
 use super::report::{Observer, StreamReport};
 use super::resource::{Resource, Sessions};
@@ -57,8 +58,13 @@ pub(super) async fn run_stream(run: StreamRun<'_>) -> Result<StreamReport, Store
         history_start: ctx.settings.plan.start,
         max_budget_wait: opts.max_budget_wait,
         cancel: &run.stop.token,
+        deletes: ctx.settings.deletes,
     };
     read_windows(&sessions, &plan.windows, &mut report, run.stop, observer).await?;
+    // Behind the watermark: sessions listed late, and sessions erased.
+    if report.outcome == RunOutcome::Succeeded && opts.range.is_none() {
+        reconcile_behind(&sessions, &ctx.settings, &mut report, run.stop).await?;
+    }
     // Sessions stored as active whose start is now before the span this pass
     // re-read: read them by id so their final state lands, and drop those
     // the API no longer has.
@@ -134,7 +140,7 @@ async fn read_windows<R: Resource>(
         fetch.pipe.settle().await?;
         fetch.pipe.count(report, observer);
         let batch = match fetched {
-            Ok(batch) => batch,
+            Ok(fetched) => fetched.batch,
             Err(FetchError::Api(e)) => {
                 report.fail(&e, stop, Some(window));
                 break;

@@ -102,7 +102,9 @@ async fn told_to_keep_it_a_changed_filter_keeps_the_watermark() {
         config::from_toml(&with_bot_keys(&h, "session_type = \"interactive\"")).unwrap();
     pass(&interactive, PassOptions::manual()).await;
     h.sim.clear_requests();
-    let keep = config::from_toml(&h.toml("restart_on_filter_change = false", "")).unwrap();
+    let keep =
+        config::from_toml(&h.toml("restart_on_filter_change = false\nreconcile = \"0\"", ""))
+            .unwrap();
     assert!(pass(&keep, PassOptions::manual()).await.all_succeeded());
     let earliest = h
         .sim

@@ -13,5 +13,6 @@ mod paging;
 mod parquet;
 mod process;
 mod read_side;
+mod reconcile;
 mod reliability;
 mod sync;

@@ -11,9 +11,11 @@ use kore_sync::sync::PassOptions;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn issue_6_the_page_size_adapts_to_the_servers_clamp() {
     let h = harness(1, 4, 1000, |s| s.max_page_size = 250).await;
-    let config =
-        config::from_toml(&h.toml("containment_types = [\"selfService\"]\nwindow = \"1d\"", ""))
-            .unwrap();
+    let config = config::from_toml(&h.toml(
+        "containment_types = [\"selfService\"]\nwindow = \"1d\"\nreconcile = \"0\"",
+        "",
+    ))
+    .unwrap();
     assert_eq!(
         (config.api.page_size, config.api.max_page_size),
         (100, 1000)
@@ -50,7 +52,9 @@ async fn issue_6_the_page_size_adapts_to_the_servers_clamp() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn issue_6_a_refused_large_page_falls_back_to_page_size() {
     let h = harness(1, 3, 300, |s| s.refuse_limit_above = Some(100)).await;
-    let config = config::from_toml(&h.toml("containment_types = [\"agent\"]", "")).unwrap();
+    let config =
+        config::from_toml(&h.toml("containment_types = [\"agent\"]\nreconcile = \"0\"", ""))
+            .unwrap();
     let report = pass(&config, PassOptions::manual()).await;
     assert!(report.all_succeeded(), "{report:#?}");
     assert_warehouse_equals(&h.warehouse, &h.sim_records_of("agent"));

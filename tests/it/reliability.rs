@@ -165,7 +165,12 @@ async fn active_sessions_are_reread_by_id_and_deleted_ones_removed() {
             true,
         ));
     }
-    let config = config::from_toml(&h.toml("containment_types = [\"selfService\"]", "")).unwrap();
+    // Reconciling off: this is the by-id re-read of active sessions alone.
+    let config = config::from_toml(&h.toml(
+        "containment_types = [\"selfService\"]\nreconcile = \"0\"",
+        "",
+    ))
+    .unwrap();
     pass(&config, PassOptions::manual()).await;
     let stored_active = read_sessions(&h.warehouse)
         .into_iter()
@@ -262,7 +267,7 @@ async fn a_spent_hourly_budget_ends_the_stream_cleanly_and_the_next_pass_continu
 async fn the_hourly_budget_holds_across_processes_on_one_warehouse() {
     let h = harness(1, 20, 10, |_| {}).await;
     let toml = h
-        .toml("containment_types = [\"agent\"]", "")
+        .toml("containment_types = [\"agent\"]\nreconcile = \"0\"", "")
         .replace("requests_per_hour = 0", "requests_per_hour = 5");
     let config = config::from_toml(&toml).unwrap();
     // Each `pass` builds fresh API clients, as a new process would.
