@@ -97,35 +97,34 @@ async fn dispatch(cli: Cli) -> anyhow::Result<bool> {
             dry_run,
             json,
         } => {
-            let date = |flag: &str, v: &Option<String>| {
-                v.as_deref()
-                    .map(config::parse_instant)
-                    .transpose()
-                    .map_err(|e| anyhow::anyhow!("{flag}: {e}"))
-            };
             let opts = kore_sync::sync::VerifyOptions {
-                from: date("--from", from)?,
-                to: date("--to", to)?,
+                from: date("--from", from.as_deref())?,
+                to: date("--to", to.as_deref())?,
                 only_bot: bot.clone(),
                 dry_run: *dry_run,
+                // Asked for explicitly: waits out the budget, no deadline.
+                max_budget_wait: None,
+                deadline: None,
             };
             cmd::verify::verify_cmd(load()?, opts, *json, cancel).await
         }
         Command::Backfill { from, to, bot } => {
-            let from = config::parse_instant(from).map_err(|e| anyhow::anyhow!("--from: {e}"))?;
-            let to = to
-                .as_deref()
-                .map(config::parse_instant)
-                .transpose()
-                .map_err(|e| anyhow::anyhow!("--to: {e}"))?;
             let request = cmd::sync::BackfillRequest {
-                from,
-                to,
+                from: config::parse_instant(from).map_err(|e| anyhow::anyhow!("--from: {e}"))?,
+                to: date("--to", to.as_deref())?,
                 bot: bot.clone(),
             };
             cmd::sync::backfill(load()?, request, cancel).await
         }
     }
+}
+
+/// An optional date flag, in either of the API's forms.
+fn date(flag: &str, value: Option<&str>) -> anyhow::Result<Option<chrono::DateTime<chrono::Utc>>> {
+    value
+        .map(config::parse_instant)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("{flag}: {e}"))
 }
 
 fn init_tracing(cli: &Cli) {

@@ -21,58 +21,101 @@ pub enum Trigger {
     Cron(String),
 }
 
-/// Starts the scheduler that posts a tick on `trigger`. Keep the returned
-/// scheduler alive (and shut it down) for as long as ticks are wanted.
+/// Where the scheduler posts: a pass tick (`sync.interval` or
+/// `sync.schedule`), and a verify tick (`sync.verify_schedule`). Each channel
+/// holds at most one tick; a tick that finds one waiting is dropped.
+pub struct TickSenders {
+    pub passes: mpsc::Sender<()>,
+    pub verifies: mpsc::Sender<()>,
+}
+
+/// What [`drive`] takes ticks from.
+pub struct Ticks {
+    pub passes: mpsc::Receiver<()>,
+    pub verifies: mpsc::Receiver<()>,
+}
+
+/// The two channels, each of capacity one.
+pub fn channels() -> (TickSenders, Ticks) {
+    let (passes, pass_rx) = mpsc::channel(1);
+    let (verifies, verify_rx) = mpsc::channel(1);
+    (
+        TickSenders { passes, verifies },
+        Ticks {
+            passes: pass_rx,
+            verifies: verify_rx,
+        },
+    )
+}
+
+/// What the daemon does at a tick.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Work {
+    Pass,
+    Verify,
+}
+
+/// Starts the scheduler that posts pass ticks on `trigger` and, if given,
+/// verify ticks on the cron expression `verify`. Keep the returned scheduler
+/// alive (and shut it down) for as long as ticks are wanted.
 pub async fn start_ticks(
     trigger: &Trigger,
-    ticks: mpsc::Sender<()>,
+    verify: Option<&str>,
+    senders: TickSenders,
 ) -> Result<JobScheduler, JobSchedulerError> {
     let sched = JobScheduler::new().await?;
-    let post = move || {
-        let ticks = ticks.clone();
-        async move {
-            if ticks.try_send(()).is_err() {
-                debug!("tick dropped: a pass is pending or running");
+    let post = |tx: mpsc::Sender<()>, what: &'static str| {
+        move || {
+            let tx = tx.clone();
+            async move {
+                if tx.try_send(()).is_err() {
+                    debug!(tick = what, "tick dropped: one is pending or running");
+                }
             }
         }
     };
+    let pass = post(senders.passes, "pass");
     let job = match trigger {
-        Trigger::Interval(every) => Job::new_repeated_async(*every, move |_, _| Box::pin(post()))?,
-        Trigger::Cron(expr) => Job::new_async(expr.as_str(), move |_, _| Box::pin(post()))?,
+        Trigger::Interval(every) => Job::new_repeated_async(*every, move |_, _| Box::pin(pass()))?,
+        Trigger::Cron(expr) => Job::new_async(expr.as_str(), move |_, _| Box::pin(pass()))?,
     };
     sched.add(job).await?;
+    if let Some(expr) = verify {
+        let verify = post(senders.verifies, "verify");
+        sched
+            .add(Job::new_async(expr, move |_, _| Box::pin(verify()))?)
+            .await?;
+    }
     sched.start().await?;
     Ok(sched)
 }
 
-/// Runs `pass` once at start and then once per tick, one at a time, until
-/// `cancel` fires. Returns the number of passes run.
-pub async fn drive<F, Fut>(
-    mut ticks: mpsc::Receiver<()>,
-    cancel: CancellationToken,
-    mut pass: F,
-) -> u64
+/// Runs a pass once at start and then the work of each tick, one at a time,
+/// until `cancel` fires. Pass ticks that fired while work ran are stale and
+/// dropped; a verify tick waits its turn. Returns how many were run.
+pub async fn drive<F, Fut>(mut ticks: Ticks, cancel: CancellationToken, mut work: F) -> u64
 where
-    F: FnMut() -> Fut,
+    F: FnMut(Work) -> Fut,
     Fut: Future<Output = ()>,
 {
     let mut n = 0;
+    let mut next = Work::Pass;
     loop {
-        pass().await;
+        work(next).await;
         n += 1;
-        // Ticks that fired while the pass ran are stale: drop them.
-        while ticks.try_recv().is_ok() {
-            debug!("skipped a tick that fired while the pass was running");
-        }
-        tokio::select! {
-            _ = cancel.cancelled() => break,
-            tick = ticks.recv() => if tick.is_none() { break },
+        while ticks.passes.try_recv().is_ok() {
+            debug!("skipped a pass tick that fired while work was running");
         }
         if cancel.is_cancelled() {
             break;
         }
+        next = tokio::select! {
+            _ = cancel.cancelled() => break,
+            tick = ticks.verifies.recv() => match tick { Some(()) => Work::Verify, None => break },
+            tick = ticks.passes.recv() => match tick { Some(()) => Work::Pass, None => break },
+        };
     }
-    info!(passes = n, "scheduler stopped");
+    info!(runs = n, "scheduler stopped");
     n
 }
 
@@ -85,7 +128,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_pass_running_at_the_next_tick_is_not_started_twice() {
-        let (tx, rx) = mpsc::channel(1);
+        let (senders, ticks) = channels();
+        let tx = senders.passes;
         let cancel = CancellationToken::new();
         let running = Arc::new(AtomicU32::new(0));
         let max_running = Arc::new(AtomicU32::new(0));
@@ -98,7 +142,7 @@ mod tests {
                 started.clone(),
                 release.clone(),
             );
-            tokio::spawn(drive(rx, cancel.clone(), move || {
+            tokio::spawn(drive(ticks, cancel.clone(), move |_| {
                 let (running, max_running, started, release) = (
                     running.clone(),
                     max_running.clone(),
@@ -133,5 +177,47 @@ mod tests {
         let passes = driver.await.unwrap();
         assert_eq!(passes, 2);
         assert_eq!(max_running.load(Ordering::SeqCst), 1);
+    }
+}
+
+#[cfg(test)]
+mod verify_ticks {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+    use tokio::sync::Notify;
+
+    #[tokio::test]
+    async fn a_verify_tick_during_a_pass_runs_after_it_and_never_beside_it() {
+        let (senders, ticks) = channels();
+        let cancel = CancellationToken::new();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let started = Arc::new(Notify::new());
+        let release = Arc::new(Notify::new());
+        let driver = {
+            let (log, started, release) = (log.clone(), started.clone(), release.clone());
+            tokio::spawn(drive(ticks, cancel.clone(), move |what| {
+                let (log, started, release) = (log.clone(), started.clone(), release.clone());
+                async move {
+                    log.lock().unwrap().push(format!("start {what:?}"));
+                    started.notify_one();
+                    release.notified().await;
+                    log.lock().unwrap().push(format!("end {what:?}"));
+                }
+            }))
+        };
+        // During the first pass a verify tick and a pass tick fire.
+        started.notified().await;
+        senders.verifies.try_send(()).unwrap();
+        senders.passes.try_send(()).unwrap();
+        release.notify_one();
+        // The verify runs next (the stale pass tick is dropped).
+        started.notified().await;
+        release.notify_one();
+        cancel.cancel();
+        assert_eq!(driver.await.unwrap(), 2);
+        assert_eq!(
+            *log.lock().unwrap(),
+            ["start Pass", "end Pass", "start Verify", "end Verify"]
+        );
     }
 }

@@ -1,12 +1,14 @@
 //! `kore-sync run`: the daemon. It checks what it can at start (the
 //! warehouse opens and migrates, every scope can sign a token), serves
 //! health and metrics, pings systemd's watchdog, and runs a pass at start
-//! and on every tick of the schedule until shutdown.
+//! and on every tick of the schedule — and `verify` on the ticks of
+//! `sync.verify_schedule` — until shutdown.
 //!
 //! Architecture invariant: the daemon holds the warehouse file only during
 //! a pass (it opens the store per pass), so other tools can open it between
 //! passes; the API views and their request budgets live as long as the
-//! process. Passes never overlap (`schedule::drive` awaits each).
+//! process. Passes and verifies never overlap (`schedule::drive` awaits
+//! each).
 
 use super::{log_warnings, open_store};
 use crate::config::Config;
@@ -14,19 +16,20 @@ use crate::model::StreamKey;
 use crate::ops::health::{self, Health, StreamPassHealth};
 use crate::ops::notify;
 use crate::schedule;
+use crate::schedule::Work;
 use crate::sync::{
-    PassOptions, PassReport, ScopeApi, SyncContext, build_scopes, publish, run_pass,
+    PASS_BUDGET_PATIENCE, PassOptions, PassReport, ScopeApi, SyncContext, VerifyOptions,
+    build_scopes, publish, run_pass, verify,
 };
 use anyhow::Context;
 use chrono::Utc;
 use std::sync::Arc;
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 /// `kore-sync run`.
 pub async fn run_daemon(config: Config, cancel: CancellationToken) -> anyhow::Result<()> {
-    Daemon::start(config, cancel).await?.run().await
+    Daemon::start(config, cancel).await?.serve().await
 }
 
 /// The daemon's long-lived parts.
@@ -71,8 +74,8 @@ impl Daemon {
         })
     }
 
-    /// Serves, schedules, and runs passes until shutdown.
-    pub async fn run(self) -> anyhow::Result<()> {
+    /// Serves, schedules, and runs passes (and verifies) until shutdown.
+    pub async fn serve(self) -> anyhow::Result<()> {
         if let Some(listen) = self.config.server.listen {
             let addr = health::serve(listen, self.health.clone(), self.cancel.clone())
                 .await
@@ -82,14 +85,15 @@ impl Daemon {
             info!(addr = %addr, "serving /healthz and /metrics");
         }
         self.start_watchdog();
-        let (tx, rx) = mpsc::channel(1);
-        let mut scheduler = schedule::start_ticks(&self.config.trigger, tx)
+        let (senders, ticks) = schedule::channels();
+        let verify = self.config.verify_schedule.as_deref();
+        let mut scheduler = schedule::start_ticks(&self.config.trigger, verify, senders)
             .await
             .context("could not start the scheduler")?;
         info!(trigger = ?self.config.trigger, scopes = self.config.scopes.len(), "kore-sync running");
         self.health.beat();
         notify::notify_logged("READY=1\nSTATUS=started; first pass running");
-        schedule::drive(rx, self.cancel.clone(), || self.pass()).await;
+        schedule::drive(ticks, self.cancel.clone(), |work| self.run(work)).await;
         notify::notify_logged("STOPPING=1");
         if let Err(e) = scheduler.shutdown().await {
             warn!(error = %e, "scheduler did not shut down cleanly");
@@ -118,6 +122,63 @@ impl Daemon {
                 }
             }
         });
+    }
+
+    /// The work of one tick.
+    pub async fn run(&self, work: Work) {
+        match work {
+            Work::Pass => self.pass().await,
+            Work::Verify => self.verify().await,
+        }
+    }
+
+    /// The scheduled `verify` over the whole history (`sync.verify_schedule`).
+    /// It never runs beside a pass, stops when the hourly budget is spent
+    /// (the next pass must not starve), and keeps to the pass deadline.
+    pub async fn verify(&self) {
+        self.health.beat();
+        let store = match open_store(&self.config.warehouse.path).await {
+            Ok(store) => store,
+            Err(e) => {
+                warn!(
+                    error = format!("{e:#}"),
+                    "cannot open the warehouse; skipping this verify"
+                );
+                return;
+            }
+        };
+        let ctx = SyncContext::with_scopes(self.config.sync_setup(), store, self.scopes.clone());
+        let opts = VerifyOptions {
+            max_budget_wait: Some(PASS_BUDGET_PATIENCE),
+            deadline: Some(self.config.sync.pass_deadline),
+            ..VerifyOptions::default()
+        };
+        match verify(&ctx, &opts, &self.cancel).await {
+            Ok(report) => {
+                let written: u64 = report.streams.iter().map(|s| s.sessions_written).sum();
+                let gone: u64 = report
+                    .streams
+                    .iter()
+                    .map(|s| s.sessions_deleted + s.sessions_marked)
+                    .sum();
+                info!(
+                    equal = report.all_equal(),
+                    windows = report.rows.len(),
+                    n_written = written,
+                    n_gone = gone,
+                    "verify finished"
+                );
+                if written + gone > 0 {
+                    publish::after_pass(&ctx, &PassReport::default()).await;
+                }
+            }
+            Err(e) => {
+                error!(
+                    error = format!("{e:#}"),
+                    "verify failed: the warehouse could not be written"
+                );
+            }
+        }
     }
 
     /// One scheduled pass: open the warehouse (or skip the pass if it is

@@ -39,6 +39,9 @@ pub struct Config {
     pub sync: SyncSettings,
     /// When the daemon starts a pass.
     pub trigger: Trigger,
+    /// When the daemon runs `verify` over the whole history (a cron
+    /// expression); None: never.
+    pub verify_schedule: Option<String>,
     /// Every scope to sync: each `[[bots]]` entry, then `[account]` (keyed
     /// `*`) if present. Never empty.
     pub scopes: Vec<Scope>,
@@ -179,14 +182,15 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
     let sync = sections::sync(&raw.sync, &mut p);
     let mut warnings = Vec::new();
     let scopes = scopes::scopes(&raw, &mut p, &mut warnings);
-    let server = sections::server(&raw.server, sync.as_ref().map(|(_, t)| t), &mut p);
+    let server = sections::server(&raw.server, sync.as_ref().map(|(_, s)| &s.trigger), &mut p);
     match (api, warehouse, sync, server) {
-        (Some(api), Some(warehouse), Some((sync, trigger)), Some(server)) if p.is_empty() => {
+        (Some(api), Some(warehouse), Some((sync, schedule)), Some(server)) if p.is_empty() => {
             Ok(Config {
                 api,
                 warehouse,
                 sync,
-                trigger,
+                trigger: schedule.trigger,
+                verify_schedule: schedule.verify,
                 scopes,
                 server,
                 warnings,

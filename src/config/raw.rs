@@ -87,6 +87,7 @@ pub struct RawSync {
     pub containment_types: Option<Vec<String>>,
     pub reconcile: Option<String>,
     pub deletes: Option<String>,
+    pub verify_schedule: Option<String>,
 }
 
 /// A `[[bots]]` table, or `[account]` (which takes no `id`): credentials

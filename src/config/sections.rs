@@ -126,7 +126,7 @@ pub(super) fn warehouse(raw: &RawWarehouse, p: &mut Collector) -> Option<Warehou
 }
 
 /// `[sync]`: how passes read, and when the daemon starts one.
-pub(super) fn sync(raw: &RawSync, p: &mut Collector) -> Option<(SyncSettings, Trigger)> {
+pub(super) fn sync(raw: &RawSync, p: &mut Collector) -> Option<(SyncSettings, Schedule)> {
     let start = parse_instant(raw.start.as_deref().unwrap_or("2025-01-01T00:00:00Z"))
         .map_err(|e| p.push::<()>("sync.start", e))
         .ok();
@@ -136,6 +136,7 @@ pub(super) fn sync(raw: &RawSync, p: &mut Collector) -> Option<(SyncSettings, Tr
     let pass_deadline = p.duration("sync.pass_deadline", raw.pass_deadline.as_deref(), "1h");
     let pass_deadline = p.nonzero("sync.pass_deadline", pass_deadline, "1h");
     let trigger = trigger(raw, p);
+    let verify = verify_schedule(raw.verify_schedule.as_deref(), p);
     let containment_types = containment_types(raw.containment_types.as_deref(), p);
     let reconcile = reconcile(raw.reconcile.as_deref(), lookback, p);
     let deletes = deletes(raw.deletes.as_deref(), p);
@@ -153,7 +154,36 @@ pub(super) fn sync(raw: &RawSync, p: &mut Collector) -> Option<(SyncSettings, Tr
         reconcile: delta(reconcile?),
         deletes: deletes?,
     };
-    Some((settings, trigger?))
+    let schedule = Schedule {
+        trigger: trigger?,
+        verify: verify?,
+    };
+    Some((settings, schedule))
+}
+
+/// When the daemon runs `verify`, and when it passes.
+pub(super) struct Schedule {
+    pub trigger: Trigger,
+    pub verify: Option<String>,
+}
+
+/// `sync.verify_schedule`: a cron expression (default daily at 03:30 UTC),
+/// or `""` for none.
+fn verify_schedule(text: Option<&str>, p: &mut Collector) -> Option<Option<String>> {
+    let expr = text.unwrap_or("0 30 3 * * *").trim();
+    if expr.is_empty() {
+        return Some(None);
+    }
+    match tokio_cron_scheduler::Job::new_async(expr, |_, _| Box::pin(async {})) {
+        Ok(_) => Some(Some(expr.to_owned())),
+        Err(e) => p.push(
+            "sync.verify_schedule",
+            format!(
+                "{expr:?} is not a cron expression ({e}); it takes six fields with seconds first, \
+                 e.g. \"0 30 3 * * *\" (daily at 03:30 UTC), or \"\" for none"
+            ),
+        ),
+    }
 }
 
 /// `sync.window`: positive and under the API's 7 days.

@@ -183,3 +183,39 @@ fn instants_in_both_api_forms() {
             .contains("yyyy-mm-dd")
     );
 }
+
+#[test]
+fn issue_12_reconcile_deletes_and_the_verify_schedule_have_defaults_and_checks() {
+    let c = from_toml(MINIMAL).unwrap();
+    assert_eq!(c.sync.reconcile, TimeDelta::days(7));
+    assert_eq!(c.sync.deletes, crate::model::Deletes::Delete);
+    assert_eq!(c.verify_schedule.as_deref(), Some("0 30 3 * * *"));
+    let off = from_toml(&format!(
+        "{MINIMAL}\n[sync]\nreconcile = \"0s\"\ndeletes = \"keep\"\nverify_schedule = \"\"\n"
+    ))
+    .unwrap();
+    assert_eq!(off.sync.reconcile, TimeDelta::zero());
+    assert_eq!(off.sync.deletes, crate::model::Deletes::Keep);
+    assert_eq!(off.verify_schedule, None);
+    let err = from_toml(&format!(
+        "{MINIMAL}\n[sync]\nreconcile = \"10m\"\ndeletes = \"purge\"\nverify_schedule = \"daily\"\n"
+    ))
+    .unwrap_err()
+    .to_string();
+    for key in ["sync.reconcile", "sync.deletes", "sync.verify_schedule"] {
+        assert!(err.contains(key), "names {key}: {err}");
+    }
+    assert!(err.contains("shorter than sync.lookback"), "{err}");
+}
+
+#[test]
+fn unknown_keys_in_api_and_bot_tables_are_refused_by_name() {
+    let err = from_toml(&MINIMAL.replace("client_id", "clent_id"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("api.clent_id"), "{err}");
+    let err = from_toml(&format!("{MINIMAL}colour = \"red\"\n"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("bots[0].colour"), "{err}");
+}

@@ -27,6 +27,11 @@ pub struct VerifyOptions {
     pub only_bot: Option<String>,
     /// Count only: report the windows that differ, change nothing.
     pub dry_run: bool,
+    /// How long a request may wait for the scope's budget before the stream
+    /// stops (`budget_spent`); None: as long as it takes.
+    pub max_budget_wait: Option<std::time::Duration>,
+    /// Stop (`interrupted`) after this long; None: no deadline.
+    pub deadline: Option<std::time::Duration>,
 }
 
 /// One window of one stream, as `verify` found (and left) it.
@@ -61,7 +66,8 @@ pub async fn verify(
     opts: &VerifyOptions,
     cancel: &CancellationToken,
 ) -> Result<VerifyReport, StoreError> {
-    let stop = Stop::new(cancel, ctx.settings.pass_deadline);
+    let stop = Stop::new(cancel, opts.deadline.unwrap_or(ctx.settings.pass_deadline));
+    let _deadline = opts.deadline.map(|_| stop.arm_deadline());
     let pass_id = uuid::Uuid::new_v4().to_string();
     let mut report = VerifyReport::default();
     for scope in ctx.selected(opts.only_bot.as_deref()) {
@@ -106,7 +112,7 @@ async fn verify_scope(
             key: &key,
             filter: &scope.scope.filter,
             history_start: ctx.settings.plan.start,
-            max_budget_wait: None,
+            max_budget_wait: opts.max_budget_wait,
             cancel: &stop.token,
             deletes: ctx.settings.deletes,
         };
