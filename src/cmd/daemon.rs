@@ -124,6 +124,36 @@ impl Daemon {
         });
     }
 
+    /// Opens the warehouse for one tick's work, with the process's API
+    /// views; None (logged) when it is busy or unavailable: the work is
+    /// skipped and the next tick tries again.
+    async fn open(&self, work: Work) -> Option<SyncContext> {
+        self.health.beat();
+        match open_store(&self.config.warehouse.path).await {
+            Ok(store) => Some(SyncContext::with_scopes(
+                self.config.sync_setup(),
+                store,
+                self.scopes.clone(),
+            )),
+            Err(e) => {
+                let what = match work {
+                    Work::Pass => "pass",
+                    Work::Verify => "verify",
+                };
+                warn!(
+                    error = format!("{e:#}"),
+                    work = what,
+                    "cannot open the warehouse; skipping this {what}, trying again at the next tick"
+                );
+                notify::notify_logged(&format!(
+                    "STATUS={what} skipped at {}: warehouse busy or unavailable",
+                    Utc::now().format("%H:%M:%SZ")
+                ));
+                None
+            }
+        }
+    }
+
     /// The work of one tick.
     pub async fn run(&self, work: Work) {
         match work {
@@ -136,18 +166,9 @@ impl Daemon {
     /// It never runs beside a pass, stops when the hourly budget is spent
     /// (the next pass must not starve), and keeps to the pass deadline.
     pub async fn verify(&self) {
-        self.health.beat();
-        let store = match open_store(&self.config.warehouse.path).await {
-            Ok(store) => store,
-            Err(e) => {
-                warn!(
-                    error = format!("{e:#}"),
-                    "cannot open the warehouse; skipping this verify"
-                );
-                return;
-            }
+        let Some(ctx) = self.open(Work::Verify).await else {
+            return;
         };
-        let ctx = SyncContext::with_scopes(self.config.sync_setup(), store, self.scopes.clone());
         let opts = VerifyOptions {
             max_budget_wait: Some(PASS_BUDGET_PATIENCE),
             deadline: Some(self.config.sync.pass_deadline),
@@ -184,22 +205,9 @@ impl Daemon {
     /// One scheduled pass: open the warehouse (or skip the pass if it is
     /// busy), run, publish, release the warehouse, then report.
     pub async fn pass(&self) {
-        self.health.beat();
-        let store = match open_store(&self.config.warehouse.path).await {
-            Ok(store) => store,
-            Err(e) => {
-                warn!(
-                    error = format!("{e:#}"),
-                    "cannot open the warehouse; skipping this pass, trying again at the next tick"
-                );
-                notify::notify_logged(&format!(
-                    "STATUS=pass skipped at {}: warehouse busy or unavailable",
-                    Utc::now().format("%H:%M:%SZ")
-                ));
-                return;
-            }
+        let Some(ctx) = self.open(Work::Pass).await else {
+            return;
         };
-        let ctx = SyncContext::with_scopes(self.config.sync_setup(), store, self.scopes.clone());
         let result = run_pass(&ctx, &PassOptions::scheduled(), &self.cancel).await;
         if let Ok(report) = &result {
             publish::after_pass(&ctx, report).await;
