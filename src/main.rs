@@ -105,6 +105,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<bool> {
                 // Asked for explicitly: waits out the budget, no deadline.
                 max_budget_wait: None,
                 deadline: None,
+                observer: cmd::progress::terminal_observer(),
             };
             cmd::verify::verify_cmd(load()?, opts, *json, cancel).await
         }

@@ -8,7 +8,7 @@
 use super::context::{ScopeApi, SyncContext};
 use super::plan;
 use super::reconcile::{Reconcile, WindowCheck};
-use super::report::StreamReport;
+use super::report::{Observer, StreamReport};
 use super::resource::Sessions;
 use super::stop::Stop;
 use crate::model::{RunOutcome, StreamKey};
@@ -32,6 +32,8 @@ pub struct VerifyOptions {
     pub max_budget_wait: Option<std::time::Duration>,
     /// Stop (`interrupted`) after this long; None: no deadline.
     pub deadline: Option<std::time::Duration>,
+    /// Told about each stream's progress, window by window.
+    pub observer: Option<Observer>,
 }
 
 /// One window of one stream, as `verify` found (and left) it.
@@ -120,12 +122,31 @@ async fn verify_scope(
             sessions: &sessions,
             repair: !opts.dry_run,
         };
-        let checks = job.windows(&windows, &mut report, stop).await?;
-        report.windows_done = u32::try_from(checks.len()).unwrap_or(u32::MAX);
-        out.rows.extend(checks.into_iter().map(|check| VerifyRow {
-            key: key.clone(),
-            check,
-        }));
+        let observer = opts.observer.as_ref();
+        if let Some(o) = observer {
+            o.0.started(&report);
+        }
+        for window in &windows {
+            // An empty answer means the stream stopped (failed, budget,
+            // shutdown): its report says why.
+            let checks = job
+                .windows(std::slice::from_ref(window), &mut report, stop)
+                .await?;
+            let Some(check) = checks.into_iter().next() else {
+                break;
+            };
+            report.windows_done += 1;
+            if let Some(o) = observer {
+                o.0.advanced(&report);
+            }
+            out.rows.push(VerifyRow {
+                key: key.clone(),
+                check,
+            });
+        }
+        if let Some(o) = observer {
+            o.0.finished(&report);
+        }
         ctx.store.finish_run(run_id, report.run_record()).await?;
         report.log();
         out.streams.push(report);

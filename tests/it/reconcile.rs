@@ -217,16 +217,83 @@ async fn issue_12_verify_survives_faults_and_a_repeat_finishes_the_job() {
     let h = harness(1, 40, 10, |_| {}).await;
     let path = h.write_config(&h.toml("", ""));
     run_ok(&path, &["sync"]).await;
+    // Erasures only: an erasure and an arrival in one window cancel out.
     h.sim.erase_anywhere(6, 3);
-    h.sim
-        .arrive_late(&h.bots[0].id, 5, (Duration::days(3), Duration::days(30)), 4);
+    let upstream: std::collections::HashSet<String> = h
+        .sim_records()
+        .iter()
+        .map(|r| r["sessionId"].as_str().unwrap().to_owned())
+        .collect();
     h.sim.configure(|s| {
         s.fault_rate = 0.2;
         s.seed = 77;
     });
-    // With faults (retried) it may finish or stop; nothing stored is lost.
+    // 429s, 5xx, HTML pages, dropped and cut answers are retried; the run
+    // may finish or stop, but nothing that exists upstream is lost.
     let _ = kore_sync(&path).arg("verify").output().await.unwrap();
+    let faulty = h.sim.requests().iter().filter(|r| r.status != 200).count();
+    assert!(faulty > 0, "the simulator injected faults");
+    let after: std::collections::HashSet<String> = read_sessions(&h.warehouse)
+        .into_iter()
+        .map(|r| r.session_id)
+        .collect();
+    assert!(upstream.is_subset(&after));
     h.sim.configure(|s| s.fault_rate = 0.0);
     run_ok(&path, &["verify"]).await;
     assert_warehouse_equals(&h.warehouse, &h.sim_records());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_12_verify_killed_midway_loses_nothing_and_a_repeat_finishes_the_job() {
+    let h = harness(1, 60, 10, |s| {
+        s.latency = std::time::Duration::from_millis(20);
+    })
+    .await;
+    let path = h.write_config(&h.toml("", ""));
+    run_ok(&path, &["sync"]).await;
+    let stored_before: std::collections::HashSet<String> = read_sessions(&h.warehouse)
+        .into_iter()
+        .map(|r| r.session_id)
+        .collect();
+    // Erasures only: an erasure and an arrival in one window cancel out in
+    // a count (README, "What the counts cannot see").
+    h.sim.erase_anywhere(12, 11);
+    let upstream: std::collections::HashSet<String> = h
+        .sim_records()
+        .iter()
+        .map(|r| r["sessionId"].as_str().unwrap().to_owned())
+        .collect();
+    // The simulator counts every answer since it started.
+    let answered = h.sim.requests().len();
+    let mut child = kore_sync(&path)
+        .arg("verify")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    h.sim.wait_for_requests(answered + 12).await;
+    signal(&child, "-KILL");
+    assert!(!child.wait().await.unwrap().success());
+    // Nothing that still exists upstream was lost, nothing doubled.
+    let rows = read_sessions(&h.warehouse);
+    let after: std::collections::HashSet<String> =
+        rows.iter().map(|r| r.session_id.clone()).collect();
+    assert_eq!(after.len(), rows.len(), "no duplicates");
+    let lost: Vec<&String> = stored_before
+        .intersection(&upstream)
+        .filter(|id| !after.contains(*id))
+        .collect();
+    assert!(lost.is_empty(), "lost: {lost:?}");
+    // The killed run is on record as abandoned; a repeat finishes the job.
+    run_ok(&path, &["verify"]).await;
+    assert_warehouse_equals(&h.warehouse, &h.sim_records());
+    let conn = db(&h.warehouse);
+    let abandoned: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM sync_runs WHERE trigger = 'verify' AND outcome = 'abandoned'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(abandoned, 1);
 }
