@@ -297,3 +297,65 @@ async fn issue_12_verify_killed_midway_loses_nothing_and_a_repeat_finishes_the_j
         .unwrap();
     assert_eq!(abandoned, 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_12_the_daemon_runs_verify_on_its_schedule_between_passes() {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let h = harness(1, 20, 10, |_| {}).await;
+    let path =
+        h.write_config(&h.toml("interval = \"1h\"\nverify_schedule = \"*/2 * * * * *\"", ""));
+    let mut child = kore_sync(&path)
+        .arg("run")
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    h.sim.erase_anywhere(3, 21);
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    // The first pass runs at start; a verify follows on the cron tick.
+    while let Some(line) = lines.next_line().await.unwrap() {
+        let done = line.contains("verify finished");
+        seen.push(line);
+        if done {
+            break;
+        }
+    }
+    assert!(
+        seen.iter().any(|l| l.contains("pass succeeded")),
+        "{seen:#?}"
+    );
+    signal(&child, "-TERM");
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    assert!(child.wait().await.unwrap().success());
+    assert_warehouse_equals(&h.warehouse, &h.sim_records());
+    let conn = db(&h.warehouse);
+    let verified: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM sync_runs WHERE trigger = 'verify'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(verified >= 3, "{verified}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_12_late_sessions_land_with_date_to_exclusive_too() {
+    let h = harness(1, 10, 20, |s| s.date_to_inclusive = false).await;
+    let config = config::from_toml(&h.toml("", "")).unwrap();
+    assert!(pass(&config, PassOptions::manual()).await.all_succeeded());
+    let late = h.sim.arrive_late(
+        &h.bots[0].id,
+        25,
+        (Duration::hours(2), Duration::hours(48)),
+        31,
+    );
+    assert!(pass(&config, PassOptions::manual()).await.all_succeeded());
+    let stored: Vec<String> = read_sessions(&h.warehouse)
+        .into_iter()
+        .map(|r| r.session_id)
+        .collect();
+    assert!(late.iter().all(|id| stored.contains(id)));
+    assert_warehouse_equals(&h.warehouse, &h.sim_records());
+}
