@@ -35,7 +35,13 @@ pub(super) fn refresh_tags_wide(conn: &Connection) -> Result<(), StoreError> {
             ident(name)
         ));
     }
-    sql.push_str(" FROM session_tags GROUP BY session_id");
+    // Sessions kept but gone upstream (`deletes = "keep"`) are left out, as
+    // in every analyst view.
+    sql.push_str(
+        " FROM session_tags WHERE session_id NOT IN
+             (SELECT session_id FROM sessions WHERE deleted_at IS NOT NULL)
+         GROUP BY session_id",
+    );
     conn.execute_batch(&sql).doing("rewriting tags_wide")
 }
 

@@ -197,6 +197,19 @@ async fn issue_12_with_deletes_keep_erased_sessions_are_marked_not_removed() {
         })
         .unwrap();
     assert_eq!(in_views as usize, n_before - 4);
+    for view in ["tags_long", "tags_wide", "sessions_enriched"] {
+        let n: i64 = conn
+            .query_row(
+                &format!(
+                    "SELECT count(*) FROM {view} WHERE session_id IN
+                     (SELECT session_id FROM sessions WHERE deleted_at IS NOT NULL)"
+                ),
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(n, 0, "{view} leaves marked sessions out");
+    }
     drop(conn);
     let status = run_ok(&path, &["status", "--json"]).await;
     let status: serde_json::Value = serde_json::from_str(&status).unwrap();
