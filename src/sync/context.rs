@@ -4,7 +4,7 @@
 //! pass; `sync` never reads the configuration itself.
 
 use super::plan::PlanSettings;
-use crate::api::wire::{SessionsRequest, format_api_time};
+use super::resource::window_request;
 use crate::api::{
     ApiError, CallStats, ClientSettings, Credentials, KoreClient, PageSize, RequestBudget,
     SessionsApi,
@@ -63,14 +63,7 @@ impl ScopeApi {
         max_budget_wait: Option<Duration>,
         cancel: &CancellationToken,
     ) -> (Result<Option<u64>, ApiError>, CallStats) {
-        let body = SessionsRequest {
-            date_from: Some(format_api_time(window.start)),
-            date_to: Some(format_api_time(window.end)),
-            skip: Some(0),
-            limit: Some(1),
-            ..SessionsRequest::default()
-        }
-        .with_filter(&self.scope.filter);
+        let body = window_request(window, 0, 1, &self.scope.filter);
         let (result, stats) = self
             .api
             .get_sessions(Some(containment), &body, max_budget_wait, cancel)

@@ -63,6 +63,24 @@ pub trait Resource: Sync {
     ) -> impl Future<Output = Result<WindowCommit, StoreError>> + Send + 'static;
 }
 
+/// The getSessions body for `limit` sessions of `span`, skipping `skip`,
+/// with the stream's filter.
+pub(super) fn window_request(
+    span: Window,
+    skip: u64,
+    limit: u32,
+    filter: &StreamFilter,
+) -> SessionsRequest {
+    SessionsRequest {
+        date_from: Some(format_api_time(span.start)),
+        date_to: Some(format_api_time(span.end)),
+        skip: Some(skip),
+        limit: Some(u64::from(limit)),
+        ..SessionsRequest::default()
+    }
+    .with_filter(filter)
+}
+
 /// Sessions of one scope and one containment type (`getSessions`).
 pub(super) struct Sessions<'a> {
     pub api: &'a SessionsApi,
