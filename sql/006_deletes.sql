@@ -7,7 +7,8 @@
 ALTER TABLE sessions ADD COLUMN deleted_at TIMESTAMPTZ;
 
 -- Sessions marked gone (deletes = "keep") per run, beside sessions_deleted
--- (removed, deletes = "delete").
+-- (removed, deletes = "delete"). From this version on, sync_runs.trigger may
+-- also be 'verify' (kore-sync verify, or the daemon's sync.verify_schedule).
 ALTER TABLE sync_runs ADD COLUMN sessions_marked_deleted INTEGER DEFAULT 0;
 
 CREATE OR REPLACE VIEW daily_sessions AS
