@@ -110,7 +110,7 @@ impl Bench {
         let dir = tempfile_dir()?;
         let warehouse = dir.join("bench.duckdb");
         let config = config::from_toml(&config_toml(&o, &sim.base_url(), &warehouse, &syn, &bots))?;
-        let store = SessionStore::open(&warehouse)?;
+        let store = SessionStore::open(&config.warehouse)?;
         let ctx = SyncContext::new(config.sync_setup(), store)?;
         Ok(Bench {
             o,

@@ -46,7 +46,7 @@ pub async fn check(config: Config) -> anyhow::Result<bool> {
     check_scopes(&config, &mut out).await?;
     out.line(
         format!("warehouse {}", config.warehouse.path.display()),
-        open_store(&config.warehouse.path)
+        open_store(&config.warehouse)
             .await
             .map(|_| "writable, schema up to date".to_owned())
             .map_err(|e| format!("{e:#}")),

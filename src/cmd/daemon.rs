@@ -47,7 +47,7 @@ impl Daemon {
     /// credentials that cannot sign a token.
     pub async fn start(config: Config, cancel: CancellationToken) -> anyhow::Result<Self> {
         log_warnings(&config);
-        drop(open_store(&config.warehouse.path).await?);
+        drop(open_store(&config.warehouse).await?);
         for scope in &config.scopes {
             scope.credentials.header_value().with_context(|| {
                 format!(
@@ -129,7 +129,7 @@ impl Daemon {
     /// skipped and the next tick tries again.
     async fn open(&self, work: Work) -> Option<SyncContext> {
         self.health.beat();
-        match open_store(&self.config.warehouse.path).await {
+        match open_store(&self.config.warehouse).await {
             Ok(store) => Some(SyncContext::with_scopes(
                 self.config.sync_setup(),
                 store,

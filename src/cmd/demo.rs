@@ -122,8 +122,9 @@ pub async fn demo(warehouse: &Path, cancel: CancellationToken) -> anyhow::Result
         "\nOpen it:\n  duckdb {path} -c \"SELECT * FROM daily_containment ORDER BY day DESC LIMIT 10\"\n  \
          python3 -c \"import duckdb; print(duckdb.connect('{path}', read_only=True).sql('SELECT bot_id, containment_type, count(*) FROM sessions GROUP BY ALL'))\"\n\
          Tables: sessions, session_tags, sync_state, sync_runs; views: daily_sessions, daily_containment, tags_long.\n\
-         The file is in DuckDB {} format: open it with that DuckDB version or newer.",
-        status.duckdb_version
+         kore-sync bundles DuckDB {}; the file is in the storage format of DuckDB {}, so that DuckDB or newer opens it.",
+        status.duckdb_version,
+        crate::store::DEFAULT_STORAGE_VERSION
     );
     Ok(report.all_succeeded())
 }

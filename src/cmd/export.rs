@@ -8,7 +8,7 @@ use std::path::Path;
 
 /// `kore-sync export --parquet DIR`.
 pub async fn export(config: Config, dir: &Path) -> anyhow::Result<()> {
-    let store = open_store(&config.warehouse.path).await?;
+    let store = open_store(&config.warehouse).await?;
     let days = store
         .export_parquet(dir, true)
         .await

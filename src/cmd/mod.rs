@@ -22,10 +22,9 @@ pub mod sync;
 pub mod verify;
 
 use crate::config::Config;
-use crate::store::SessionStore;
+use crate::store::{SessionStore, WarehouseSettings};
 use crate::sync::SyncContext;
 use anyhow::{Context, bail};
-use std::path::Path;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -66,15 +65,15 @@ fn log_warnings(config: &Config) {
 }
 
 /// Opens the warehouse off the async runtime.
-async fn open_store(path: &Path) -> anyhow::Result<SessionStore> {
-    let path = path.to_owned();
-    Ok(tokio::task::spawn_blocking(move || SessionStore::open(&path)).await??)
+async fn open_store(settings: &WarehouseSettings) -> anyhow::Result<SessionStore> {
+    let settings = settings.clone();
+    Ok(tokio::task::spawn_blocking(move || SessionStore::open(&settings)).await??)
 }
 
 /// Opens the warehouse and builds a sync context with fresh API views.
 async fn open_context(config: &Config) -> anyhow::Result<SyncContext> {
     log_warnings(config);
-    let store = open_store(&config.warehouse.path).await?;
+    let store = open_store(&config.warehouse).await?;
     SyncContext::new(config.sync_setup(), store).context("could not set up the HTTP client")
 }
 

@@ -8,7 +8,7 @@ use chrono::Utc;
 
 /// `kore-sync status [--json]`.
 pub async fn status(config: Config, json: bool) -> anyhow::Result<()> {
-    let store = open_store(&config.warehouse.path).await?;
+    let store = open_store(&config.warehouse).await?;
     let report = store.status().await?;
     if json {
         let out = StatusJson::new(&report, Utc::now());

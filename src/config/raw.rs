@@ -63,6 +63,7 @@ pub struct RawWarehouse {
     /// A path, or `false` to switch the read copy off.
     pub publish: Option<PathOrOff>,
     pub parquet_dir: Option<String>,
+    pub storage_version: Option<String>,
 }
 
 /// `publish = "kore-read.duckdb"` or `publish = false`.

@@ -8,7 +8,7 @@ use crate::api::{ClientSettings, RetryPolicy};
 use crate::model::{API_MAX_SPAN, ContainmentType, Deletes};
 use crate::ops::health::ServerSettings;
 use crate::schedule::Trigger;
-use crate::store::WarehouseSettings;
+use crate::store::{DEFAULT_STORAGE_VERSION, WarehouseSettings};
 use crate::sync::SyncSettings;
 use crate::sync::plan::PlanSettings;
 use chrono::TimeDelta;
@@ -118,11 +118,31 @@ pub(super) fn warehouse(raw: &RawWarehouse, p: &mut Collector) -> Option<Warehou
         .as_deref()
         .filter(|d| !d.trim().is_empty())
         .map(beside);
+    let storage_version = storage_version(raw.storage_version.as_deref(), p)?;
     Some(WarehouseSettings {
         path,
         publish,
         parquet_dir,
+        storage_version,
     })
+}
+
+/// `warehouse.storage_version`: a DuckDB storage format, `vMAJOR.MINOR.PATCH`.
+fn storage_version(text: Option<&str>, p: &mut Collector) -> Option<String> {
+    let v = text.unwrap_or(DEFAULT_STORAGE_VERSION).trim();
+    let parts: Vec<&str> = v.strip_prefix('v').unwrap_or("").split('.').collect();
+    let numeric = |n: &&str| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit());
+    if parts.len() == 3 && parts.iter().all(numeric) {
+        Some(v.to_owned())
+    } else {
+        p.push(
+            "warehouse.storage_version",
+            format!(
+                "{v:?} is not a DuckDB storage version; write e.g. \"{DEFAULT_STORAGE_VERSION}\" \
+                 (the oldest DuckDB that must read the files)"
+            ),
+        )
+    }
 }
 
 /// `[sync]`: how passes read, and when the daemon starts one.

@@ -219,3 +219,20 @@ fn unknown_keys_in_api_and_bot_tables_are_refused_by_name() {
         .to_string();
     assert!(err.contains("bots[0].colour"), "{err}");
 }
+
+#[test]
+fn issue_13_the_storage_version_defaults_to_v1_4_0_and_is_checked() {
+    let c = from_toml(MINIMAL).unwrap();
+    assert_eq!(c.warehouse.storage_version, "v1.4.0");
+    let own = from_toml(&format!(
+        "{MINIMAL}\n[warehouse]\nstorage_version = \"v1.5.0\"\n"
+    ))
+    .unwrap();
+    assert_eq!(own.warehouse.storage_version, "v1.5.0");
+    let err = from_toml(&format!(
+        "{MINIMAL}\n[warehouse]\nstorage_version = \"1.4\"\n"
+    ))
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("warehouse.storage_version"), "{err}");
+}

@@ -51,13 +51,20 @@ fn open_error(path: &Path, source: duckdb::Error) -> StoreError {
 
 /// Opens (creating if needed) the warehouse for writing, brings its schema up
 /// to date, and closes runs a crash left open.
-pub(super) fn open(path: &Path) -> Result<Connection, StoreError> {
+pub(super) fn open(path: &Path, storage_version: &str) -> Result<Connection, StoreError> {
     // The warehouse is attached to an in-memory connection because the row
     // group size is an ATTACH option; `USE` makes it the default catalog, so
     // every statement in this module names its tables unqualified.
+    // A new file is written in the configured storage format, so older
+    // readers can open it; an existing one keeps the format it has.
     let conn = Connection::open_in_memory().map_err(|e| open_error(path, e))?;
+    let format = if path.exists() {
+        String::new()
+    } else {
+        format!(", STORAGE_VERSION {}", lit(storage_version))
+    };
     conn.execute_batch(&format!(
-        "ATTACH {} AS warehouse (ROW_GROUP_SIZE {ROW_GROUP_SIZE}); USE warehouse;",
+        "ATTACH {} AS warehouse (ROW_GROUP_SIZE {ROW_GROUP_SIZE}{format}); USE warehouse;",
         lit(&path.to_string_lossy())
     ))
     .map_err(|e| open_error(path, e))?;

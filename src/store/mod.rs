@@ -41,7 +41,16 @@ pub struct WarehouseSettings {
     /// Where changed sessions and tags are exported as hive-partitioned
     /// Parquet after each successful pass; None = off.
     pub parquet_dir: Option<PathBuf>,
+    /// The DuckDB storage format the read copy and a newly created
+    /// warehouse are written in (e.g. `v1.4.0`), so the DuckDB drivers of BI
+    /// tools, which lag a release or two, can open them.
+    pub storage_version: String,
 }
+
+/// The oldest storage format that keeps every type and feature the
+/// warehouse uses (JSON, TIMESTAMPTZ, lists), and that DuckDB 1.4 and 1.5
+/// readers open (tested in `tests/it/readers.rs`).
+pub const DEFAULT_STORAGE_VERSION: &str = "v1.4.0";
 
 /// What committing one window did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -78,6 +78,7 @@ pub(super) fn io_err(doing: &'static str, path: &Path, e: std::io::Error) -> Sto
 pub(super) fn publish_copy(
     conn: &Connection,
     dest: &Path,
+    storage_version: &str,
     now: DateTime<Utc>,
 ) -> Result<i64, StoreError> {
     let dir = dest
@@ -102,8 +103,9 @@ pub(super) fn publish_copy(
         .query_row("SELECT current_database()", [], |r| r.get(0))
         .doing("naming the warehouse")?;
     conn.execute_batch(&format!(
-        "ATTACH {} AS kore_publish",
-        lit(&tmp.display().to_string())
+        "ATTACH {} AS kore_publish (STORAGE_VERSION {})",
+        lit(&tmp.display().to_string()),
+        lit(storage_version)
     ))
     .doing("creating the read copy")?;
     let copied = conn.execute_batch(&format!(

@@ -5,7 +5,10 @@
 
 use super::commit::{self, Advance, Gone};
 use super::error::StoreError;
-use super::{RunRecord, StatusReport, WindowCommit, connection, parquet, publish, runs, status};
+use super::{
+    RunRecord, StatusReport, WarehouseSettings, WindowCommit, connection, parquet, publish, runs,
+    status,
+};
 use crate::model::{SessionBatch, StreamFilter, StreamKey, Window};
 use chrono::{DateTime, Utc};
 use duckdb::Connection;
@@ -17,6 +20,8 @@ use std::sync::{Arc, Mutex};
 #[derive(Clone)]
 pub struct SessionStore {
     path: PathBuf,
+    /// The storage format publications are written in.
+    storage_version: String,
     conn: Arc<Mutex<Connection>>,
 }
 
@@ -31,10 +36,11 @@ impl std::fmt::Debug for SessionStore {
 impl SessionStore {
     /// Opens (creating if needed) the warehouse and brings its schema up to
     /// date. Fails at once if another process holds the file.
-    pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let conn = connection::open(path)?;
+    pub fn open(settings: &WarehouseSettings) -> Result<Self, StoreError> {
+        let conn = connection::open(&settings.path, &settings.storage_version)?;
         Ok(SessionStore {
-            path: path.to_owned(),
+            path: settings.path.clone(),
+            storage_version: settings.storage_version.clone(),
             conn: Arc::new(Mutex::new(conn)),
         })
     }
@@ -179,8 +185,8 @@ impl SessionStore {
 
     /// Publishes the read copy at `dest`; returns the sessions it holds.
     pub async fn publish_copy(&self, dest: &Path) -> Result<i64, StoreError> {
-        let dest = dest.to_owned();
-        self.with(move |c| publish::publish_copy(c, &dest, Utc::now()))
+        let (dest, version) = (dest.to_owned(), self.storage_version.clone());
+        self.with(move |c| publish::publish_copy(c, &dest, &version, Utc::now()))
             .await
     }
 

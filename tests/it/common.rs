@@ -199,7 +199,7 @@ pub async fn pass_with(
     opts: PassOptions,
     cancel: &CancellationToken,
 ) -> PassReport {
-    let store = SessionStore::open(&config.warehouse.path).expect("warehouse opens");
+    let store = SessionStore::open(&config.warehouse).expect("warehouse opens");
     let ctx = SyncContext::new(config.sync_setup(), store).expect("client builds");
     run_pass(&ctx, &opts, cancel)
         .await

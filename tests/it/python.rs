@@ -1,0 +1,81 @@
+//! Real outside readers for the tests: a Python virtualenv with pinned
+//! packages, made on first use under the build's temporary directory
+//! (`CARGO_TARGET_TMPDIR`) and reused, so the README's test command alone
+//! sets everything up on a fresh machine. A component that cannot be had
+//! fails the test with the reason; nothing is skipped.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+/// The Python interpreter of a virtualenv named `name` holding exactly the
+/// pinned `packages` (e.g. `duckdb==1.4.3`), creating it if needed.
+pub fn venv(name: &str, packages: &[&str]) -> PathBuf {
+    let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("venvs");
+    let dir = root.join(name);
+    let python = dir.join("bin").join("python");
+    if dir.join(".ready").exists() {
+        return python;
+    }
+    std::fs::create_dir_all(&root).unwrap();
+    // Built beside its final place and renamed into it, so tests running at
+    // once never see half a virtualenv.
+    let tmp = root.join(format!("{name}.{}.tmp", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    run(
+        Command::new("python3").args(["-m", "venv"]).arg(&tmp),
+        "create a Python virtualenv (python3 -m venv)",
+    );
+    run(
+        Command::new(tmp.join("bin").join("python"))
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+            ])
+            .args(packages),
+        &format!("install {packages:?} from PyPI"),
+    );
+    std::fs::write(tmp.join(".ready"), packages.join("\n")).unwrap();
+    if std::fs::rename(&tmp, &dir).is_err() {
+        // Another test made it meanwhile: use that one.
+        let _ = std::fs::remove_dir_all(&tmp);
+        assert!(
+            dir.join(".ready").exists(),
+            "{} is not ready",
+            dir.display()
+        );
+    }
+    python
+}
+
+fn run(cmd: &mut Command, what: &str) {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot {what}: {e}; install python3 with venv and pip"));
+    assert!(
+        out.status.success(),
+        "cannot {what}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Runs a Python script with `python`, returning its stdout; fails with its
+/// output if it fails.
+pub fn script(python: &PathBuf, code: &str, args: &[&str]) -> String {
+    let out = Command::new(python)
+        .arg("-c")
+        .arg(code)
+        .args(args)
+        .output()
+        .expect("python runs");
+    assert!(
+        out.status.success(),
+        "python failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
