@@ -6,6 +6,7 @@
 
 use std::path::PathBuf;
 use std::process::Command;
+use std::sync::Mutex;
 
 /// The Python interpreter of a virtualenv named `name` holding exactly the
 /// pinned `packages` (e.g. `duckdb==1.4.3`), creating it if needed.
@@ -13,6 +14,13 @@ pub fn venv(name: &str, packages: &[&str]) -> PathBuf {
     let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("venvs");
     let dir = root.join(name);
     let python = dir.join("bin").join("python");
+    if dir.join(".ready").exists() {
+        return python;
+    }
+    // Tests run as threads of one process: one makes a virtualenv at a time
+    // (the temporary name below is per process).
+    static MAKING: Mutex<()> = Mutex::new(());
+    let _one_at_a_time = MAKING.lock().unwrap_or_else(|e| e.into_inner());
     if dir.join(".ready").exists() {
         return python;
     }
