@@ -44,13 +44,21 @@ pub async fn check(config: Config) -> anyhow::Result<bool> {
         println!("WARN  configuration: {w}");
     }
     check_scopes(&config, &mut out).await?;
+    let store = open_store(&config.warehouse).await;
     out.line(
         format!("warehouse {}", config.warehouse.path.display()),
-        open_store(&config.warehouse)
-            .await
+        store
+            .as_ref()
             .map(|_| "writable, schema up to date".to_owned())
             .map_err(|e| format!("{e:#}")),
     );
+    if let Ok(store) = &store {
+        warn_if_newer(
+            &store.storage_version().await?,
+            &config.warehouse.storage_version,
+        );
+    }
+    drop(store);
     let read_copy_dir = config
         .warehouse
         .publish
@@ -128,6 +136,28 @@ async fn check_scopes(config: &Config, out: &mut Lines) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Warns when the warehouse file is in a newer storage format than
+/// `warehouse.storage_version`: readers of that older DuckDB cannot open it
+/// (the read copy is still written in the configured format).
+fn warn_if_newer(found: &str, configured: &str) {
+    if version_numbers(found) > version_numbers(configured) {
+        println!(
+            "WARN  warehouse: its storage format is {found}, newer than warehouse.storage_version \
+             ({configured}); DuckDB readers older than that cannot open it. Point them at the read \
+             copy (written in {configured}), or start a fresh warehouse"
+        );
+    }
+}
+
+/// `v1.4.0+` → [1, 4, 0]; unreadable parts count as zero.
+fn version_numbers(v: &str) -> Vec<u32> {
+    v.trim_start_matches('v')
+        .trim_end_matches('+')
+        .split('.')
+        .map(|n| n.parse().unwrap_or(0))
+        .collect()
+}
+
 /// Whether `dir` exists (or can be made) and a file can be written in it.
 fn dir_writable(dir: &Path) -> Result<String, String> {
     std::fs::create_dir_all(dir)
@@ -137,4 +167,16 @@ fn dir_writable(dir: &Path) -> Result<String, String> {
         .map_err(|e| format!("cannot write in it ({e}); check permissions"))?;
     let _ = std::fs::remove_file(&probe);
     Ok("writable".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::version_numbers;
+
+    #[test]
+    fn storage_versions_compare_by_number() {
+        assert!(version_numbers("v1.5.0+") > version_numbers("v1.4.0"));
+        assert!(version_numbers("v1.10.0") > version_numbers("v1.9.9"));
+        assert_eq!(version_numbers("v1.4.0+"), version_numbers("v1.4.0"));
+    }
 }

@@ -62,8 +62,9 @@ pub fn print_pass(report: &PassReport) {
 /// The `status` table.
 pub fn print_status(path: &Path, r: &StatusReport, now: DateTime<Utc>) {
     println!(
-        "warehouse {} (DuckDB {}): {} sessions, {} tags, {} rejected records, {} streams",
+        "warehouse {} (storage format {}, kore-sync's DuckDB {}): {} sessions, {} tags, {} rejected records, {} streams",
         path.display(),
+        r.storage_version,
         r.duckdb_version,
         r.n_sessions,
         r.n_tags,
@@ -82,8 +83,12 @@ pub fn print_status(path: &Path, r: &StatusReport, now: DateTime<Utc>) {
         } else {
             "Parquet export"
         };
+        let format = p
+            .storage_version
+            .as_deref()
+            .map_or(String::new(), |v| format!(", storage format {v}"));
         println!(
-            "{what} {} published {} ago ({})",
+            "{what} {} published {} ago ({}{format})",
             p.target,
             behind(now, p.published_at),
             stamp(p.published_at)
@@ -147,8 +152,10 @@ pub fn print_demo_streams(r: &StatusReport) {
 pub struct StatusJson<'a> {
     /// When the read copy and the Parquet export were last published.
     pub publications: Vec<PublicationJson<'a>>,
-    /// The bundled DuckDB's version: readers need this version or newer.
+    /// The bundled DuckDB's version.
     pub duckdb_version: &'a str,
+    /// The warehouse file's storage format: readers need that DuckDB or newer.
+    pub storage_version: &'a str,
     pub n_sessions: i64,
     pub n_tags: i64,
     pub n_rejected: i64,
@@ -166,6 +173,7 @@ pub struct PublicationJson<'a> {
     pub kind: &'a str,
     pub target: &'a str,
     pub published_at: DateTime<Utc>,
+    pub storage_version: Option<&'a str>,
 }
 
 /// One stream: where it stands and how its last run went.
@@ -212,9 +220,11 @@ impl<'a> StatusJson<'a> {
                     kind: &p.kind,
                     target: &p.target,
                     published_at: p.published_at,
+                    storage_version: p.storage_version.as_deref(),
                 })
                 .collect(),
             duckdb_version: &r.duckdb_version,
+            storage_version: &r.storage_version,
             n_sessions: r.n_sessions,
             n_tags: r.n_tags,
             n_rejected: r.n_rejected,

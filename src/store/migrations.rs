@@ -31,6 +31,11 @@ pub const MIGRATIONS: &[Migration] = &[
         include_str!("../../sql/005_stream_filters.sql"),
     ),
     migration(6, "deletes", include_str!("../../sql/006_deletes.sql")),
+    migration(
+        7,
+        "storage_versions",
+        include_str!("../../sql/007_storage_versions.sql"),
+    ),
 ];
 
 const fn migration(version: i64, name: &'static str, sql: &'static str) -> Migration {

@@ -114,6 +114,8 @@ pub struct Publication {
     pub kind: String,
     pub target: String,
     pub published_at: DateTime<Utc>,
+    /// The storage format it was written in (None: Parquet, or not recorded).
+    pub storage_version: Option<String>,
 }
 
 /// What `status` reads from the warehouse.
@@ -121,8 +123,11 @@ pub struct Publication {
 pub struct StatusReport {
     /// When the read copy and the Parquet export were last published.
     pub publications: Vec<Publication>,
-    /// The bundled DuckDB's version: readers need this version or newer.
+    /// The bundled DuckDB's version.
     pub duckdb_version: String,
+    /// The warehouse file's storage format (e.g. `v1.4.0+`): readers need
+    /// that DuckDB version or newer.
+    pub storage_version: String,
     pub n_sessions: i64,
     pub n_tags: i64,
     pub n_rejected: i64,

@@ -38,7 +38,7 @@ pub(super) fn export_parquet(
         )
         .doing("clearing an exported day")?;
     }
-    record_publication(conn, "parquet", dir, now)?;
+    record_publication(conn, ("parquet", None), dir, now)?;
     Ok(days.len())
 }
 

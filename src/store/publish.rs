@@ -47,7 +47,7 @@ pub(super) fn refresh_tags_wide(conn: &Connection) -> Result<(), StoreError> {
 
 pub(super) fn record_publication(
     conn: &Connection,
-    kind: &str,
+    (kind, storage_version): (&str, Option<&str>),
     target: &Path,
     now: DateTime<Utc>,
 ) -> Result<i64, StoreError> {
@@ -55,10 +55,18 @@ pub(super) fn record_publication(
         .query_row("SELECT count(*) FROM sessions", [], |r| r.get(0))
         .doing("counting sessions")?;
     conn.execute(
-        "INSERT INTO publications VALUES (?, ?, CAST(? AS TIMESTAMPTZ), ?)
+        "INSERT INTO publications (kind, target, published_at, n_sessions, storage_version)
+         VALUES (?, ?, CAST(? AS TIMESTAMPTZ), ?, ?)
          ON CONFLICT (kind) DO UPDATE SET target = excluded.target,
-             published_at = excluded.published_at, n_sessions = excluded.n_sessions",
-        params![kind, target.display().to_string(), ts(now), n],
+             published_at = excluded.published_at, n_sessions = excluded.n_sessions,
+             storage_version = excluded.storage_version",
+        params![
+            kind,
+            target.display().to_string(),
+            ts(now),
+            n,
+            storage_version
+        ],
     )
     .doing("recording a publication")?;
     Ok(n)
@@ -98,7 +106,7 @@ pub(super) fn publish_copy(
             Err(e) => return Err(io_err("removing a stale temporary copy", &stale, e)),
         }
     }
-    let n = record_publication(conn, "read_copy", dest, now)?;
+    let n = record_publication(conn, ("read_copy", Some(storage_version)), dest, now)?;
     let db: String = conn
         .query_row("SELECT current_database()", [], |r| r.get(0))
         .doing("naming the warehouse")?;

@@ -198,6 +198,12 @@ impl SessionStore {
             .await
     }
 
+    /// The warehouse file's storage format, as DuckDB reports it (e.g.
+    /// `v1.4.0+`).
+    pub async fn storage_version(&self) -> Result<String, StoreError> {
+        self.with(|c| status::storage_version(c)).await
+    }
+
     pub async fn status(&self) -> Result<StatusReport, StoreError> {
         self.with(|c| status::status(c)).await
     }

@@ -3,8 +3,7 @@
 
 use super::error::{QueryContext, StoreError};
 use super::sql::from_micros;
-use super::{StatusReport, StreamStatus};
-use chrono::{DateTime, Utc};
+use super::{Publication, StatusReport, StreamStatus};
 use duckdb::Connection;
 
 pub(super) fn status(conn: &Connection) -> Result<StatusReport, StoreError> {
@@ -54,20 +53,15 @@ pub(super) fn status(conn: &Connection) -> Result<StatusReport, StoreError> {
         .doing("reading stream status")?
         .collect::<Result<Vec<_>, _>>()
         .doing("reading stream status")?;
-    let publications = publications(conn)?
-        .into_iter()
-        .map(|(kind, target, at)| super::Publication {
-            kind,
-            target,
-            published_at: at,
-        })
-        .collect();
+    let publications = publications(conn)?;
+    let storage_version = storage_version(conn)?;
     let duckdb_version: String = conn
         .query_row("SELECT version()", [], |r| r.get(0))
         .doing("reading the DuckDB version")?;
     Ok(StatusReport {
         publications,
         duckdb_version,
+        storage_version,
         n_sessions,
         n_tags,
         n_rejected,
@@ -77,14 +71,36 @@ pub(super) fn status(conn: &Connection) -> Result<StatusReport, StoreError> {
 }
 
 /// When each kind of publication last happened: (kind, target, time).
-fn publications(conn: &Connection) -> Result<Vec<(String, String, DateTime<Utc>)>, StoreError> {
+fn publications(conn: &Connection) -> Result<Vec<Publication>, StoreError> {
     let mut stmt = conn
-        .prepare("SELECT kind, target, epoch_us(published_at) FROM publications ORDER BY kind")
+        .prepare(
+            "SELECT kind, target, epoch_us(published_at), storage_version
+             FROM publications ORDER BY kind",
+        )
         .doing("reading publications")?;
     let rows = stmt
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, from_micros(r.get(2)?))))
+        .query_map([], |r| {
+            Ok(Publication {
+                kind: r.get(0)?,
+                target: r.get(1)?,
+                published_at: from_micros(r.get(2)?),
+                storage_version: r.get(3)?,
+            })
+        })
         .doing("reading publications")?
         .collect::<Result<_, _>>()
         .doing("reading publications")?;
     Ok(rows)
+}
+
+/// The storage format of the open warehouse file, as DuckDB reports it
+/// (e.g. `v1.4.0+`: readable by DuckDB v1.4.0 and newer).
+pub(super) fn storage_version(conn: &Connection) -> Result<String, StoreError> {
+    conn.query_row(
+        "SELECT coalesce(tags['storage_version'], 'unknown') FROM duckdb_databases()
+         WHERE database_name = current_database()",
+        [],
+        |r| r.get(0),
+    )
+    .doing("reading the storage version")
 }

@@ -86,3 +86,41 @@ with engine.connect() as c:
         Some(h.sim_records().len().to_string().as_str())
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_13_status_names_each_files_storage_format_and_check_warns_about_a_newer_one() {
+    let h = harness(1, 2, 10, |_| {}).await;
+    // A warehouse made in a newer format, as an earlier kore-sync made it.
+    let newer = h
+        .toml("", "")
+        .replacen("[sync]\n", "storage_version = \"v1.5.0\"\n[sync]\n", 1);
+    let path = h.write_config(&newer);
+    run_ok(&path, &["sync"]).await;
+    let status: serde_json::Value =
+        serde_json::from_str(&run_ok(&path, &["status", "--json"]).await).unwrap();
+    assert_eq!(status["storage_version"], "v1.5.0+", "{status}");
+    assert_eq!(
+        status["publications"][0]["storage_version"], "v1.5.0",
+        "{status}"
+    );
+
+    // With the default format configured: check warns, and the next pass
+    // publishes the read copy in it; the warehouse keeps its own.
+    let path = h.write_config(&h.toml("", ""));
+    let out = run_ok(&path, &["check"]).await;
+    assert!(
+        out.contains("WARN  warehouse: its storage format is v1.5.0+, newer than warehouse.storage_version (v1.4.0)"),
+        "{out}"
+    );
+    run_ok(&path, &["sync"]).await;
+    let status: serde_json::Value =
+        serde_json::from_str(&run_ok(&path, &["status", "--json"]).await).unwrap();
+    assert_eq!(status["storage_version"], "v1.5.0+", "{status}");
+    assert_eq!(
+        status["publications"][0]["storage_version"], "v1.4.0",
+        "{status}"
+    );
+    let text = run_ok(&path, &["status"]).await;
+    assert!(text.contains("storage format v1.5.0+"), "{text}");
+    assert!(text.contains("storage format v1.4.0)"), "{text}");
+}
