@@ -171,23 +171,13 @@ pub(super) fn record_requests(
 }
 
 /// The SQL condition that selects a stream's live sessions starting within
-/// `[from, to)` (or `[from, to]` with `to_inclusive`), with its filter's
-/// `session_type` and `user_id` applied, and its parameters.
-fn stream_span(
-    key: &StreamKey,
-    filter: &StreamFilter,
-    window: Window,
-    to_inclusive: bool,
-) -> (String, Vec<String>) {
+/// `[from, to]` (callers that exclude `to` add that themselves), with its
+/// filter's `session_type` and `user_id` applied, and its parameters.
+fn stream_span(key: &StreamKey, filter: &StreamFilter, window: Window) -> (String, Vec<String>) {
     let mut sql = String::from(
         "deleted_at IS NULL AND containment_type = ? AND (? = '*' OR bot_id = ?)
-         AND start_time >= CAST(? AS TIMESTAMPTZ)",
+         AND start_time >= CAST(? AS TIMESTAMPTZ) AND start_time <= CAST(? AS TIMESTAMPTZ)",
     );
-    sql.push_str(if to_inclusive {
-        " AND start_time <= CAST(? AS TIMESTAMPTZ)"
-    } else {
-        " AND start_time < CAST(? AS TIMESTAMPTZ)"
-    });
     let mut args = vec![
         key.containment_type.as_str().to_owned(),
         key.bot_id.clone(),
@@ -207,25 +197,27 @@ fn stream_span(
 }
 
 /// How many live sessions the stream holds in `window`: counted with the
-/// window's end excluded and included, since the API may treat `dateTo`
-/// either way.
+/// window's end excluded and included (one scan), since the API may treat
+/// `dateTo` either way.
 pub(super) fn count_stored(
     conn: &Connection,
     key: &StreamKey,
     filter: &StreamFilter,
     window: Window,
 ) -> Result<(u64, u64), StoreError> {
-    let count = |inclusive: bool| -> Result<u64, StoreError> {
-        let (cond, args) = stream_span(key, filter, window, inclusive);
-        conn.query_row(
-            &format!("SELECT count(*) FROM sessions WHERE {cond}"),
-            duckdb::params_from_iter(args),
-            |r| r.get::<_, i64>(0),
+    let (cond, args) = stream_span(key, filter, window);
+    let params = std::iter::once(ts(window.end)).chain(args);
+    let (excluded, included): (i64, i64) = conn
+        .query_row(
+            &format!(
+                "SELECT count(*) FILTER (WHERE start_time < CAST(? AS TIMESTAMPTZ)), count(*)
+                 FROM sessions WHERE {cond}"
+            ),
+            duckdb::params_from_iter(params),
+            |r| Ok((r.get(0)?, r.get(1)?)),
         )
-        .doing("counting stored sessions")
-        .map(|n| n.max(0) as u64)
-    };
-    Ok((count(false)?, count(true)?))
+        .doing("counting stored sessions")?;
+    Ok((excluded.max(0) as u64, included.max(0) as u64))
 }
 
 /// The ids of the stream's live sessions starting within `[from, to)`.
@@ -235,10 +227,12 @@ pub(super) fn stored_ids(
     filter: &StreamFilter,
     window: Window,
 ) -> Result<Vec<String>, StoreError> {
-    let (cond, args) = stream_span(key, filter, window, false);
+    let (cond, mut args) = stream_span(key, filter, window);
+    args.push(ts(window.end));
     let mut stmt = conn
         .prepare(&format!(
-            "SELECT session_id FROM sessions WHERE {cond} ORDER BY session_id"
+            "SELECT session_id FROM sessions
+             WHERE {cond} AND start_time < CAST(? AS TIMESTAMPTZ) ORDER BY session_id"
         ))
         .doing("listing stored sessions")?;
     let ids = stmt

@@ -103,7 +103,12 @@ impl<'a, R: Resource> Fetch<'a, R> {
             match self.span_consistent(span, stats).await? {
                 Ok((found, keys)) => {
                     acc.merge(found);
-                    ids.extend(keys);
+                    // Most windows are one span: take its set as it is.
+                    if ids.is_empty() {
+                        ids = keys;
+                    } else {
+                        ids.extend(keys);
+                    }
                 }
                 Err((skip, message)) => {
                     let (older, newer) = self.split(span, skip, message)?;

@@ -27,10 +27,10 @@ mod stream;
 pub mod verify;
 
 pub use context::{Scope, ScopeApi, SyncContext, SyncSettings, SyncSetup, build_scopes};
-pub use fetch::{CHUNK_SESSIONS, FetchError, MIN_SPLIT_SPAN};
+pub use fetch::{CHUNK_SESSIONS, FetchError};
 pub use options::{PASS_BUDGET_PATIENCE, PassOptions, PassTrigger};
 pub use pass::run_pass;
 pub use refresh::{FetchByIdRequest, Refreshed, fetch_by_id};
-pub use report::{Observer, PassObserver, PassReport, StreamReport, outcome_of};
+pub use report::{Observer, PassObserver, PassReport, StreamReport};
 pub use resource::Resource;
 pub use verify::{VerifyOptions, VerifyReport, VerifyRow, verify};
