@@ -54,6 +54,9 @@ pub enum Command {
         /// Print JSON instead of a table
         #[arg(long)]
         json: bool,
+        /// A warehouse file to read [default: warehouse.path of the configuration]; needs no API settings
+        #[arg(long, value_name = "FILE")]
+        db: Option<PathBuf>,
     },
     /// Re-read a past range, upserting; never moves a watermark backwards
     Backfill {
@@ -104,9 +107,12 @@ pub enum Command {
     Check,
     /// Write the whole history as hive-partitioned Parquet (sessions/date=…, session_tags/date=…)
     Export {
-        /// Target directory
-        #[arg(long, value_name = "DIR")]
-        parquet: PathBuf,
+        /// Target directory, or an object store URL (s3://bucket/prefix, gs://…, az://…)
+        #[arg(long, value_name = "DIR|URL")]
+        parquet: String,
+        /// A warehouse file to read [default: warehouse.path of the configuration]; needs no API settings
+        #[arg(long, value_name = "FILE")]
+        db: Option<PathBuf>,
     },
     /// Run SQL read-only against the read copy (or --db FILE), with the DuckDB version kore-sync bundles
     Query {
@@ -170,4 +176,9 @@ pub struct BenchOptions {
     /// sync.window for the backfill
     #[arg(long, default_value = "6d")]
     pub window: String,
+    /// After the backfill, measure publishing (read copy and Parquet): the
+    /// first publication, an idle pass's, and one after a pass that changed
+    /// one day
+    #[arg(long)]
+    pub publish: bool,
 }

@@ -45,6 +45,10 @@ async fn dispatch(cli: Cli) -> anyhow::Result<bool> {
     let cancel = CancellationToken::new();
     cmd::cancel_on_signals(cancel.clone());
     let load = || config::load(&config::config_path(cli.config.as_deref()));
+    let warehouse = |db: Option<&std::path::Path>| match db {
+        Some(file) => Ok::<_, ConfigError>(config::warehouse_at(file)),
+        None => config::load_warehouse(&config::config_path(cli.config.as_deref())),
+    };
     match &cli.command {
         Command::Demo { warehouse } => cmd::demo::demo(warehouse, cancel).await,
         Command::Simulate { listen, days, seed } => {
@@ -81,14 +85,27 @@ async fn dispatch(cli: Cli) -> anyhow::Result<bool> {
         Command::Run => cmd::daemon::run_daemon(load()?, cancel)
             .await
             .map(|()| true),
-        Command::Status { json } => cmd::status::status(load()?, *json).await.map(|()| true),
-        Command::Export { parquet } => cmd::export::export(load()?, parquet).await.map(|()| true),
-        Command::Query { db, sql } => {
-            // A config is only needed to find the read copy.
-            let config = if db.is_some() { None } else { Some(load()?) };
-            cmd::query::query(config, db.clone(), sql.clone())
+        // Commands that only read the warehouse need only `[warehouse]`, or
+        // no configuration at all with --db.
+        Command::Status { json, db } => cmd::status::status(&warehouse(db.as_deref())?, *json)
+            .await
+            .map(|()| true),
+        Command::Export { parquet, db } => {
+            let target =
+                config::export_target(parquet, &config::config_path(cli.config.as_deref()))?;
+            cmd::export::export(&warehouse(db.as_deref())?, &target)
                 .await
                 .map(|()| true)
+        }
+        Command::Query { db, sql } => {
+            let file = match db {
+                Some(db) => db.clone(),
+                None => {
+                    let w = warehouse(None)?;
+                    w.publish.unwrap_or(w.path)
+                }
+            };
+            cmd::query::query(&file, sql.clone()).await.map(|()| true)
         }
         Command::Verify {
             from,

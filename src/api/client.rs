@@ -15,6 +15,7 @@ use super::wire::{SessionsRequest, SessionsResponse, error_message};
 use crate::model::{ACCOUNT_BOT_ID, ContainmentType};
 use crate::ops::metrics::{CallEnded, RequestAnswered};
 use backon::{ExponentialBuilder, Retryable};
+use serde::de::DeserializeOwned;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
@@ -88,6 +89,20 @@ impl KoreClient {
         })
     }
 
+    /// `base_url` with `api/public/` and `path` appended.
+    fn public_url(&self, path: &[&str]) -> Url {
+        let mut url = self.base_url.clone();
+        {
+            let mut segs = url
+                .path_segments_mut()
+                .expect("validated base_url has a path");
+            segs.pop_if_empty();
+            segs.extend(["api", "public"]);
+            segs.extend(path);
+        }
+        url
+    }
+
     /// The `getSessions` view for one scope.
     pub fn sessions_api(
         &self,
@@ -96,18 +111,12 @@ impl KoreClient {
         budget: Arc<RequestBudget>,
         pages: Arc<PageSize>,
     ) -> SessionsApi {
-        let mut url = self.base_url.clone();
-        {
-            let mut segs = url
-                .path_segments_mut()
-                .expect("validated base_url has a path");
-            segs.pop_if_empty();
-            if bot_id == ACCOUNT_BOT_ID {
-                segs.extend(["api", "public", "getSessions"]);
-            } else {
-                segs.extend(["api", "public", "bot", bot_id, "getSessions"]);
-            }
-        }
+        let path: &[&str] = if bot_id == ACCOUNT_BOT_ID {
+            &["getSessions"]
+        } else {
+            &["bot", bot_id, "getSessions"]
+        };
+        let url = self.public_url(path);
         SessionsApi {
             client: self.clone(),
             bot_id: bot_id.to_owned(),
@@ -178,6 +187,29 @@ impl SessionsApi {
         max_budget_wait: Option<Duration>,
         cancel: &CancellationToken,
     ) -> (Result<SessionsResponse, ApiError>, CallStats) {
+        let request = || {
+            let mut req = self.client.http.post(self.url.clone()).json(body);
+            if let Some(c) = containment {
+                req = req.query(&[("containmentType", c.as_str())]);
+            }
+            if let Some(call_id) = &body.call_id {
+                req = req.query(&[("callId", call_id.as_str())]);
+            }
+            req
+        };
+        self.call(&self.url, request, max_budget_wait, cancel).await
+    }
+
+    /// One logical call to `url`: waits for the budget before each attempt,
+    /// signs a token, sends what `request` builds, and retries what
+    /// [`ApiError::is_retryable`] allows with backoff, honouring Retry-After.
+    pub(super) async fn call<T: DeserializeOwned>(
+        &self,
+        url: &Url,
+        request: impl Fn() -> reqwest::RequestBuilder,
+        max_budget_wait: Option<Duration>,
+        cancel: &CancellationToken,
+    ) -> (Result<T, ApiError>, CallStats) {
         let attempts = AtomicU32::new(0);
         let rate_limited = AtomicU32::new(0);
         let waited_ms = AtomicU32::new(0);
@@ -198,7 +230,7 @@ impl SessionsApi {
                 Ordering::Relaxed,
             );
             attempts.fetch_add(1, Ordering::Relaxed);
-            let result = self.attempt(containment, body).await;
+            let result = self.attempt(url, request()).await;
             if matches!(result, Err(ApiError::RateLimited { .. })) {
                 rate_limited.fetch_add(1, Ordering::Relaxed);
                 // Someone else shares this budget: keep a lower pace for a while.
@@ -237,11 +269,11 @@ impl SessionsApi {
         (result, stats)
     }
 
-    async fn attempt(
+    async fn attempt<T: DeserializeOwned>(
         &self,
-        containment: Option<ContainmentType>,
-        body: &SessionsRequest,
-    ) -> Result<SessionsResponse, ApiError> {
+        url: &Url,
+        request: reqwest::RequestBuilder,
+    ) -> Result<T, ApiError> {
         let token = self
             .credentials
             .header_value()
@@ -249,23 +281,11 @@ impl SessionsApi {
                 credentials: self.credentials.describe(),
                 source,
             })?;
-        let mut req = self
-            .client
-            .http
-            .post(self.url.clone())
-            .header("auth", token.expose())
-            .json(body);
-        if let Some(c) = containment {
-            req = req.query(&[("containmentType", c.as_str())]);
-        }
-        if let Some(call_id) = &body.call_id {
-            req = req.query(&[("callId", call_id.as_str())]);
-        }
         let transport = |source| ApiError::Transport {
-            url: self.url.to_string(),
+            url: url.to_string(),
             source,
         };
-        let resp = match req.send().await {
+        let resp = match request.header("auth", token.expose()).send().await {
             Ok(r) => r,
             Err(e) => {
                 RequestAnswered { status: None }.emit();
@@ -284,28 +304,26 @@ impl SessionsApi {
             .and_then(parse_retry_after);
         // Reading the body can fail on its own (a connection dropped mid-answer).
         let bytes = resp.bytes().await.map_err(transport)?;
-        self.classify(status.as_u16(), &bytes, retry_after)
+        self.classify(url, (status.as_u16(), &bytes), retry_after)
     }
 
     /// Turns an answer into a page or the [`ApiError`] its status means.
-    fn classify(
+    fn classify<T: DeserializeOwned>(
         &self,
-        status: u16,
-        bytes: &[u8],
+        url: &Url,
+        (status, bytes): (u16, &[u8]),
         retry_after: Option<Duration>,
-    ) -> Result<SessionsResponse, ApiError> {
+    ) -> Result<T, ApiError> {
         // The body as text, for error messages only: a good page is parsed
         // from the bytes and never decoded twice.
         let text = || error_message(&String::from_utf8_lossy(bytes));
         match status {
-            200..=299 => serde_json::from_slice::<SessionsResponse>(bytes).map_err(|e| {
-                ApiError::Unparseable {
-                    detail: e.to_string(),
-                    excerpt: text(),
-                }
+            200..=299 => serde_json::from_slice::<T>(bytes).map_err(|e| ApiError::Unparseable {
+                detail: e.to_string(),
+                excerpt: text(),
             }),
             s @ (401 | 403) => Err(ApiError::Unauthorized {
-                url: self.url.to_string(),
+                url: url.to_string(),
                 status: s,
                 message: text(),
                 credentials: self.credentials.describe(),
@@ -325,6 +343,16 @@ impl SessionsApi {
                 message: text(),
             }),
         }
+    }
+
+    /// The shared HTTP client, for a request of this scope's to build.
+    pub(super) fn http(&self) -> &reqwest::Client {
+        &self.client.http
+    }
+
+    /// The URL of `path` under the API's `api/public/` (e.g. `["bots"]`).
+    pub(super) fn public_url(&self, path: &[&str]) -> Url {
+        self.client.public_url(path)
     }
 }
 

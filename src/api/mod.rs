@@ -3,12 +3,14 @@
 //! - `client`: the HTTP client, one call with retries and the request budget.
 //! - `wire`: the JSON shapes and the record parser (the only place that knows
 //!   the API's field names).
+//! - `bots`: the Admin Console's bot list, for names.
 //! - `auth`: HS256 JWT minting for the `auth` header.
 //! - `budget`: the per-bot rolling minute/hour request budget.
 //! - `page_size`: the adaptive page size (ask big, learn the server's clamp).
 //! - `error`: [`ApiError`], with `is_retryable`.
 
 pub mod auth;
+mod bots;
 pub mod budget;
 pub mod client;
 pub mod error;

@@ -46,6 +46,9 @@ pub async fn bench(o: BenchOptions) -> anyhow::Result<()> {
     if bench.o.idle_passes > 0 {
         bench.idle_passes(backfill.n_streams).await?;
     }
+    if bench.o.publish {
+        super::bench_publish::measure(&bench.ctx, &bench.dir, bench.now).await?;
+    }
     bench.sim.stop();
     let dir = bench.dir.clone();
     drop(bench);

@@ -6,6 +6,7 @@
 use super::open_store;
 use crate::config::Config;
 use crate::model::{ACCOUNT_BOT_ID, Window};
+use crate::store::ParquetTarget;
 use crate::sync::build_scopes;
 use anyhow::Context;
 use chrono::{Duration, Utc};
@@ -66,7 +67,7 @@ pub async fn check(config: Config) -> anyhow::Result<bool> {
         .and_then(|p| p.parent().map(Path::to_path_buf));
     for (what, dir) in [
         ("read copy", read_copy_dir),
-        ("Parquet export", config.warehouse.parquet_dir.clone()),
+        ("Parquet export", local_export_dir(&config)),
     ] {
         if let Some(dir) = dir {
             let dir = if dir.as_os_str().is_empty() {
@@ -81,6 +82,15 @@ pub async fn check(config: Config) -> anyhow::Result<bool> {
         }
     }
     Ok(out.ok)
+}
+
+/// The Parquet export's directory, when it is a local one (an object
+/// store is checked by its first upload).
+fn local_export_dir(config: &Config) -> Option<PathBuf> {
+    match &config.warehouse.parquet {
+        Some(ParquetTarget::Dir(d)) => Some(d.clone()),
+        _ => None,
+    }
 }
 
 /// Per scope: a token can be signed, and one quick getSessions request

@@ -1,21 +1,21 @@
-//! `kore-sync export --parquet DIR`: the whole history as hive-partitioned
-//! Parquet, whatever was exported before.
+//! `kore-sync export --parquet DIR|URL`: the whole history as
+//! hive-partitioned Parquet, in a directory or an object store, whatever was
+//! exported before. Needs only the warehouse, no API settings.
 
 use super::open_store;
-use crate::config::Config;
+use crate::store::{ParquetTarget, WarehouseSettings};
 use anyhow::Context;
-use std::path::Path;
 
-/// `kore-sync export --parquet DIR`.
-pub async fn export(config: Config, dir: &Path) -> anyhow::Result<()> {
-    let store = open_store(&config.warehouse).await?;
+/// `kore-sync export --parquet DIR|URL [--db FILE]`.
+pub async fn export(warehouse: &WarehouseSettings, target: &ParquetTarget) -> anyhow::Result<()> {
+    let store = open_store(warehouse).await?;
     let days = store
-        .export_parquet(dir, true)
+        .export_parquet(target, None)
         .await
-        .with_context(|| format!("could not export Parquet to {}", dir.display()))?;
+        .with_context(|| format!("could not export Parquet to {target}"))?;
     println!(
-        "exported {days} days to {}: sessions/date=YYYY-MM-DD/data.parquet and session_tags/date=YYYY-MM-DD/data.parquet",
-        dir.display()
+        "exported {days} days to {target}: sessions/date=YYYY-MM-DD/data.parquet, \
+         session_tags/date=YYYY-MM-DD/data.parquet and _kore_sync/manifest.json"
     );
     Ok(())
 }

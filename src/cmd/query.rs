@@ -3,24 +3,14 @@
 //! arguments, runs them and exits; otherwise reads one statement per line
 //! from stdin and answers each, ending every answer with an empty line.
 
-use crate::config::Config;
 use crate::store::ReadOnly;
-use anyhow::{Context, bail};
+use anyhow::Context;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::Path;
 
-/// `kore-sync query [--db PATH] [SQL…]`.
-pub async fn query(
-    config: Option<Config>,
-    db: Option<PathBuf>,
-    sql: Vec<String>,
-) -> anyhow::Result<()> {
-    let path = match (db, config) {
-        (Some(p), _) => p,
-        (None, Some(c)) => c.warehouse.publish.unwrap_or(c.warehouse.path),
-        (None, None) => bail!("no --db given and no configuration found; pass --db PATH"),
-    };
-    let reader = ReadOnly::open(&path)?;
+/// `kore-sync query [--db PATH] [SQL…]`, against `path`.
+pub async fn query(path: &Path, sql: Vec<String>) -> anyhow::Result<()> {
+    let reader = ReadOnly::open(path)?;
     let mut out = std::io::stdout().lock();
     if !sql.is_empty() {
         reader.print(&sql.join(" "), &mut out)?;

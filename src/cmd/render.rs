@@ -99,8 +99,8 @@ pub fn print_status(path: &Path, r: &StatusReport, now: DateTime<Utc>) {
         return;
     }
     println!(
-        "{:<32} {:>9}  {:<24} {:<16} {:<24} {:<10} OUTCOME",
-        "STREAM", "SESSIONS", "WATERMARK", "BEHIND", "LAST RUN", "TRIGGER"
+        "{:<32} {:<20} {:>9}  {:<24} {:<16} {:<24} {:<10} OUTCOME",
+        "STREAM", "BOT NAME", "SESSIONS", "WATERMARK", "BEHIND", "LAST RUN", "TRIGGER"
     );
     for s in &r.streams {
         let filter = if s.filter.is_empty() {
@@ -113,8 +113,9 @@ pub fn print_status(path: &Path, r: &StatusReport, now: DateTime<Utc>) {
             .as_deref()
             .map_or(String::new(), |e| format!(": {e}"));
         println!(
-            "{:<32} {:>9}  {:<24} {:<16} {:<24} {:<10} {}{filter}{error}",
+            "{:<32} {:<20} {:>9}  {:<24} {:<16} {:<24} {:<10} {}{filter}{error}",
             stream_name(s),
+            s.bot_name.as_deref().unwrap_or("-"),
             s.n_sessions,
             s.watermark.map_or("-".into(), stamp),
             s.watermark.map_or("-".into(), |w| behind(now, w)),
@@ -128,17 +129,18 @@ pub fn print_status(path: &Path, r: &StatusReport, now: DateTime<Utc>) {
 /// The demo's summary table of streams.
 pub fn print_demo_streams(r: &StatusReport) {
     println!(
-        "{:<20} {:<12} {:>8}  WATERMARK",
-        "BOT", "CONTAINMENT", "SESSIONS"
+        "{:<20} {:<20} {:<12} {:>8}  WATERMARK",
+        "BOT", "NAME", "CONTAINMENT", "SESSIONS"
     );
     for s in &r.streams {
         println!(
-            "{:<20} {:<12} {:>8}  {}",
+            "{:<20} {:<20} {:<12} {:>8}  {}",
             if s.bot_id == ACCOUNT_BOT_ID {
                 "(account)"
             } else {
                 &s.bot_id
             },
+            s.bot_name.as_deref().unwrap_or("-"),
             s.containment_type,
             s.n_sessions,
             s.watermark.map_or("-".into(), |w| w.to_rfc3339()),
@@ -180,6 +182,8 @@ pub struct PublicationJson<'a> {
 #[derive(Debug, Serialize)]
 pub struct StreamJson<'a> {
     pub bot_id: &'a str,
+    /// The bot's name, from the bot list or the config (None: unknown).
+    pub bot_name: Option<&'a str>,
     pub containment_type: &'a str,
     /// The API filters the stream last ran with (empty: none).
     pub filter: &'a str,
@@ -200,6 +204,7 @@ impl<'a> StatusJson<'a> {
             .iter()
             .map(|s| StreamJson {
                 bot_id: &s.bot_id,
+                bot_name: s.bot_name.as_deref(),
                 containment_type: &s.containment_type,
                 filter: &s.filter,
                 n_sessions: s.n_sessions,

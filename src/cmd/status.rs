@@ -1,14 +1,15 @@
 //! `kore-sync status`: the warehouse's counts, publications and each
 //! stream's watermark and last run, as a table or (`--json`) for scripts.
+//! Needs only the warehouse, no API settings.
 
 use super::open_store;
 use super::render::{StatusJson, print_status};
-use crate::config::Config;
+use crate::store::WarehouseSettings;
 use chrono::Utc;
 
-/// `kore-sync status [--json]`.
-pub async fn status(config: Config, json: bool) -> anyhow::Result<()> {
-    let store = open_store(&config.warehouse).await?;
+/// `kore-sync status [--json] [--db FILE]`.
+pub async fn status(warehouse: &WarehouseSettings, json: bool) -> anyhow::Result<()> {
+    let store = open_store(warehouse).await?;
     let report = store.status().await?;
     if json {
         let out = StatusJson::new(&report, Utc::now());

@@ -16,11 +16,12 @@ mod scopes;
 mod sections;
 #[cfg(test)]
 mod tests;
+mod warehouse;
 
-use crate::api::ClientSettings;
+use crate::api::{ClientSettings, RetryPolicy};
 use crate::ops::health::ServerSettings;
 use crate::schedule::Trigger;
-use crate::store::WarehouseSettings;
+use crate::store::{ParquetTarget, UploadRetry, WarehouseSettings, is_object_url};
 use crate::sync::{Scope, SyncSettings, SyncSetup};
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use collector::Collector;
@@ -121,6 +122,11 @@ impl fmt::Display for Problems<'_> {
 
 /// Loads and validates: the TOML file at `path`, then `KORE_SYNC__` variables.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    validate(load_raw(path)?)
+}
+
+/// Stage one: the TOML file at `path`, then `KORE_SYNC__` variables.
+fn load_raw(path: &Path) -> Result<RawConfig, ConfigError> {
     if !path.exists() {
         return Err(ConfigError::NotFound {
             path: path.to_owned(),
@@ -132,7 +138,7 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
         .try_parsing(true)
         .list_separator(",")
         .with_list_parse_key("sync.containment_types");
-    load_from(
+    deserialize(
         config::Config::builder()
             .add_source(config::File::from(path).format(config::FileFormat::Toml))
             .add_source(env),
@@ -142,22 +148,22 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
 
 /// Validates a TOML text with no environment layer (tests, the demo).
 pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
-    load_from(
+    validate(deserialize(
         config::Config::builder()
             .add_source(config::File::from_str(text, config::FileFormat::Toml)),
         Path::new("<inline>"),
-    )
+    )?)
 }
 
-fn load_from(
+fn deserialize(
     builder: config::ConfigBuilder<config::builder::DefaultState>,
     path: &Path,
-) -> Result<Config, ConfigError> {
+) -> Result<RawConfig, ConfigError> {
     let load_err = |e: config::ConfigError| ConfigError::Load {
         path: path.to_owned(),
         message: e.to_string(),
     };
-    let raw: RawConfig = builder
+    builder
         .build()
         .map_err(load_err)?
         .try_deserialize()
@@ -170,15 +176,19 @@ fn load_from(
                 }])
             }
             other => load_err(other),
-        })?;
-    validate(raw)
+        })
 }
 
 /// Stage two: every section checked, all problems collected.
 pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
     let mut p = Collector::default();
     let api = sections::api(&raw.api, &mut p);
-    let warehouse = sections::warehouse(&raw.warehouse, &mut p);
+    let env = warehouse::object_store_env();
+    let inputs = warehouse::WarehouseInputs {
+        retry: upload_retry(api.as_ref().map_or(&RetryPolicy::default(), |a| &a.retry)),
+        env: &env,
+    };
+    let warehouse = warehouse::warehouse(&raw.warehouse, &inputs, &mut p);
     let sync = sections::sync(&raw.sync, &mut p);
     let mut warnings = Vec::new();
     let scopes = scopes::scopes(&raw, &mut p, &mut warnings);
@@ -200,6 +210,76 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
             debug_assert!(!p.is_empty(), "every None above pushed a problem");
             Err(ConfigError::Invalid(p.0))
         }
+    }
+}
+
+/// For the commands that only read the warehouse (`status`, `export`,
+/// `query`): validates `[warehouse]` alone, so a config without API
+/// credentials or bots is enough.
+pub fn load_warehouse(path: &Path) -> Result<WarehouseSettings, ConfigError> {
+    let raw = load_raw(path)?;
+    let mut p = Collector::default();
+    let env = warehouse::object_store_env();
+    let inputs = warehouse::WarehouseInputs {
+        retry: upload_retry(&RetryPolicy::default()),
+        env: &env,
+    };
+    match warehouse::warehouse(&raw.warehouse, &inputs, &mut p) {
+        Some(w) if p.is_empty() => Ok(w),
+        _ => Err(ConfigError::Invalid(p.0)),
+    }
+}
+
+/// The warehouse settings of a bare file (`--db FILE`): no read copy, no
+/// export, the default storage format.
+pub fn warehouse_at(path: &Path) -> WarehouseSettings {
+    let raw = raw::RawWarehouse {
+        path: Some(path.display().to_string()),
+        publish: Some(raw::PathOrOff::Flag(false)),
+        ..Default::default()
+    };
+    let inputs = warehouse::WarehouseInputs {
+        retry: upload_retry(&RetryPolicy::default()),
+        env: &[],
+    };
+    warehouse::warehouse(&raw, &inputs, &mut Collector::default())
+        .expect("a bare path with defaults is valid")
+}
+
+/// The target of `kore-sync export --parquet`: a local directory (as
+/// given), or an object store URL configured from the environment and, if
+/// the config file at `path` has one, its `[warehouse.s3]` table.
+pub fn export_target(text: &str, path: &Path) -> Result<ParquetTarget, ConfigError> {
+    if !is_object_url(text) {
+        return Ok(ParquetTarget::Dir(PathBuf::from(text)));
+    }
+    let s3 = if path.exists() {
+        load_raw(path)?.warehouse.s3
+    } else {
+        None
+    };
+    let raw = raw::RawWarehouse {
+        parquet_dir: Some(text.to_owned()),
+        s3,
+        ..Default::default()
+    };
+    let env = warehouse::object_store_env();
+    let inputs = warehouse::WarehouseInputs {
+        retry: upload_retry(&RetryPolicy::default()),
+        env: &env,
+    };
+    let mut p = Collector::default();
+    match warehouse::warehouse(&raw, &inputs, &mut p).and_then(|w| w.parquet) {
+        Some(target) if p.is_empty() => Ok(target),
+        _ => Err(ConfigError::Invalid(p.0)),
+    }
+}
+
+fn upload_retry(policy: &RetryPolicy) -> UploadRetry {
+    UploadRetry {
+        max_retries: policy.max_retries,
+        base_delay: policy.base_delay,
+        max_delay: policy.max_delay,
     }
 }
 

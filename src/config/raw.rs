@@ -64,6 +64,23 @@ pub struct RawWarehouse {
     pub publish: Option<PathOrOff>,
     pub parquet_dir: Option<String>,
     pub storage_version: Option<String>,
+    pub publish_interval: Option<String>,
+    pub publish_mode: Option<String>,
+    /// Overrides of the `AWS_*` environment for an `s3://` `parquet_dir`.
+    pub s3: Option<RawS3>,
+}
+
+/// `[warehouse.s3]`: each key overrides its `AWS_*` variable.
+#[derive(Debug, Default, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct RawS3 {
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
+    pub session_token: Option<String>,
+    pub allow_http: Option<bool>,
+    pub virtual_hosted_style_request: Option<bool>,
 }
 
 /// `publish = "kore-read.duckdb"` or `publish = false`.
@@ -96,6 +113,9 @@ pub struct RawSync {
 #[derive(Debug, Default, Deserialize)]
 pub struct RawScope {
     pub id: Option<String>,
+    /// The bot's name for views and `status`, used until the Admin
+    /// Console's bot list names it.
+    pub name: Option<String>,
     #[serde(flatten)]
     pub credentials: RawCredentials,
     pub session_type: Option<String>,

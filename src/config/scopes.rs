@@ -29,6 +29,7 @@ pub(super) fn scopes(raw: &RawConfig, p: &mut Collector, warnings: &mut Vec<Stri
         if let Some(credentials) = credentials(&key, &bot.credentials, fallback, p, warnings) {
             scopes.push(Scope {
                 bot_id: id,
+                name: bot.name.clone().filter(|n| !n.trim().is_empty()),
                 credentials,
                 filter,
             });
@@ -36,6 +37,14 @@ pub(super) fn scopes(raw: &RawConfig, p: &mut Collector, warnings: &mut Vec<Stri
     }
     if let Some(account) = &raw.account {
         refuse_unknown("account", &account.unknown, p);
+        if account.name.is_some() {
+            p.push::<()>(
+                "account.name",
+                "the account scope takes no name (bot names come from the Admin Console's bot list); \
+                 name bots in their [[bots]] tables"
+                    .into(),
+            );
+        }
         if account.id.is_some() {
             p.push::<()>(
                 "account.id",
@@ -48,6 +57,7 @@ pub(super) fn scopes(raw: &RawConfig, p: &mut Collector, warnings: &mut Vec<Stri
             let filter = filter_of("account", account, p);
             scopes.push(Scope {
                 bot_id: ACCOUNT_BOT_ID.to_owned(),
+                name: None,
                 credentials,
                 filter,
             });

@@ -3,16 +3,15 @@
 
 use super::collector::Collector;
 use super::parse_instant;
-use super::raw::{PathOrOff, RawApi, RawServer, RawSync, RawWarehouse};
+use super::raw::{RawApi, RawServer, RawSync};
 use crate::api::{ClientSettings, RetryPolicy};
 use crate::model::{API_MAX_SPAN, ContainmentType, Deletes};
 use crate::ops::health::ServerSettings;
 use crate::schedule::Trigger;
-use crate::store::{DEFAULT_STORAGE_VERSION, WarehouseSettings};
 use crate::sync::SyncSettings;
 use crate::sync::plan::PlanSettings;
 use chrono::TimeDelta;
-use std::path::{Path, PathBuf};
+
 use std::time::Duration;
 use url::Url;
 
@@ -85,63 +84,6 @@ fn base_url(text: Option<&str>, p: &mut Collector) -> Option<Url> {
             "api.base_url",
             format!("{text:?} is not a URL ({e}); use e.g. \"https://bots.kore.ai\""),
         ),
-    }
-}
-
-/// `[warehouse]`. The read copy sits beside the warehouse unless told
-/// otherwise; relative paths are taken relative to the warehouse's
-/// directory.
-pub(super) fn warehouse(raw: &RawWarehouse, p: &mut Collector) -> Option<WarehouseSettings> {
-    let path = PathBuf::from(raw.path.as_deref().unwrap_or("kore.duckdb"));
-    let beside = |name: &str| -> PathBuf {
-        let name = PathBuf::from(name);
-        if name.is_absolute() {
-            name
-        } else {
-            path.parent().unwrap_or(Path::new("")).join(name)
-        }
-    };
-    let publish = match &raw.publish {
-        None | Some(PathOrOff::Flag(true)) => Some(beside("kore-read.duckdb")),
-        Some(PathOrOff::Flag(false)) => None,
-        Some(PathOrOff::Path(p)) if p.trim().is_empty() => None,
-        Some(PathOrOff::Path(p)) => Some(beside(p)),
-    };
-    if publish.as_deref() == Some(path.as_path()) {
-        return p.push(
-            "warehouse.publish",
-            "is the warehouse itself; name another file (e.g. \"kore-read.duckdb\") or set it to false".into(),
-        );
-    }
-    let parquet_dir = raw
-        .parquet_dir
-        .as_deref()
-        .filter(|d| !d.trim().is_empty())
-        .map(beside);
-    let storage_version = storage_version(raw.storage_version.as_deref(), p)?;
-    Some(WarehouseSettings {
-        path,
-        publish,
-        parquet_dir,
-        storage_version,
-    })
-}
-
-/// `warehouse.storage_version`: a DuckDB storage format, `vMAJOR.MINOR.PATCH`.
-fn storage_version(text: Option<&str>, p: &mut Collector) -> Option<String> {
-    let v = text.unwrap_or(DEFAULT_STORAGE_VERSION).trim();
-    let parts: Vec<&str> = v.strip_prefix('v').unwrap_or("").split('.').collect();
-    let numeric = |n: &&str| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit());
-    if parts.len() == 3 && parts.iter().all(numeric) {
-        Some(v.to_owned())
-    } else {
-        p.push(
-            "warehouse.storage_version",
-            format!(
-                "{v:?} is not a DuckDB storage version; write e.g. \"{DEFAULT_STORAGE_VERSION}\" \
-                 (the oldest DuckDB that must read the files)"
-            ),
-        )
     }
 }
 

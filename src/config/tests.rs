@@ -236,3 +236,72 @@ fn issue_13_the_storage_version_defaults_to_v1_4_0_and_is_checked() {
     .to_string();
     assert!(err.contains("warehouse.storage_version"), "{err}");
 }
+
+#[test]
+fn issue_13_parquet_dir_takes_a_directory_or_an_object_store_url() {
+    let dir = from_toml(&format!("{MINIMAL}\n[warehouse]\nparquet_dir = \"lake\"\n")).unwrap();
+    assert_eq!(
+        dir.warehouse.parquet,
+        Some(crate::store::ParquetTarget::Dir("lake".into()))
+    );
+    let s3 = from_toml(&format!(
+        "{MINIMAL}\n[warehouse]\nparquet_dir = \"s3://bucket/kore\"\n\
+         [warehouse.s3]\nendpoint = \"http://127.0.0.1:9000\"\nallow_http = true\n\
+         secret_access_key = \"from-the-table\"\n"
+    ))
+    .unwrap();
+    let Some(crate::store::ParquetTarget::Object(target)) = &s3.warehouse.parquet else {
+        panic!("{:?}", s3.warehouse.parquet)
+    };
+    assert_eq!(target.url.as_str(), "s3://bucket/kore");
+    let option = |k: &str| {
+        target
+            .options
+            .iter()
+            .filter(|(key, _)| key == k)
+            .map(|(_, v)| v.as_str())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(option("aws_endpoint"), ["http://127.0.0.1:9000"]);
+    assert_eq!(option("aws_allow_http"), ["true"]);
+    assert_eq!(option("aws_secret_access_key"), ["from-the-table"]);
+    assert!(
+        !format!("{s3:?}").contains("from-the-table"),
+        "Debug shows no secret"
+    );
+}
+
+#[test]
+fn issue_13_object_store_mistakes_are_named() {
+    let err = from_toml(&format!(
+        "{MINIMAL}\n[warehouse]\nparquet_dir = \"s3:///kore\"\npublish_interval = \"soon\"\n"
+    ))
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("warehouse.parquet_dir") && err.contains("names no bucket"),
+        "{err}"
+    );
+    assert!(err.contains("warehouse.publish_interval"), "{err}");
+    let err = from_toml(&format!(
+        "{MINIMAL}\n[warehouse]\nparquet_dir = \"/data/lake\"\n[warehouse.s3]\nregion = \"eu-west-1\"\n"
+    ))
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("warehouse.s3") && err.contains("not an s3:// URL"),
+        "{err}"
+    );
+}
+
+#[test]
+fn issue_13_only_bots_take_names() {
+    let c = from_toml(&format!("{MINIMAL}name = \"Helpdesk\"\n")).unwrap();
+    assert_eq!(c.scopes[0].name.as_deref(), Some("Helpdesk"));
+    let err = from_toml(&format!(
+        "{MINIMAL}\n[account]\nname = \"All\"\nclient_id = \"a\"\nclient_secret = \"b\"\n"
+    ))
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("account.name"), "{err}");
+}

@@ -14,6 +14,21 @@ pub use window::{API_MAX_SPAN, Window, next_watermark};
 use chrono::{DateTime, Utc};
 use std::fmt;
 
+/// A bot, for its name: from the Admin Console's bot list, or from the
+/// `name` of its `[[bots]]` table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Bot {
+    pub bot_id: String,
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub status: Option<String>,
+    pub default_language: Option<String>,
+    /// As the API sent it (an ISO date in the documented examples).
+    pub created_on: Option<String>,
+    /// The API's record without `jwtApps` (None: named in the config).
+    pub raw: Option<serde_json::Value>,
+}
+
 /// The bot id under which the account-wide (Admin Console) scope is keyed.
 pub const ACCOUNT_BOT_ID: &str = "*";
 

@@ -41,6 +41,11 @@ const CITIES: &[&str] = &[
 const PLANS: &[&str] = &["free", "pro", "enterprise"];
 
 /// Formats a timestamp as the API does: `yyyy-mm-ddThh:mm:ss.mmmZ`.
+/// The name the simulated bot list gives a bot.
+pub fn bot_name(bot_id: &str) -> String {
+    format!("Support bot {}", bot_id.trim_start_matches("st-"))
+}
+
 pub fn api_time(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }

@@ -275,7 +275,8 @@ fn mix(mut z: u64) -> u64 {
 /// One request as the simulator saw it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LoggedRequest {
-    /// The bot id, or `*` for the account endpoint.
+    /// The bot id, `*` for the account's getSessions, or `bots` for the
+    /// Admin Console's bot list.
     pub scope: String,
     pub containment_type: Option<String>,
     pub date_from: Option<DateTime<Utc>>,
@@ -287,6 +288,25 @@ pub struct LoggedRequest {
     pub returned: usize,
     /// When the request arrived.
     pub received_at: std::time::Instant,
+}
+
+impl LoggedRequest {
+    /// A request to `scope` (a bot id, `*`, or `bots` for the bot list),
+    /// its details filled in as it is answered.
+    pub fn new(scope: &str) -> Self {
+        LoggedRequest {
+            scope: scope.to_owned(),
+            containment_type: None,
+            date_from: None,
+            date_to: None,
+            skip: 0,
+            limit: None,
+            session_ids: None,
+            status: 200,
+            returned: 0,
+            received_at: std::time::Instant::now(),
+        }
+    }
 }
 
 /// A stored record with its parsed keys.

@@ -7,7 +7,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use rand::Rng;
@@ -22,6 +22,7 @@ pub(super) fn router(state: Shared) -> Router {
     Router::new()
         .route("/api/public/bot/{bot_id}/getSessions", post(bot_scope))
         .route("/api/public/getSessions", post(account_scope))
+        .route("/api/public/bots", get(list_bots))
         .with_state(state)
 }
 
@@ -50,6 +51,64 @@ async fn account_scope(
     body: Bytes,
 ) -> Response {
     handle(state, "*".to_owned(), params, headers, body).await
+}
+
+#[derive(Debug, Deserialize)]
+struct BotsParams {
+    offset: Option<usize>,
+    limit: Option<usize>,
+}
+
+/// The Admin Console's bot list: the account app only, the account's rate
+/// limit, `limit` at most 50, `availableMore` — and each bot's `jwtApps`
+/// with its client secret, as the real API sends them.
+async fn list_bots(
+    State(state): State<Shared>,
+    Query(params): Query<BotsParams>,
+    headers: HeaderMap,
+) -> Response {
+    let mut st = state.lock().expect("simulator lock");
+    let mut log = LoggedRequest::new("bots");
+    let response = match admit(&mut st, "*", &headers) {
+        Err(resp) => resp,
+        Ok(()) => {
+            let offset = params.offset.unwrap_or(0);
+            let limit = params.limit.unwrap_or(50).clamp(1, 50);
+            let all = &st.settings.bots;
+            let page: Vec<Value> = all
+                .iter()
+                .skip(offset)
+                .take(limit)
+                .map(|b| {
+                    json!({
+                        "_id": b.id,
+                        "name": super::data::bot_name(&b.id),
+                        "description": format!("Simulated bot {}", b.id),
+                        "status": "published",
+                        "type": "default",
+                        "defaultLanguage": "en",
+                        "createdOn": "2024-03-01T10:00:00.000Z",
+                        "jwtApps": [{
+                            "clientId": b.app.client_id,
+                            "clientSecret": b.app.client_secret,
+                            "name": "sessions app"
+                        }]
+                    })
+                })
+                .collect();
+            log.returned = page.len();
+            axum::Json(json!({
+                "total": all.len(),
+                "availableMore": offset + page.len() < all.len(),
+                "bots": page
+            }))
+            .into_response()
+        }
+    };
+    log.status = response.status().as_u16();
+    st.log.push(log);
+    st.answered.send_modify(|n| *n += 1);
+    response
 }
 
 fn error(status: StatusCode, msg: &str) -> Response {
@@ -85,18 +144,8 @@ async fn handle(
     let (mut response, fault, latency) = {
         let mut st = state.lock().expect("simulator lock");
         let fault = next_fault(&mut st);
-        let mut log = LoggedRequest {
-            scope: scope.clone(),
-            containment_type: params.containment_type.clone(),
-            date_from: None,
-            date_to: None,
-            skip: 0,
-            limit: None,
-            session_ids: None,
-            status: 200,
-            returned: 0,
-            received_at: std::time::Instant::now(),
-        };
+        let mut log = LoggedRequest::new(&scope);
+        log.containment_type = params.containment_type.clone();
         let incoming = Incoming {
             scope: &scope,
             params: &params,

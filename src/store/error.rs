@@ -46,6 +46,17 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
+    /// Writing to the object store failed (after its retries).
+    #[error(
+        "the Parquet export failed while {doing} ({target}): {detail}; check the bucket exists, \
+         the credentials (AWS_* environment, [warehouse.s3], or the instance's role) may write to it, \
+         and the endpoint is reachable"
+    )]
+    Lake {
+        doing: &'static str,
+        target: String,
+        detail: String,
+    },
     /// Building the Arrow batches a commit appends failed (a bug: the
     /// columns are built from typed fields).
     #[error("could not encode sessions for the warehouse while {doing}: {source}")]
@@ -70,6 +81,15 @@ impl StoreError {
     /// for a moment (e.g. a tool opened it between passes).
     pub fn is_retryable(&self) -> bool {
         matches!(self, StoreError::Locked { .. })
+    }
+}
+
+/// A file operation of publishing that failed, with the file.
+pub(super) fn io_err(doing: &'static str, path: &std::path::Path, e: std::io::Error) -> StoreError {
+    StoreError::Publish {
+        doing,
+        path: path.to_owned(),
+        source: e,
     }
 }
 

@@ -36,6 +36,12 @@ pub const MIGRATIONS: &[Migration] = &[
         "storage_versions",
         include_str!("../../sql/007_storage_versions.sql"),
     ),
+    migration(
+        8,
+        "publishing",
+        include_str!("../../sql/008_publishing.sql"),
+    ),
+    migration(9, "bots", include_str!("../../sql/009_bots.sql")),
 ];
 
 const fn migration(version: i64, name: &'static str, sql: &'static str) -> Migration {

@@ -11,9 +11,12 @@
 //! by two threads at once.
 
 mod arrow;
+mod bots;
+mod catalog;
 mod commit;
 mod connection;
 pub mod error;
+mod lake;
 pub mod migrations;
 mod parquet;
 mod publish;
@@ -23,9 +26,12 @@ mod sql;
 mod status;
 mod upsert;
 
+pub use bots::BotSource;
 pub use commit::{Advance, Gone};
 pub use connection::ReadOnly;
 pub use error::StoreError;
+pub use lake::{ObjectTarget, ParquetTarget, UploadRetry, is_object_url};
+pub use publish::{ReadCopy, ReadCopyForm};
 pub use session_store::SessionStore;
 
 use crate::model::RunOutcome;
@@ -39,12 +45,19 @@ pub struct WarehouseSettings {
     /// Where the read copy is published after each successful pass; None = off.
     pub publish: Option<PathBuf>,
     /// Where changed sessions and tags are exported as hive-partitioned
-    /// Parquet after each successful pass; None = off.
-    pub parquet_dir: Option<PathBuf>,
+    /// Parquet after each successful pass (a directory or an object store);
+    /// None = off.
+    pub parquet: Option<ParquetTarget>,
     /// The DuckDB storage format the read copy and a newly created
     /// warehouse are written in (e.g. `v1.4.0`), so the DuckDB drivers of BI
     /// tools, which lag a release or two, can open them.
     pub storage_version: String,
+    /// What the read copy holds: a full copy, or a catalog of views over
+    /// the Parquet export (`warehouse.publish_mode`).
+    pub read_copy_form: ReadCopyForm,
+    /// The least time between two read copies (`0s`: after every pass that
+    /// changed the data). A pass that changed nothing never writes one.
+    pub publish_interval: std::time::Duration,
 }
 
 /// The oldest storage format that keeps every type and feature the
@@ -105,6 +118,8 @@ pub struct StreamStatus {
     pub filter: String,
     /// Live sessions (not marked gone) of the stream.
     pub n_sessions: i64,
+    /// The bot's name, if the `bots` table has one.
+    pub bot_name: Option<String>,
 }
 
 /// When a publication (the read copy, or the Parquet export) last happened.

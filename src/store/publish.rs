@@ -4,12 +4,18 @@
 //! Architecture invariant: kore-sync never opens the read copy; it writes a
 //! new file and renames it over the old one, so readers can neither block a
 //! pass nor see a partial copy.
+//!
+//! The copy costs the whole warehouse, so it is written only when the data
+//! changed since the last one (a fingerprint of counts and latest changes,
+//! recorded with the publication), and at most once per
+//! `warehouse.publish_interval`.
 
-use super::error::{QueryContext, StoreError};
-use super::sql::{ident, lit, ts};
+use super::error::{QueryContext, StoreError, io_err};
+use super::sql::{from_micros, ident, lit, ts};
 use chrono::{DateTime, Utc};
-use duckdb::{Connection, params};
-use std::path::Path;
+use duckdb::{Connection, OptionalExt, params};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// How many tag names `tags_wide` gets a column for.
 const TAGS_WIDE_COLUMNS: usize = 20;
@@ -48,7 +54,7 @@ pub(super) fn refresh_tags_wide(conn: &Connection) -> Result<(), StoreError> {
 pub(super) fn record_publication(
     conn: &Connection,
     (kind, storage_version): (&str, Option<&str>),
-    target: &Path,
+    target: &str,
     now: DateTime<Utc>,
 ) -> Result<i64, StoreError> {
     let n: i64 = conn
@@ -60,35 +66,160 @@ pub(super) fn record_publication(
          ON CONFLICT (kind) DO UPDATE SET target = excluded.target,
              published_at = excluded.published_at, n_sessions = excluded.n_sessions,
              storage_version = excluded.storage_version",
-        params![
-            kind,
-            target.display().to_string(),
-            ts(now),
-            n,
-            storage_version
-        ],
+        params![kind, target, ts(now), n, storage_version],
     )
     .doing("recording a publication")?;
     Ok(n)
 }
 
-pub(super) fn io_err(doing: &'static str, path: &Path, e: std::io::Error) -> StoreError {
-    StoreError::Publish {
-        doing,
-        path: path.to_owned(),
-        source: e,
-    }
+/// What publishing the read copy did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadCopy {
+    /// A new copy is in place: its sessions and its size in bytes.
+    Written { n_sessions: i64, bytes: u64 },
+    /// Nothing changed since the copy in place was written.
+    Unchanged,
+    /// The data changed, but `warehouse.publish_interval` has not passed
+    /// since the last copy; a later pass writes it.
+    NotYet,
 }
 
-/// Writes a consistent, checkpointed copy of the warehouse to a temporary
-/// file beside `dest`, syncs it, and renames it over `dest`. Readers that
-/// opened the old copy keep their view; new connections see the new one.
+/// Row counts and the latest change of the data a reader sees: equal
+/// fingerprints, equal data. An unchanged re-read writes nothing (so
+/// `last_synced_at` stays), a delete lowers the count, a mark sets
+/// `deleted_at`; bot names count too.
+fn fingerprint(conn: &Connection) -> Result<String, StoreError> {
+    conn.query_row(
+        "SELECT concat_ws('/', count(*), epoch_us(max(last_synced_at)),
+                count(deleted_at), epoch_us(max(deleted_at)),
+                (SELECT md5(coalesce(string_agg(concat_ws('=', bot_id, name), ',' ORDER BY bot_id), ''))
+                 FROM bots))
+         FROM sessions",
+        [],
+        |r| r.get(0),
+    )
+    .doing("reading what changed since the read copy")
+}
+
+/// What a new copy must be: where, in which storage format, holding data
+/// with which fingerprint, and at most how often.
+struct Wanted<'a> {
+    dest: &'a Path,
+    storage_version: &'a str,
+    fingerprint: &'a str,
+    interval: Duration,
+}
+
+/// Whether the copy must be rewritten now (`Written`, with no figures yet):
+/// always when it is missing, elsewhere or in another format; otherwise
+/// when the data changed and `interval` has passed since the last copy.
+fn copy_due(
+    conn: &Connection,
+    want: &Wanted<'_>,
+    now: DateTime<Utc>,
+) -> Result<ReadCopy, StoreError> {
+    let last: Option<(String, Option<String>, Option<String>, i64)> = conn
+        .query_row(
+            "SELECT target, storage_version, data_fingerprint, epoch_us(published_at)
+             FROM publications WHERE kind = 'read_copy'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )
+        .optional()
+        .doing("reading the last publication")?;
+    let due = ReadCopy::Written {
+        n_sessions: 0,
+        bytes: 0,
+    };
+    let Some((target, version, last_fingerprint, published_us)) = last else {
+        return Ok(due);
+    };
+    if target != want.dest.display().to_string()
+        || version.as_deref() != Some(want.storage_version)
+        || !want.dest.exists()
+    {
+        return Ok(due);
+    }
+    let (fingerprint, interval) = (want.fingerprint, want.interval);
+    if last_fingerprint.as_deref() == Some(fingerprint) {
+        return Ok(ReadCopy::Unchanged);
+    }
+    let since = now.signed_duration_since(from_micros(published_us));
+    if since.to_std().unwrap_or_default() < interval {
+        return Ok(ReadCopy::NotYet);
+    }
+    Ok(due)
+}
+
+/// Publishes the read copy at `dest` if the data changed since the last one
+/// (and `interval` has passed since it), else leaves it.
 pub(super) fn publish_copy(
+    conn: &Connection,
+    (dest, form): (&Path, &ReadCopyForm),
+    (storage_version, interval): (&str, Duration),
+    now: DateTime<Utc>,
+) -> Result<ReadCopy, StoreError> {
+    // A change of form (copy or catalog) is a change of what readers get.
+    let form_name = match form {
+        ReadCopyForm::Copy => "copy",
+        ReadCopyForm::Views { .. } => "views",
+    };
+    let fingerprint = format!("{form_name}:{}", fingerprint(conn)?);
+    let want = Wanted {
+        dest,
+        storage_version,
+        fingerprint: &fingerprint,
+        interval,
+    };
+    match copy_due(conn, &want, now)? {
+        ReadCopy::Written { .. } => {}
+        skipped => return Ok(skipped),
+    }
+    match form {
+        ReadCopyForm::Copy => replace_read_file(conn, dest, storage_version, copy_everything)?,
+        ReadCopyForm::Views { parquet_dir } => {
+            replace_read_file(conn, dest, storage_version, |c, db| {
+                super::catalog::fill_catalog(c, db, parquet_dir)
+            })?
+        }
+    }
+    let n_sessions = record_publication(
+        conn,
+        ("read_copy", Some(storage_version)),
+        &dest.display().to_string(),
+        now,
+    )?;
+    conn.execute(
+        "UPDATE publications SET data_fingerprint = ? WHERE kind = 'read_copy'",
+        params![fingerprint],
+    )
+    .doing("recording a publication")?;
+    let bytes = std::fs::metadata(dest).map_or(0, |m| m.len());
+    Ok(ReadCopy::Written { n_sessions, bytes })
+}
+
+/// What the read copy holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReadCopyForm {
+    /// A full copy of the warehouse: costs the whole file each time.
+    Copy,
+    /// A small catalog: the small tables copied, `sessions` and
+    /// `session_tags` as views over the Parquet export in this directory,
+    /// and the analyst views: costs what changed (`super::catalog`).
+    Views { parquet_dir: PathBuf },
+}
+
+/// Writes a new read database at a temporary file beside `dest` (attached
+/// as `kore_publish`, in `storage_version`), with `fill` given the
+/// warehouse's name; checkpoints and syncs it, and renames it over `dest`.
+/// Readers that opened the old file keep their view; new connections see
+/// the new one.
+pub(super) fn replace_read_file(
     conn: &Connection,
     dest: &Path,
     storage_version: &str,
-    now: DateTime<Utc>,
-) -> Result<i64, StoreError> {
+    fill: impl FnOnce(&Connection, &str) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
     let dir = dest
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
@@ -106,7 +237,6 @@ pub(super) fn publish_copy(
             Err(e) => return Err(io_err("removing a stale temporary copy", &stale, e)),
         }
     }
-    let n = record_publication(conn, ("read_copy", Some(storage_version)), dest, now)?;
     let db: String = conn
         .query_row("SELECT current_database()", [], |r| r.get(0))
         .doing("naming the warehouse")?;
@@ -116,12 +246,12 @@ pub(super) fn publish_copy(
         lit(storage_version)
     ))
     .doing("creating the read copy")?;
-    let copied = conn.execute_batch(&format!(
-        "COPY FROM DATABASE {} TO kore_publish; CHECKPOINT kore_publish;",
-        ident(&db)
-    ));
+    let filled = fill(conn, &db).and_then(|()| {
+        conn.execute_batch("CHECKPOINT kore_publish")
+            .doing("checkpointing the read copy")
+    });
     let detached = conn.execute_batch("DETACH kore_publish");
-    copied.doing("copying into the read copy")?;
+    filled?;
     detached.doing("closing the read copy")?;
     std::fs::File::open(&tmp)
         .and_then(|f| f.sync_all())
@@ -131,5 +261,11 @@ pub(super) fn publish_copy(
     if let Ok(d) = std::fs::File::open(dir) {
         let _ = d.sync_all();
     }
-    Ok(n)
+    Ok(())
+}
+
+/// A consistent copy of the whole warehouse.
+fn copy_everything(conn: &Connection, db: &str) -> Result<(), StoreError> {
+    conn.execute_batch(&format!("COPY FROM DATABASE {} TO kore_publish", ident(db)))
+        .doing("copying into the read copy")
 }

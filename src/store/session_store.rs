@@ -3,17 +3,21 @@
 //! connection's mutex, so callers never block the runtime and DuckDB never
 //! sees two threads at once.
 
+use super::bots::{self, BotSource};
 use super::commit::{self, Advance, Gone};
 use super::error::StoreError;
+use super::lake::{ParquetTarget, Sink};
+use super::publish::{ReadCopy, ReadCopyForm};
 use super::{
     RunRecord, StatusReport, WarehouseSettings, WindowCommit, connection, parquet, publish, runs,
     status,
 };
-use crate::model::{SessionBatch, StreamFilter, StreamKey, Window};
+use crate::model::{Bot, SessionBatch, StreamFilter, StreamKey, Window};
 use chrono::{DateTime, Utc};
 use duckdb::Connection;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 /// The warehouse, open for writing. Cheap to clone: clones share the one
 /// connection.
@@ -183,19 +187,90 @@ impl SessionStore {
         self.with(|c| publish::refresh_tags_wide(c)).await
     }
 
-    /// Publishes the read copy at `dest`; returns the sessions it holds.
-    pub async fn publish_copy(&self, dest: &Path) -> Result<i64, StoreError> {
-        let (dest, version) = (dest.to_owned(), self.storage_version.clone());
-        self.with(move |c| publish::publish_copy(c, &dest, &version, Utc::now()))
+    /// Publishes the read copy at `dest` if the data changed since the last
+    /// one and `interval` has passed since it.
+    pub async fn publish_copy(
+        &self,
+        (dest, form): (&Path, &ReadCopyForm),
+        interval: Duration,
+    ) -> Result<ReadCopy, StoreError> {
+        let (dest, form, version) = (dest.to_owned(), form.clone(), self.storage_version.clone());
+        self.with(move |c| {
+            publish::publish_copy(c, (&dest, &form), (&version, interval), Utc::now())
+        })
+        .await
+    }
+
+    /// Exports Parquet to `target`: after a pass (`pass_id` given) the days
+    /// changed since the last export, otherwise (`kore-sync export`) every
+    /// day. Each day's files are put in place before the day is recorded as
+    /// written; the manifest goes last. Returns the number of days written.
+    pub async fn export_parquet(
+        &self,
+        target: &ParquetTarget,
+        pass_id: Option<&str>,
+    ) -> Result<usize, StoreError> {
+        let full = pass_id.is_none();
+        let days = self.with(move |c| parquet::days_to_export(c, full)).await?;
+        if days.is_empty() && !full {
+            // Nothing changed: not even the manifest is rewritten.
+            return Ok(0);
+        }
+        let sink = Sink::open(target, &parquet::staging_dir(&self.path))?;
+        let target_name = target.to_string();
+        let pass_id = pass_id.map(str::to_owned);
+        for day in &days {
+            let stage = parquet::TABLES
+                .iter()
+                .map(|t| Ok((*t, sink.stage_path(t, day)?)))
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            let d = day.clone();
+            let staged = self
+                .with(move |c| parquet::stage_day(c, &d, &stage))
+                .await?;
+            for part in &staged {
+                match &part.file {
+                    Some(file) => sink.put(part.table, day, file).await?,
+                    None => sink.remove(part.table, day).await?,
+                }
+            }
+            let (d, t, p) = (day.clone(), target_name.clone(), pass_id.clone());
+            self.with(move |c| {
+                let writer = parquet::Writer {
+                    target: &t,
+                    pass_id: p.as_deref(),
+                    now: Utc::now(),
+                };
+                parquet::finish_day(c, &d, &staged, &writer)
+            })
+            .await?;
+        }
+        let manifest = self
+            .with(move |c| {
+                let writer = parquet::Writer {
+                    target: &target_name,
+                    pass_id: pass_id.as_deref(),
+                    now: Utc::now(),
+                };
+                if writer.pass_id.is_some() {
+                    publish::record_publication(c, ("parquet", None), writer.target, writer.now)?;
+                }
+                parquet::manifest(c, &writer)
+            })
+            .await?;
+        sink.put_manifest(manifest).await?;
+        Ok(days.len())
+    }
+
+    /// Stores bot names; see [`BotSource`] for which wins.
+    pub async fn store_bots(&self, bots: Vec<Bot>, source: BotSource) -> Result<usize, StoreError> {
+        self.with(move |c| bots::store_bots(c, &bots, source, Utc::now()))
             .await
     }
 
-    /// Exports changed days (or, with `full`, every day) as Parquet under
-    /// `dir`; returns the number of days written.
-    pub async fn export_parquet(&self, dir: &Path, full: bool) -> Result<usize, StoreError> {
-        let dir = dir.to_owned();
-        self.with(move |c| parquet::export_parquet(c, &dir, full, Utc::now()))
-            .await
+    /// When the Admin Console's bot list was last stored (None: never).
+    pub async fn api_bots_synced_at(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        self.with(|c| bots::api_bots_synced_at(c)).await
     }
 
     /// The warehouse file's storage format, as DuckDB reports it (e.g.

@@ -28,8 +28,10 @@ pub(super) fn status(conn: &Connection) -> Result<StatusReport, StoreError> {
                     coalesce(r.filter, st.filter, ''),
                     (SELECT count(*) FROM sessions x
                        WHERE (s.bot_id = '*' OR x.bot_id = s.bot_id) AND x.containment_type = s.containment_type
-                         AND x.deleted_at IS NULL)
+                         AND x.deleted_at IS NULL),
+                    b.name
              FROM streams s
+             LEFT JOIN bots b USING (bot_id)
              LEFT JOIN sync_state st USING (bot_id, containment_type)
              LEFT JOIN last_run r USING (bot_id, containment_type)
              ORDER BY s.bot_id, s.containment_type",
@@ -48,6 +50,7 @@ pub(super) fn status(conn: &Connection) -> Result<StatusReport, StoreError> {
                 last_trigger: r.get(7)?,
                 filter: r.get(8)?,
                 n_sessions: r.get(9)?,
+                bot_name: r.get(10)?,
             })
         })
         .doing("reading stream status")?

@@ -40,6 +40,8 @@ pub struct SyncSettings {
 #[derive(Debug, Clone)]
 pub struct Scope {
     pub bot_id: String,
+    /// The name `[[bots]]` gives it, if any.
+    pub name: Option<String>,
     pub credentials: Credentials,
     pub filter: StreamFilter,
 }

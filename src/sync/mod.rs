@@ -13,6 +13,7 @@
 mod accumulator;
 pub mod context;
 mod fetch;
+pub mod names;
 pub mod options;
 pub mod pass;
 pub mod plan;

@@ -40,7 +40,10 @@ pub async fn run_pass(
         };
         tasks.spawn(task.run().instrument(span));
     }
-    let mut report = PassReport::default();
+    let mut report = PassReport {
+        pass_id: pass_id.clone(),
+        ..PassReport::default()
+    };
     let mut first_err = None;
     while let Some(joined) = tasks.join_next().await {
         match joined {
@@ -51,6 +54,10 @@ pub async fn run_pass(
     }
     if let Some(e) = first_err {
         return Err(e);
+    }
+    // Names after sessions, so they never take budget a stream needed.
+    if !cancel.is_cancelled() && opts.only_bot.is_none() {
+        super::names::refresh_bot_names(ctx, cancel).await;
     }
     PassEnded {
         took: started.elapsed(),

@@ -1,6 +1,7 @@
-//! After a successful pass: refresh the derived `tags_wide` view, publish the
-//! read copy for BI tools, and export changed days as Parquet — in that
-//! order, so the copy and the export carry the same data.
+//! After a successful pass: refresh the derived `tags_wide` view, export
+//! changed days as Parquet, and publish the read copy for BI tools — in that
+//! order, so the copy and the export carry the same data (and a catalog read
+//! copy finds the files it reads).
 //!
 //! Architecture invariant: only a pass in which no stream failed or was
 //! interrupted is published, so readers never see a half-written pass; a
@@ -8,13 +9,14 @@
 //! fails the pass itself (the warehouse already holds the data).
 
 use super::{PassReport, SyncContext};
-use crate::store::{SessionStore, WarehouseSettings};
-use tracing::{info, warn};
+use crate::store::{ReadCopy, ReadCopyForm, SessionStore, WarehouseSettings};
+use std::path::Path;
+use tracing::{debug, info, warn};
 
-/// What publishing did; `None` fields were switched off or skipped.
+/// What publishing did; `None` fields were switched off or failed.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Published {
-    pub read_copy_sessions: Option<i64>,
+    pub read_copy: Option<ReadCopy>,
     pub parquet_days: Option<usize>,
 }
 
@@ -24,36 +26,82 @@ pub async fn after_pass(ctx: &SyncContext, report: &PassReport) -> Published {
         warn!("not publishing: a stream failed or was interrupted; readers keep the previous copy");
         return Published::default();
     }
-    publish(&ctx.store, &ctx.warehouse).await
+    // Commands that are not passes (verify, fetch) export under an id of
+    // their own, so the manifest still names who wrote each day.
+    let pass_id = if report.pass_id.is_empty() {
+        uuid::Uuid::new_v4().to_string()
+    } else {
+        report.pass_id.clone()
+    };
+    publish(&ctx.store, &ctx.warehouse, &pass_id).await
 }
 
-/// Refreshes `tags_wide`, then publishes whatever the settings switch on.
-pub async fn publish(store: &SessionStore, settings: &WarehouseSettings) -> Published {
+/// Refreshes `tags_wide`, exports changed days as Parquet, then publishes
+/// the read copy — after the export, since a catalog read copy reads the
+/// exported files (and is not rewritten if the export failed).
+pub async fn publish(
+    store: &SessionStore,
+    settings: &WarehouseSettings,
+    pass_id: &str,
+) -> Published {
     let mut out = Published::default();
     if let Err(e) = store.refresh_tags_wide().await {
         warn!(error = %e, "could not refresh the tags_wide view");
     }
-    if let Some(dest) = &settings.publish {
-        match store.publish_copy(dest).await {
+    if let Some(target) = &settings.parquet {
+        match store.export_parquet(target, Some(pass_id)).await {
             Ok(n) => {
-                info!(path = %dest.display(), n_sessions = n, "published the read copy");
-                out.read_copy_sessions = Some(n);
-            }
-            Err(e) => {
-                warn!(path = %dest.display(), error = %e, "could not publish the read copy; will try after the next pass")
-            }
-        }
-    }
-    if let Some(dir) = &settings.parquet_dir {
-        match store.export_parquet(dir, false).await {
-            Ok(n) => {
-                info!(dir = %dir.display(), n_days = n, "exported changed days as Parquet");
+                info!(target = %target, n_days = n, "exported changed days as Parquet");
                 out.parquet_days = Some(n);
             }
             Err(e) => {
-                warn!(dir = %dir.display(), error = %e, "could not export Parquet; will try after the next pass")
+                warn!(target = %target, error = %e, "could not export Parquet; the days stay marked and are tried after the next pass")
             }
         }
     }
+    let catalog = matches!(settings.read_copy_form, ReadCopyForm::Views { .. });
+    if catalog && out.parquet_days.is_none() {
+        warn!(
+            "read catalog left as is: it reads the Parquet export, which failed; will try after the next pass"
+        );
+        return out;
+    }
+    if let Some(dest) = &settings.publish {
+        out.read_copy = publish_read_copy(store, settings, dest).await;
+    }
     out
+}
+
+/// The read copy (or catalog), if it is due.
+async fn publish_read_copy(
+    store: &SessionStore,
+    settings: &WarehouseSettings,
+    dest: &Path,
+) -> Option<ReadCopy> {
+    let form = &settings.read_copy_form;
+    match store
+        .publish_copy((dest, form), settings.publish_interval)
+        .await
+    {
+        Ok(done) => {
+            match done {
+                ReadCopy::Written { n_sessions, bytes } => {
+                    info!(path = %dest.display(), n_sessions, bytes, "published the read copy")
+                }
+                ReadCopy::Unchanged => {
+                    debug!(path = %dest.display(), "read copy left as is: nothing changed")
+                }
+                ReadCopy::NotYet => debug!(
+                    path = %dest.display(),
+                    interval = %humantime::format_duration(settings.publish_interval),
+                    "read copy left as is until warehouse.publish_interval has passed"
+                ),
+            }
+            Some(done)
+        }
+        Err(e) => {
+            warn!(path = %dest.display(), error = %e, "could not publish the read copy; will try after the next pass");
+            None
+        }
+    }
 }

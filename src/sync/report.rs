@@ -43,6 +43,8 @@ pub struct StreamReport {
 /// Every stream's report of one pass, in stream order.
 #[derive(Debug, Clone, Default)]
 pub struct PassReport {
+    /// The pass's id, as `sync_runs.pass_id` has it (empty: not a pass).
+    pub pass_id: String,
     pub streams: Vec<StreamReport>,
 }
 
@@ -260,6 +262,7 @@ mod tests {
     #[test]
     fn a_pass_succeeds_when_every_stream_is_good() {
         let pass = |outcomes: &[RunOutcome]| PassReport {
+            pass_id: "p".into(),
             streams: outcomes.iter().map(|&o| report(o)).collect(),
         };
         let good = pass(&[RunOutcome::Succeeded, RunOutcome::BudgetSpent]);

@@ -138,3 +138,196 @@ async fn the_analyst_views_answer_without_knowing_the_raw_tables() {
     assert!(plans > 0);
     assert_eq!(plan_col, plans);
 }
+
+/// The read copy's inode: a new copy is a new file renamed into place.
+fn copy_inode(path: &std::path::Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).expect("the read copy exists").ino()
+}
+
+/// Issue 13: publishing costs what changed. A pass that changed nothing
+/// leaves the read copy as it is; a change writes a new one, at most once
+/// per `warehouse.publish_interval`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_13_a_pass_that_changes_nothing_leaves_the_read_copy_alone() {
+    let h = harness(1, 2, 10, |_| {}).await;
+    let copy = h.dir.path().join("kore-read.duckdb");
+    let config = h.write_config(&h.toml("", ""));
+    run_ok(&config, &["sync"]).await;
+    let first = copy_inode(&copy);
+    run_ok(&config, &["sync"]).await;
+    assert_eq!(copy_inode(&copy), first, "an idle pass rewrote the copy");
+
+    let victim = h.sim_records()[2]["sessionId"].as_str().unwrap().to_owned();
+    h.sim
+        .modify(&victim, |r| r["channel"] = serde_json::json!("moved"));
+    run_ok(&config, &["backfill", "--from", &h.start.to_rfc3339()]).await;
+    let second = copy_inode(&copy);
+    assert_ne!(second, first, "a change must reach the copy");
+    let channel: String = db(&copy)
+        .query_row(
+            "SELECT channel FROM sessions WHERE session_id = ?",
+            [&victim],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(channel, "moved");
+
+    // With an interval, a change waits until it has passed.
+    let toml = h
+        .toml("", "")
+        .replace("[sync]", "publish_interval = \"1h\"\n[sync]");
+    let config = h.write_config(&toml);
+    h.sim
+        .modify(&victim, |r| r["channel"] = serde_json::json!("moved again"));
+    run_ok(&config, &["backfill", "--from", &h.start.to_rfc3339()]).await;
+    assert_eq!(copy_inode(&copy), second, "the interval has not passed");
+}
+
+/// Issue 13: `status`, `export` and `query` read a warehouse with a config
+/// holding only `[warehouse]`, or with `--db` and no config at all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_13_read_only_commands_need_no_api_settings() {
+    let h = harness(1, 2, 10, |_| {}).await;
+    run_ok(&h.write_config(&h.toml("", "")), &["sync"]).await;
+    let n: i64 = db(&h.warehouse)
+        .query_row("SELECT count(*) FROM sessions", [], |r| r.get(0))
+        .unwrap();
+    let only = h.dir.path().join("only-warehouse.toml");
+    std::fs::write(
+        &only,
+        format!(
+            "[warehouse]\npath = {:?}\n",
+            h.warehouse.display().to_string()
+        ),
+    )
+    .unwrap();
+    let status = run_ok(&only, &["status"]).await;
+    assert!(status.contains(&format!("{n} sessions")), "{status}");
+    let exported = h.dir.path().join("exported");
+    let text = exported.display().to_string();
+    run_ok(&only, &["export", "--parquet", &text]).await;
+    assert!(exported.join("_kore_sync/manifest.json").exists());
+    assert!(exported.join("sessions").is_dir());
+
+    let empty = tempfile::tempdir().unwrap();
+    let wh = h.warehouse.display().to_string();
+    let args = ["status", "--json", "--db", &wh];
+    let json = ok_stdout(bare().current_dir(empty.path()).args(args), &args).await;
+    let json: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(json["n_sessions"], n);
+    let args = ["query", "--db", &wh, "SELECT count(*) AS n FROM sessions"];
+    let answer = ok_stdout(bare().current_dir(empty.path()).args(args), &args).await;
+    assert!(answer.contains(&n.to_string()), "{answer}");
+}
+
+/// Issue 13: `publish_mode = "views"` publishes a catalog over the Parquet
+/// export, which reads as the warehouse; a pass that changes one day
+/// rewrites that day's files and the small catalog, nothing else.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_13_the_views_read_copy_reads_as_the_warehouse_and_costs_what_changed() {
+    let h = harness(1, 4, 10, |_| {}).await;
+    let toml = h.toml("", "").replace(
+        "[sync]",
+        "publish_mode = \"views\"\nparquet_dir = \"parquet\"\n[sync]",
+    );
+    let config = h.write_config(&toml);
+    run_ok(&config, &["sync"]).await;
+    let catalog = h.dir.path().join("kore-read.duckdb");
+    assert!(
+        std::fs::metadata(&catalog).unwrap().len() < 4 * 1024 * 1024,
+        "a catalog, not a copy"
+    );
+    assert_reads_as_warehouse(&catalog, &h.warehouse);
+
+    let parquet = h.dir.path().join("parquet/sessions");
+    let inodes = || -> std::collections::BTreeMap<String, u64> {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::read_dir(&parquet)
+            .unwrap()
+            .flatten()
+            .map(|d| {
+                let file = d.path().join("data.parquet");
+                (
+                    d.file_name().to_string_lossy().into_owned(),
+                    std::fs::metadata(file).unwrap().ino(),
+                )
+            })
+            .collect()
+    };
+    let before = inodes();
+    let victim = h.sim_records()[4].clone();
+    let id = victim["sessionId"].as_str().unwrap().to_owned();
+    h.sim
+        .modify(&id, |r| r["channel"] = serde_json::json!("moved"));
+    run_ok(&config, &["backfill", "--from", &h.start.to_rfc3339()]).await;
+    let day: String = db(&h.warehouse)
+        .query_row(
+            "SELECT 'date=' || CAST(CAST(make_timestamp(epoch_us(start_time)) AS DATE) AS VARCHAR) FROM sessions WHERE session_id = ?",
+            [&id],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let after = inodes();
+    for (partition, inode) in &after {
+        let rewritten = before.get(partition) != Some(inode);
+        assert_eq!(
+            rewritten,
+            *partition == day,
+            "{partition}: {before:?} -> {after:?}"
+        );
+    }
+    assert_reads_as_warehouse(&catalog, &h.warehouse);
+    let channel: String = db(&catalog)
+        .query_row(
+            "SELECT channel FROM sessions WHERE session_id = ?",
+            [&id],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(channel, "moved");
+}
+
+/// Every table and view the read file shares with the warehouse has the
+/// same rows (JSON compared as text).
+fn assert_reads_as_warehouse(read: &std::path::Path, warehouse: &std::path::Path) {
+    let conn = db(warehouse);
+    conn.execute_batch(&format!("ATTACH '{}' AS r (READ_ONLY)", read.display()))
+        .unwrap();
+    for name in [
+        "sessions",
+        "session_tags",
+        "sync_state",
+        "bots",
+        "daily_sessions",
+        "daily_containment",
+        "sessions_enriched",
+        "tags_long",
+        "daily_overview",
+        "tags_wide",
+    ] {
+        let diff = |a: &str, b: &str| -> i64 {
+            conn.query_row(
+                &format!(
+                    "SELECT count(*) FROM (SELECT COLUMNS(*)::VARCHAR FROM {a}.main.{name} EXCEPT ALL SELECT COLUMNS(*)::VARCHAR FROM {b}.main.{name})"
+                ),
+                [],
+                |r| r.get(0),
+            )
+            .unwrap_or_else(|e| panic!("{name}: {e}"))
+        };
+        let db_name: String = conn
+            .query_row("SELECT current_database()", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(
+            diff(&db_name, "r"),
+            0,
+            "{name}: warehouse rows missing in the read file"
+        );
+        assert_eq!(
+            diff("r", &db_name),
+            0,
+            "{name}: read file rows not in the warehouse"
+        );
+    }
+}

@@ -1,6 +1,7 @@
 //! Readers beyond this process (issue 13): the DuckDB drivers inside BI
-//! tools lag a release or two, so the warehouse and its read copy are
-//! written in an older storage format that DuckDB 1.4 and 1.5 open.
+//! tools lag a release or two, so the warehouse and its read copy (a full
+//! copy, or a catalog of views over the Parquet export) are written in an
+//! older storage format that DuckDB 1.4 and 1.5 open.
 
 use crate::common::*;
 use crate::python;
@@ -20,14 +21,21 @@ async fn issue_13_duckdb_1_4_and_1_5_open_the_warehouse_and_the_read_copy() {
     let h = harness(1, 5, 20, |_| {}).await;
     let path = h.write_config(&h.toml("", ""));
     run_ok(&path, &["sync"]).await;
+    // The catalog form of the read copy too: views over the Parquet export.
+    let catalog_toml = h.toml("", "").replace(
+        "[sync]",
+        "publish = \"kore-catalog.duckdb\"\npublish_mode = \"views\"\nparquet_dir = \"parquet\"\n[sync]",
+    );
+    run_ok(&h.write_config(&catalog_toml), &["sync"]).await;
     let n_sessions = h.sim_records().len().to_string();
     let copy = h.dir.path().join("kore-read.duckdb");
+    let catalog = h.dir.path().join("kore-catalog.duckdb");
     for version in ["1.4.3", "1.5.5"] {
         let py = python::venv(
             &format!("duckdb-{version}"),
             &[&format!("duckdb=={version}")],
         );
-        for file in [&h.warehouse, &copy] {
+        for file in [&h.warehouse, &copy, &catalog] {
             let out = python::script(&py, COUNT_ALL, &[&file.display().to_string()]);
             let counts: Vec<(&str, &str)> = out.lines().filter_map(|l| l.split_once(' ')).collect();
             for view in [

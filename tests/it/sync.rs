@@ -249,7 +249,13 @@ async fn the_account_scope_syncs_every_bot() {
     let report = pass(&config::from_toml(&toml).unwrap(), PassOptions::manual()).await;
     assert!(report.all_succeeded(), "{report:#?}");
     assert!(report.streams.iter().all(|s| s.key.bot_id == "*"));
-    assert!(h.sim.requests().iter().all(|r| r.scope == "*"));
+    // Sessions through the account endpoint; after them, one request for
+    // the bots' names (issue 13).
+    let requests = h.sim.requests();
+    let (names, sessions): (Vec<_>, Vec<_>) = requests.iter().partition(|r| r.scope == "bots");
+    assert_eq!(names.len(), 1);
+    assert!(sessions.iter().all(|r| r.scope == "*"));
+    assert_eq!(requests.last().map(|r| r.scope.as_str()), Some("bots"));
     assert_warehouse_equals(&h.warehouse, &h.sim_records());
     assert!(watermark_ms(&h.warehouse, "*", "agent").is_some());
 }

@@ -5,8 +5,10 @@
 //! Architecture invariant: this module is the only one that knows the API's
 //! field names.
 
+mod bots;
 mod session;
 
+pub use bots::{BOTS_PAGE, BotsResponse, bot_records};
 pub use session::{RecordError, parse_or_reject, parse_session, session_id_of};
 
 use chrono::{DateTime, SecondsFormat, Utc};
