@@ -70,10 +70,14 @@ pub fn demo_config_toml(base_url: &str, warehouse: &Path, start: DateTime<Utc>) 
         warehouse.display().to_string(),
         start.to_rfc3339()
     );
+    // Named as the simulated Admin Console's bot list names them.
     for b in demo_bots() {
         s.push_str(&format!(
-            "[[bots]]\nid = {:?}\nclient_id = {:?}\nclient_secret = {:?}\n",
-            b.id, b.app.client_id, b.app.client_secret
+            "[[bots]]\nid = {:?}\nname = {:?}\nclient_id = {:?}\nclient_secret = {:?}\n",
+            b.id,
+            data::bot_name(&b.id),
+            b.app.client_id,
+            b.app.client_secret
         ));
     }
     s

@@ -16,6 +16,8 @@ async fn demo_needs_no_credentials_and_fills_the_warehouse() {
         stdout.contains("st-demo-support") && stdout.contains("st-demo-sales"),
         "{stdout}"
     );
+    // Bots are shown by name too (issue 13).
+    assert!(stdout.contains("Support bot demo-support"), "{stdout}");
     assert!(
         stdout.contains("duckdb kore-demo.duckdb"),
         "says how to open it: {stdout}"
