@@ -83,11 +83,7 @@ async fn add_one_session(ctx: &SyncContext, now: DateTime<Utc>, id: &str) -> any
     record["sessionId"] = serde_json::json!(id);
     let raw = serde_json::value::to_raw_value(&record)?;
     let session = parse_session(&raw, None)?;
-    let key = StreamKey {
-        bot_id: bot,
-        containment_type: ContainmentType::SelfService,
-        filter: String::new(),
-    };
+    let key = StreamKey::sessions(&bot, ContainmentType::SelfService, "");
     let batch = SessionBatch {
         records: vec![session],
         rejected: Vec::new(),

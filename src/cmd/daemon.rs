@@ -59,11 +59,11 @@ impl Daemon {
         let scopes = build_scopes(&config.api, &config.scopes)
             .context("could not set up the HTTP client")?;
         let streams = config.scopes.iter().flat_map(|s| {
-            config.sync.containment_types.iter().map(|&ct| StreamKey {
-                bot_id: s.bot_id.clone(),
-                containment_type: ct,
-                filter: s.filter.fingerprint(),
-            })
+            config
+                .sync
+                .containment_types
+                .iter()
+                .map(|&ct| StreamKey::sessions(&s.bot_id, ct, &s.filter.fingerprint()))
         });
         let health = Health::new(streams, config.server.max_pass_age);
         Ok(Daemon {

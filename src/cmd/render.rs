@@ -23,7 +23,11 @@ fn behind(now: DateTime<Utc>, t: DateTime<Utc>) -> String {
 
 /// A stream's name in tables: `bot/containment`.
 fn stream_name(s: &StreamStatus) -> String {
-    format!("{}/{}", s.bot_id, s.containment_type)
+    if s.resource == "sessions" {
+        format!("{}/{}", s.bot_id, s.containment_type)
+    } else {
+        format!("{}/{}:{}", s.bot_id, s.resource, s.containment_type)
+    }
 }
 
 /// A stream's name, outcome and windows, the start of its summary line.
@@ -181,6 +185,8 @@ pub struct PublicationJson<'a> {
 /// One stream: where it stands and how its last run went.
 #[derive(Debug, Serialize)]
 pub struct StreamJson<'a> {
+    /// `sessions` or `messages`.
+    pub resource: &'a str,
     pub bot_id: &'a str,
     /// The bot's name, from the bot list or the config (None: unknown).
     pub bot_name: Option<&'a str>,
@@ -203,6 +209,7 @@ impl<'a> StatusJson<'a> {
             .streams
             .iter()
             .map(|s| StreamJson {
+                resource: &s.resource,
                 bot_id: &s.bot_id,
                 bot_name: s.bot_name.as_deref(),
                 containment_type: &s.containment_type,
@@ -300,7 +307,7 @@ pub struct VerifyJson<'a> {
 #[derive(Debug, Serialize)]
 pub struct VerifyWindowJson<'a> {
     pub bot_id: &'a str,
-    pub containment_type: &'static str,
+    pub containment_type: &'a str,
     pub window_start: DateTime<Utc>,
     pub window_end: DateTime<Utc>,
     #[serde(flatten)]
@@ -316,7 +323,7 @@ impl<'a> VerifyJson<'a> {
                 .iter()
                 .map(|row| VerifyWindowJson {
                     bot_id: &row.key.bot_id,
-                    containment_type: row.key.containment_type.as_str(),
+                    containment_type: row.key.partition.name(),
                     window_start: row.check.window.start,
                     window_end: row.check.window.end,
                     check: &row.check,

@@ -90,21 +90,71 @@ impl StreamFilter {
     }
 }
 
+/// What a stream reads of its scope: the sessions of one containment type,
+/// or the conversation messages of one channel.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Partition {
+    Containment(ContainmentType),
+    Channel(String),
+}
+
+impl Partition {
+    /// The resource, as `sync_state.resource` and `sync_runs.resource` have it.
+    pub fn resource(&self) -> &'static str {
+        match self {
+            Partition::Containment(_) => "sessions",
+            Partition::Channel(_) => "messages",
+        }
+    }
+
+    /// The partition's name, as the `containment_type` column of
+    /// `sync_state` and `sync_runs` has it (for messages: the channel).
+    pub fn name(&self) -> &str {
+        match self {
+            Partition::Containment(c) => c.as_str(),
+            Partition::Channel(c) => c,
+        }
+    }
+}
+
 /// One unit of incremental sync: a bot (or the account scope, keyed
-/// [`ACCOUNT_BOT_ID`]) and one containment type. Each stream has its own
+/// [`ACCOUNT_BOT_ID`]) and one partition of one resource — sessions of a
+/// containment type, or messages of a channel. Each stream has its own
 /// watermark.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct StreamKey {
     pub bot_id: String,
-    pub containment_type: ContainmentType,
+    pub partition: Partition,
     /// The filter's fingerprint (empty: none). A watermark stored under
     /// another filter does not count for this stream.
     pub filter: String,
 }
 
+impl StreamKey {
+    /// The sessions stream of one containment type.
+    pub fn sessions(bot_id: &str, containment_type: ContainmentType, filter: &str) -> Self {
+        StreamKey {
+            bot_id: bot_id.to_owned(),
+            partition: Partition::Containment(containment_type),
+            filter: filter.to_owned(),
+        }
+    }
+
+    /// The containment type of a sessions stream (None for messages).
+    pub fn containment_type(&self) -> Option<ContainmentType> {
+        match self.partition {
+            Partition::Containment(c) => Some(c),
+            Partition::Channel(_) => None,
+        }
+    }
+}
+
 impl fmt::Display for StreamKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.bot_id, self.containment_type)
+        match &self.partition {
+            Partition::Containment(c) => write!(f, "{}/{c}", self.bot_id),
+            Partition::Channel(c) => write!(f, "{}/messages:{c}", self.bot_id),
+        }
     }
 }
 

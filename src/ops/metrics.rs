@@ -129,7 +129,7 @@ impl StreamPassEnded<'_> {
             m.watermark_lag_seconds
                 .get_or_create(&StreamLabel {
                     bot_id: self.key.bot_id.clone(),
-                    containment_type: self.key.containment_type.as_str().to_owned(),
+                    containment_type: self.key.partition.name().to_owned(),
                 })
                 .set(lag);
         }

@@ -63,11 +63,18 @@ pub(super) fn commit_window(
         && (Some(next) != current || filter_changed)
     {
         tx.execute(
-            "INSERT INTO sync_state (bot_id, containment_type, watermark, updated_at, filter)
-             VALUES (?, ?, CAST(? AS TIMESTAMPTZ), CAST(? AS TIMESTAMPTZ), ?)
-             ON CONFLICT (bot_id, containment_type) DO UPDATE SET
+            "INSERT INTO sync_state (resource, bot_id, containment_type, watermark, updated_at, filter)
+             VALUES (?, ?, ?, CAST(? AS TIMESTAMPTZ), CAST(? AS TIMESTAMPTZ), ?)
+             ON CONFLICT (resource, bot_id, containment_type) DO UPDATE SET
                  watermark = excluded.watermark, updated_at = excluded.updated_at, filter = excluded.filter",
-            params![key.bot_id, key.containment_type.as_str(), ts(next), ts(now), key.filter],
+            params![
+                key.partition.resource(),
+                key.bot_id,
+                key.partition.name(),
+                ts(next),
+                ts(now),
+                key.filter
+            ],
         )
         .doing("moving the watermark")?;
     }
@@ -128,7 +135,7 @@ fn store_batch(
              WHERE NOT EXISTS (SELECT 1 FROM rejected_records WHERE raw = ?)",
             params![
                 key.bot_id,
-                key.containment_type.as_str(),
+                key.partition.name(),
                 r.session_id,
                 r.reason,
                 r.raw,

@@ -42,6 +42,7 @@ pub const MIGRATIONS: &[Migration] = &[
         include_str!("../../sql/008_publishing.sql"),
     ),
     migration(9, "bots", include_str!("../../sql/009_bots.sql")),
+    migration(10, "streams", include_str!("../../sql/010_streams.sql")),
 ];
 
 const fn migration(version: i64, name: &'static str, sql: &'static str) -> Migration {
@@ -102,4 +103,51 @@ pub fn apply(conn: &Connection, path: &Path) -> Result<(), StoreError> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 14: a warehouse from before streams had resources keeps every
+    /// stream's watermark and runs, now as sessions streams.
+    #[test]
+    fn issue_14_existing_streams_become_sessions_streams() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(
+            "CREATE TABLE schema_migrations (
+                 version INTEGER PRIMARY KEY, name VARCHAR NOT NULL, applied_at TIMESTAMPTZ NOT NULL)",
+        )
+        .unwrap();
+        for m in MIGRATIONS.iter().filter(|m| m.version < 10) {
+            conn.execute_batch(m.sql).unwrap();
+            conn.execute(
+                "INSERT INTO schema_migrations VALUES (?, ?, now())",
+                duckdb::params![m.version, m.name],
+            )
+            .unwrap();
+        }
+        conn.execute_batch(
+            "INSERT INTO sync_state VALUES ('st-1', 'agent', TIMESTAMPTZ '2026-01-02 03:04:05+00', now(), 'f');
+             INSERT INTO sync_runs (pass_id, bot_id, containment_type, trigger, started_at, outcome)
+             VALUES ('p', 'st-1', 'agent', 'manual', now(), 'succeeded');",
+        )
+        .unwrap();
+        apply(&conn, Path::new("test")).unwrap();
+        let (resource, watermark, filter): (String, String, String) = conn
+            .query_row(
+                "SELECT resource, CAST(watermark AS VARCHAR), filter FROM sync_state
+                 WHERE bot_id = 'st-1' AND containment_type = 'agent'",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .unwrap();
+        assert_eq!(resource, "sessions");
+        assert!(watermark.starts_with("2026-01-02 03:04:05"), "{watermark}");
+        assert_eq!(filter, "f");
+        let run_resource: String = conn
+            .query_row("SELECT resource FROM sync_runs", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(run_resource, "sessions");
+    }
 }

@@ -107,6 +107,9 @@ pub struct RunRecord {
 #[derive(Debug, Clone)]
 pub struct StreamStatus {
     pub bot_id: String,
+    /// `sessions` or `messages`.
+    pub resource: String,
+    /// The partition: a containment type, or (messages) a channel.
     pub containment_type: String,
     pub watermark: Option<DateTime<Utc>>,
     pub last_run_started: Option<DateTime<Utc>>,

@@ -15,8 +15,9 @@ pub(super) fn watermark_with_filter(
     key: &StreamKey,
 ) -> Result<(Option<DateTime<Utc>>, Option<String>), StoreError> {
     conn.query_row(
-        "SELECT epoch_us(watermark), coalesce(filter, '') FROM sync_state WHERE bot_id = ? AND containment_type = ?",
-        params![key.bot_id, key.containment_type.as_str()],
+        "SELECT epoch_us(watermark), coalesce(filter, '') FROM sync_state
+         WHERE resource = ? AND bot_id = ? AND containment_type = ?",
+        params![key.partition.resource(), key.bot_id, key.partition.name()],
         |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)),
     )
     .optional()
@@ -31,8 +32,14 @@ pub(super) fn watermark_with_filter(
 /// (`sync.restart_on_filter_change = false`).
 pub(super) fn adopt_filter(conn: &Connection, key: &StreamKey) -> Result<(), StoreError> {
     conn.execute(
-        "UPDATE sync_state SET filter = ? WHERE bot_id = ? AND containment_type = ?",
-        params![key.filter, key.bot_id, key.containment_type.as_str()],
+        "UPDATE sync_state SET filter = ?
+         WHERE resource = ? AND bot_id = ? AND containment_type = ?",
+        params![
+            key.filter,
+            key.partition.resource(),
+            key.bot_id,
+            key.partition.name()
+        ],
     )
     .doing("keeping a watermark under a new filter")?;
     Ok(())
@@ -46,12 +53,13 @@ pub(super) fn begin_run(
     now: DateTime<Utc>,
 ) -> Result<i64, StoreError> {
     conn.query_row(
-        "INSERT INTO sync_runs (pass_id, bot_id, containment_type, trigger, started_at, outcome, filter)
-         VALUES (?, ?, ?, ?, CAST(? AS TIMESTAMPTZ), 'running', ?) RETURNING run_id",
+        "INSERT INTO sync_runs (pass_id, resource, bot_id, containment_type, trigger, started_at, outcome, filter)
+         VALUES (?, ?, ?, ?, ?, CAST(? AS TIMESTAMPTZ), 'running', ?) RETURNING run_id",
         params![
             pass_id,
+            key.partition.resource(),
             key.bot_id,
-            key.containment_type.as_str(),
+            key.partition.name(),
             trigger,
             ts(now),
             key.filter
@@ -111,12 +119,7 @@ pub(super) fn stale_active_sessions(
         .doing("finding stale active sessions")?;
     let ids = stmt
         .query_map(
-            params![
-                key.containment_type.as_str(),
-                key.bot_id,
-                key.bot_id,
-                ts(before)
-            ],
+            params![key.partition.name(), key.bot_id, key.bot_id, ts(before)],
             |r| r.get(0),
         )
         .doing("finding stale active sessions")?
@@ -179,7 +182,7 @@ fn stream_span(key: &StreamKey, filter: &StreamFilter, window: Window) -> (Strin
          AND start_time >= CAST(? AS TIMESTAMPTZ) AND start_time <= CAST(? AS TIMESTAMPTZ)",
     );
     let mut args = vec![
-        key.containment_type.as_str().to_owned(),
+        key.partition.name().to_owned(),
         key.bot_id.clone(),
         key.bot_id.clone(),
         ts(window.start),

@@ -19,22 +19,24 @@ pub(super) fn status(conn: &Connection) -> Result<StatusReport, StoreError> {
         .prepare(
             "WITH last_run AS (
                  SELECT * FROM sync_runs QUALIFY row_number() OVER (
-                     PARTITION BY bot_id, containment_type ORDER BY run_id DESC) = 1),
+                     PARTITION BY resource, bot_id, containment_type ORDER BY run_id DESC) = 1),
              streams AS (
-                 SELECT bot_id, containment_type FROM sync_state
-                 UNION SELECT bot_id, containment_type FROM sync_runs)
+                 SELECT resource, bot_id, containment_type FROM sync_state
+                 UNION SELECT resource, bot_id, containment_type FROM sync_runs)
              SELECT s.bot_id, s.containment_type, epoch_us(st.watermark),
                     epoch_us(r.started_at), epoch_us(r.finished_at), r.outcome, r.error, r.trigger,
                     coalesce(r.filter, st.filter, ''),
-                    (SELECT count(*) FROM sessions x
-                       WHERE (s.bot_id = '*' OR x.bot_id = s.bot_id) AND x.containment_type = s.containment_type
-                         AND x.deleted_at IS NULL),
-                    b.name
+                    CASE WHEN s.resource = 'sessions' THEN
+                        (SELECT count(*) FROM sessions x
+                          WHERE (s.bot_id = '*' OR x.bot_id = s.bot_id)
+                            AND x.containment_type = s.containment_type AND x.deleted_at IS NULL)
+                    ELSE 0 END,
+                    b.name, s.resource
              FROM streams s
              LEFT JOIN bots b USING (bot_id)
-             LEFT JOIN sync_state st USING (bot_id, containment_type)
-             LEFT JOIN last_run r USING (bot_id, containment_type)
-             ORDER BY s.bot_id, s.containment_type",
+             LEFT JOIN sync_state st USING (resource, bot_id, containment_type)
+             LEFT JOIN last_run r USING (resource, bot_id, containment_type)
+             ORDER BY s.bot_id, s.resource DESC, s.containment_type",
         )
         .doing("reading stream status")?;
     let streams = stmt
@@ -51,6 +53,7 @@ pub(super) fn status(conn: &Connection) -> Result<StatusReport, StoreError> {
                 filter: r.get(8)?,
                 n_sessions: r.get(9)?,
                 bot_name: r.get(10)?,
+                resource: r.get(11)?,
             })
         })
         .doing("reading stream status")?

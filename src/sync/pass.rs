@@ -67,7 +67,14 @@ pub async fn run_pass(
         s.ended().emit();
     }
     report.streams.sort_by(|a, b| {
-        let order = |s: &StreamReport| (s.key.bot_id.clone(), s.key.containment_type.as_str());
+        let order = |s: &StreamReport| {
+            let k = &s.key;
+            (
+                k.bot_id.clone(),
+                k.partition.resource(),
+                k.partition.name().to_owned(),
+            )
+        };
         order(a).cmp(&order(b))
     });
     Ok(report)
@@ -93,11 +100,11 @@ impl ScopeTask {
         let mut reports = Vec::new();
         let mut result = Ok(());
         for &containment_type in &self.ctx.settings.containment_types {
-            let key = StreamKey {
-                bot_id: api.bot_id().to_owned(),
+            let key = StreamKey::sessions(
+                api.bot_id(),
                 containment_type,
-                filter: self.scope.scope.filter.fingerprint(),
-            };
+                &self.scope.scope.filter.fingerprint(),
+            );
             let run = StreamRun {
                 ctx: &self.ctx,
                 scope: &self.scope,

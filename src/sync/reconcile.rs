@@ -156,7 +156,7 @@ impl Reconcile<'_> {
             store: s.store,
             api: s.api,
             key: s.key,
-            containment: Some(s.key.containment_type),
+            containment: s.key.containment_type(),
             unknown: Some(s.deletes),
             max_budget_wait: s.max_budget_wait,
             cancel: s.cancel,

@@ -146,7 +146,7 @@ pub(super) async fn refresh_stale_active(
         store: sessions.store,
         api: sessions.api,
         key: sessions.key,
-        containment: Some(sessions.key.containment_type),
+        containment: sessions.key.containment_type(),
         unknown: Some(sessions.deletes),
         max_budget_wait: sessions.max_budget_wait,
         cancel: sessions.cancel,
@@ -192,11 +192,7 @@ pub async fn fetch_by_id(
         .expect("the command checked the bot is configured");
     // The stream key only labels rejected records; containment comes from
     // each record.
-    let key = StreamKey {
-        bot_id: request.bot_id.clone(),
-        containment_type: ContainmentType::SelfService,
-        filter: String::new(),
-    };
+    let key = StreamKey::sessions(&request.bot_id, ContainmentType::SelfService, "");
     let mut lookups = id_lookups(&request.session_ids);
     if let Some(call_id) = &request.call_id {
         lookups.push(SessionsRequest {

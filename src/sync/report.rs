@@ -217,11 +217,7 @@ mod tests {
     use crate::model::ContainmentType;
 
     fn report(outcome: RunOutcome) -> StreamReport {
-        let key = StreamKey {
-            bot_id: "st-1".into(),
-            containment_type: ContainmentType::Agent,
-            filter: String::new(),
-        };
+        let key = StreamKey::sessions("st-1", ContainmentType::Agent, "");
         StreamReport {
             outcome,
             ..StreamReport::new(key, 1, None)

@@ -132,7 +132,7 @@ impl Resource for Sessions<'_> {
         let (result, stats) = self
             .api
             .get_sessions(
-                Some(self.key.containment_type),
+                self.key.containment_type(),
                 &body,
                 self.max_budget_wait,
                 self.cancel,
@@ -147,7 +147,7 @@ impl Resource for Sessions<'_> {
     }
 
     fn parse(&self, raw: &RawValue) -> Result<Session, RejectedRecord> {
-        parse_or_reject(raw, Some(self.key.containment_type))
+        parse_or_reject(raw, self.key.containment_type())
     }
 
     fn commit_chunk(

@@ -94,11 +94,11 @@ async fn verify_scope(
     out: &mut VerifyReport,
 ) -> Result<(), StoreError> {
     for &containment_type in &ctx.settings.containment_types {
-        let key = StreamKey {
-            bot_id: scope.scope.bot_id.clone(),
+        let key = StreamKey::sessions(
+            &scope.scope.bot_id,
             containment_type,
-            filter: scope.scope.filter.fingerprint(),
-        };
+            &scope.scope.filter.fingerprint(),
+        );
         let (watermark, filter) = ctx.store.watermark_with_filter(&key).await?;
         let watermark = watermark.filter(|_| filter.as_deref() == Some(key.filter.as_str()));
         let from = opts.from.unwrap_or(ctx.settings.plan.start);

@@ -507,7 +507,7 @@ impl Recorder {
     fn note(&self, what: &str, r: &kore_sync::sync::StreamReport) {
         self.0.lock().unwrap().push((
             what.to_owned(),
-            r.key.containment_type.to_string(),
+            r.key.partition.name().to_owned(),
             r.windows_done,
             r.windows_planned,
             r.sessions_received,
