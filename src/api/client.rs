@@ -328,6 +328,7 @@ impl SessionsApi {
                 message: text(),
                 credentials: self.credentials.describe(),
                 bot: self.bot_id.clone(),
+                scope: api_scope_of(url),
             }),
             429 => Err(ApiError::RateLimited {
                 message: text(),
@@ -353,6 +354,18 @@ impl SessionsApi {
     /// The URL of `path` under the API's `api/public/` (e.g. `["bots"]`).
     pub(super) fn public_url(&self, path: &[&str]) -> Url {
         self.client.public_url(path)
+    }
+}
+
+/// The app scope an endpoint needs, for the error that names it.
+fn api_scope_of(url: &Url) -> &'static str {
+    let path = url.path();
+    if path.contains("getMessages") {
+        "Chat History"
+    } else if path.ends_with("/bots") {
+        "Bot Management (Admin Console)"
+    } else {
+        "Bot Sessions"
     }
 }
 

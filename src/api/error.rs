@@ -10,8 +10,8 @@ pub enum ApiError {
     #[error(
         "{url} refused {credentials} with HTTP {status}: {message}. Check the client_id and \
          client_secret (or token) for this bot, that the JWT app is linked to bot {bot}, and that \
-         the app has the \"Bot Sessions\" API scope (App Settings > Dev Tools > API Scopes, or \
-         Admin Console > API Scopes > Bot Analytics > Bot Sessions for the account scope)"
+         the app has the \"{scope}\" API scope (App Settings > Dev Tools > API Scopes, or \
+         Admin Console > API Scopes > Bot Analytics > {scope} for the account scope)"
     )]
     Unauthorized {
         url: String,
@@ -19,6 +19,8 @@ pub enum ApiError {
         message: String,
         credentials: String,
         bot: String,
+        /// The API scope the endpoint needs (e.g. "Bot Sessions", "Chat History").
+        scope: &'static str,
     },
     /// 429: over the rate budget. Retried after `retry_after` if the server said.
     #[error("rate limited by the API (HTTP 429): {message}")]

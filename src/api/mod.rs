@@ -4,6 +4,7 @@
 //! - `wire`: the JSON shapes and the record parser (the only place that knows
 //!   the API's field names).
 //! - `bots`: the Admin Console's bot list, for names.
+//! - `messages`: conversation history (`getMessagesV2`).
 //! - `auth`: HS256 JWT minting for the `auth` header.
 //! - `budget`: the per-bot rolling minute/hour request budget.
 //! - `page_size`: the adaptive page size (ask big, learn the server's clamp).
@@ -14,6 +15,7 @@ mod bots;
 pub mod budget;
 pub mod client;
 pub mod error;
+mod messages;
 pub mod page_size;
 pub mod wire;
 

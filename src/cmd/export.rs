@@ -14,8 +14,8 @@ pub async fn export(warehouse: &WarehouseSettings, target: &ParquetTarget) -> an
         .await
         .with_context(|| format!("could not export Parquet to {target}"))?;
     println!(
-        "exported {days} days to {target}: sessions/date=YYYY-MM-DD/data.parquet, \
-         session_tags/date=YYYY-MM-DD/data.parquet and _kore_sync/manifest.json"
+        "exported {days} days to {target}: sessions/, session_tags/, messages/ and message_tags/ \
+         (each date=YYYY-MM-DD/data.parquet) and _kore_sync/manifest.json"
     );
     Ok(())
 }

@@ -190,11 +190,15 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
     };
     let warehouse = warehouse::warehouse(&raw.warehouse, &inputs, &mut p);
     let sync = sections::sync(&raw.sync, &mut p);
+    let messages = sections::messages(&raw.messages, &mut p);
     let mut warnings = Vec::new();
     let scopes = scopes::scopes(&raw, &mut p, &mut warnings);
     let server = sections::server(&raw.server, sync.as_ref().map(|(_, s)| &s.trigger), &mut p);
-    match (api, warehouse, sync, server) {
-        (Some(api), Some(warehouse), Some((sync, schedule)), Some(server)) if p.is_empty() => {
+    match (api, warehouse, sync, server, messages) {
+        (Some(api), Some(warehouse), Some((mut sync, schedule)), Some(server), Some(messages))
+            if p.is_empty() =>
+        {
+            sync.messages = messages;
             Ok(Config {
                 api,
                 warehouse,

@@ -31,6 +31,17 @@ pub struct RawConfig {
     pub account: Option<RawScope>,
     #[serde(default)]
     pub server: RawServer,
+    #[serde(default)]
+    pub messages: RawMessages,
+}
+
+/// `[messages]`: conversation history beside sessions.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMessages {
+    pub enabled: Option<bool>,
+    pub channels: Option<Vec<String>>,
+    pub store_text: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -116,6 +127,8 @@ pub struct RawScope {
     /// The bot's name for views and `status`, used until the Admin
     /// Console's bot list names it.
     pub name: Option<String>,
+    /// Overrides `messages.enabled` for this bot.
+    pub messages: Option<bool>,
     #[serde(flatten)]
     pub credentials: RawCredentials,
     pub session_type: Option<String>,

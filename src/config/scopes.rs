@@ -30,6 +30,7 @@ pub(super) fn scopes(raw: &RawConfig, p: &mut Collector, warnings: &mut Vec<Stri
             scopes.push(Scope {
                 bot_id: id,
                 name: bot.name.clone().filter(|n| !n.trim().is_empty()),
+                messages: bot.messages,
                 credentials,
                 filter,
             });
@@ -37,6 +38,14 @@ pub(super) fn scopes(raw: &RawConfig, p: &mut Collector, warnings: &mut Vec<Stri
     }
     if let Some(account) = &raw.account {
         refuse_unknown("account", &account.unknown, p);
+        if account.messages.is_some() {
+            p.push::<()>(
+                "account.messages",
+                "the account scope has no conversation history call (getMessagesV2 is per bot); \
+                 set messages in each [[bots]] table"
+                    .into(),
+            );
+        }
         if account.name.is_some() {
             p.push::<()>(
                 "account.name",
@@ -58,6 +67,7 @@ pub(super) fn scopes(raw: &RawConfig, p: &mut Collector, warnings: &mut Vec<Stri
             scopes.push(Scope {
                 bot_id: ACCOUNT_BOT_ID.to_owned(),
                 name: None,
+                messages: None,
                 credentials,
                 filter,
             });

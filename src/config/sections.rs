@@ -3,13 +3,13 @@
 
 use super::collector::Collector;
 use super::parse_instant;
-use super::raw::{RawApi, RawServer, RawSync};
+use super::raw::{RawApi, RawMessages, RawServer, RawSync};
 use crate::api::{ClientSettings, RetryPolicy};
 use crate::model::{API_MAX_SPAN, ContainmentType, Deletes};
 use crate::ops::health::ServerSettings;
 use crate::schedule::Trigger;
-use crate::sync::SyncSettings;
 use crate::sync::plan::PlanSettings;
+use crate::sync::{MessagesSettings, SyncSettings};
 use chrono::TimeDelta;
 
 use std::time::Duration;
@@ -87,6 +87,33 @@ fn base_url(text: Option<&str>, p: &mut Collector) -> Option<Url> {
     }
 }
 
+/// `[messages]`: off unless enabled; channels named once each.
+pub(super) fn messages(raw: &RawMessages, p: &mut Collector) -> Option<MessagesSettings> {
+    let channels = raw.channels.clone().unwrap_or_default();
+    let mut seen = std::collections::HashSet::new();
+    for c in &channels {
+        if c.trim().is_empty() || c.trim() != c {
+            return p.push(
+                "messages.channels",
+                format!(
+                    "{c:?} is not a channel; write names such as \"rtm\", \"msteams\", \"korevg\""
+                ),
+            );
+        }
+        if !seen.insert(c) {
+            return p.push(
+                "messages.channels",
+                format!("{c:?} is listed twice; list each once"),
+            );
+        }
+    }
+    Some(MessagesSettings {
+        enabled: raw.enabled.unwrap_or(false),
+        channels,
+        store_text: raw.store_text.unwrap_or(true),
+    })
+}
+
 /// `[sync]`: how passes read, and when the daemon starts one.
 pub(super) fn sync(raw: &RawSync, p: &mut Collector) -> Option<(SyncSettings, Schedule)> {
     let start = parse_instant(raw.start.as_deref().unwrap_or("2025-01-01T00:00:00Z"))
@@ -115,6 +142,8 @@ pub(super) fn sync(raw: &RawSync, p: &mut Collector) -> Option<(SyncSettings, Sc
         containment_types: containment_types?,
         reconcile: delta(reconcile?),
         deletes: deletes?,
+        // Set from `[messages]` by `validate`.
+        messages: MessagesSettings::default(),
     };
     let schedule = Schedule {
         trigger: trigger?,

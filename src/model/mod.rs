@@ -184,6 +184,36 @@ pub struct Session {
     pub tags: Vec<Tag>,
 }
 
+/// One message of a session's conversation, as kore-sync stores it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Message {
+    pub message_id: String,
+    pub session_id: Option<String>,
+    pub bot_id: Option<String>,
+    /// `incoming` (from the user) or `outgoing` (from the bot or an agent).
+    pub direction: Option<String>,
+    pub created_on: DateTime<Utc>,
+    pub channel: Option<String>,
+    pub lang: Option<String>,
+    /// The text of its text components, one per line (None: none, or
+    /// content not kept).
+    pub text: Option<String>,
+    /// The components as JSON text (content removed when not kept).
+    pub components: Option<String>,
+    /// The record as received (content removed when not kept).
+    pub raw: String,
+    pub tags: Vec<Tag>,
+}
+
+impl Keyed for Message {
+    fn id(&self) -> &str {
+        &self.message_id
+    }
+}
+
+/// A batch of messages.
+pub type MessageBatch = Batch<Message>;
+
 /// One element of one array under a session's `tags` object.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Tag {

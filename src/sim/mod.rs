@@ -11,6 +11,7 @@
 //! `remove`), queue faults, and read the request log.
 
 pub mod data;
+mod messages;
 mod server;
 
 use chrono::{DateTime, Utc};
@@ -68,6 +69,10 @@ pub struct SimSettings {
     pub account_app: Option<SimApp>,
     /// Largest page the server returns, whatever `limit` asks for.
     pub max_page_size: usize,
+    /// Largest page of messages getMessagesV2 returns (the API: 10,000).
+    pub max_messages_page: usize,
+    /// Bots whose apps lack the Chat History scope: getMessagesV2 answers 403.
+    pub deny_chat_history: Vec<String>,
     /// Answer 400 to a `limit` above this, instead of clamping.
     pub refuse_limit_above: Option<usize>,
     /// `limit` when the request has none.
@@ -98,6 +103,8 @@ impl Default for SimSettings {
             bots: Vec::new(),
             account_app: None,
             max_page_size: 100,
+            max_messages_page: 10_000,
+            deny_chat_history: Vec::new(),
             default_page_size: 100,
             refuse_limit_above: None,
             max_skip: None,
@@ -278,6 +285,10 @@ pub struct LoggedRequest {
     /// The bot id, `*` for the account's getSessions, or `bots` for the
     /// Admin Console's bot list.
     pub scope: String,
+    /// `sessions`, `messages` (getMessagesV2) or `bots`.
+    pub resource: &'static str,
+    /// getMessagesV2's `channelType` (None: not sent, so `rtm`).
+    pub channel_type: Option<String>,
     pub containment_type: Option<String>,
     pub date_from: Option<DateTime<Utc>>,
     pub date_to: Option<DateTime<Utc>>,
@@ -296,6 +307,8 @@ impl LoggedRequest {
     pub fn new(scope: &str) -> Self {
         LoggedRequest {
             scope: scope.to_owned(),
+            resource: if scope == "bots" { "bots" } else { "sessions" },
+            channel_type: None,
             containment_type: None,
             date_from: None,
             date_to: None,
@@ -401,7 +414,9 @@ impl Simulator {
         let listener = TcpListener::bind(listen).await?;
         let addr = listener.local_addr()?;
         let shutdown = CancellationToken::new();
-        let app = server::router(state.clone());
+        let app = server::routes()
+            .merge(messages::routes())
+            .with_state(state.clone());
         let stop = shutdown.clone();
         tokio::spawn(async move {
             let served = axum::serve(listener, app)
@@ -439,6 +454,17 @@ impl Simulator {
     pub fn records(&self) -> Vec<Value> {
         let st = self.lock();
         st.records.iter().rev().map(|r| r.record.clone()).collect()
+    }
+
+    /// Every message getMessagesV2 can answer with, over every channel,
+    /// oldest session first.
+    pub fn messages(&self) -> Vec<Value> {
+        let st = self.lock();
+        st.records
+            .iter()
+            .rev()
+            .flat_map(|r| messages::messages_of(&r.record))
+            .collect()
     }
 
     /// Adds a record, or replaces the one with the same sessionId.

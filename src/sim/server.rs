@@ -18,12 +18,12 @@ use std::sync::{Arc, Mutex};
 
 type Shared = Arc<Mutex<SimState>>;
 
-pub(super) fn router(state: Shared) -> Router {
+/// The sessions and bot-list routes (`sim::messages` adds its own).
+pub(super) fn routes() -> Router<Shared> {
     Router::new()
         .route("/api/public/bot/{bot_id}/getSessions", post(bot_scope))
         .route("/api/public/getSessions", post(account_scope))
         .route("/api/public/bots", get(list_bots))
-        .with_state(state)
 }
 
 #[derive(Debug, Deserialize)]
@@ -111,7 +111,7 @@ async fn list_bots(
     response
 }
 
-fn error(status: StatusCode, msg: &str) -> Response {
+pub(super) fn error(status: StatusCode, msg: &str) -> Response {
     (
         status,
         axum::Json(json!({"errors": [{"msg": msg, "code": status.as_u16()}]})),
@@ -121,16 +121,16 @@ fn error(status: StatusCode, msg: &str) -> Response {
 
 #[derive(Debug, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
-struct RequestBody {
-    user_id: Option<String>,
-    skip: Option<u64>,
-    offset: Option<u64>,
-    limit: Option<u64>,
-    date_from: Option<String>,
-    date_to: Option<String>,
-    session_type: Option<String>,
-    session_id: Option<Vec<String>>,
-    tags: Option<Value>,
+pub(super) struct RequestBody {
+    pub(super) user_id: Option<String>,
+    pub(super) skip: Option<u64>,
+    pub(super) offset: Option<u64>,
+    pub(super) limit: Option<u64>,
+    pub(super) date_from: Option<String>,
+    pub(super) date_to: Option<String>,
+    pub(super) session_type: Option<String>,
+    pub(super) session_id: Option<Vec<String>>,
+    pub(super) tags: Option<Value>,
 }
 
 async fn handle(
@@ -170,7 +170,7 @@ async fn handle(
     response
 }
 
-fn next_fault(st: &mut SimState) -> Option<Fault> {
+pub(super) fn next_fault(st: &mut SimState) -> Option<Fault> {
     if let Some(f) = st.faults.pop_front() {
         return Some(f);
     }
@@ -254,7 +254,7 @@ fn answer(
 
 /// Routing, authentication and the rate limit.
 #[allow(clippy::result_large_err)]
-fn admit(st: &mut SimState, scope: &str, headers: &HeaderMap) -> Result<(), Response> {
+pub(super) fn admit(st: &mut SimState, scope: &str, headers: &HeaderMap) -> Result<(), Response> {
     let allowed_apps: Vec<(String, String)> = if scope == "*" {
         st.settings
             .account_app
@@ -281,7 +281,7 @@ fn admit(st: &mut SimState, scope: &str, headers: &HeaderMap) -> Result<(), Resp
 
 /// Applies an injected fault: changes the records first, or answers with
 /// the failure instead.
-fn apply_fault(st: &mut SimState, fault: Option<&Fault>) -> Option<Response> {
+pub(super) fn apply_fault(st: &mut SimState, fault: Option<&Fault>) -> Option<Response> {
     match fault {
         Some(Fault::UpsertFirst(record)) => {
             let rec = SimRecord::from_value(record.clone());
@@ -405,7 +405,7 @@ fn by_session_ids(
 /// `dateFrom`/`dateTo` with the documented defaults; explicit dates must
 /// span less than 7 days (the defaults are exactly 7).
 #[allow(clippy::result_large_err)]
-fn date_range(
+pub(super) fn date_range(
     body: &RequestBody,
     log: &mut LoggedRequest,
 ) -> Result<(DateTime<Utc>, DateTime<Utc>), Response> {
@@ -583,7 +583,7 @@ fn matches_filters(body: &RequestBody, record: &Value) -> bool {
             .is_none_or(|f| tags_match(f, &record["tags"]))
 }
 
-fn finish(body: Value, fault: Option<&Fault>) -> Response {
+pub(super) fn finish(body: Value, fault: Option<&Fault>) -> Response {
     finish_text(
         serde_json::to_string(&body).expect("values serialize"),
         fault,

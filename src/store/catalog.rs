@@ -27,7 +27,12 @@ const SMALL_TABLES: [&str; 6] = [
 ];
 
 /// The exported tables, with their JSON columns (stored as text in Parquet).
-const EXPORTED: [(&str, &str); 2] = [("sessions", "raw"), ("session_tags", "value_json")];
+const EXPORTED: [(&str, &[&str]); 4] = [
+    ("sessions", &["raw"]),
+    ("session_tags", &["value_json"]),
+    ("messages", &["components", "raw"]),
+    ("message_tags", &["value_json"]),
+];
 
 /// Fills `kore_publish` (attached) from the warehouse `db` and the Parquet
 /// export in `parquet_dir`.
@@ -48,8 +53,8 @@ pub(super) fn fill_catalog(
     // Absolute, so readers in any directory find the files.
     let dir = std::fs::canonicalize(parquet_dir)
         .map_err(|e| io_err("finding the Parquet export", parquet_dir, e))?;
-    for (table, json_column) in EXPORTED {
-        let sql = match exported_view(conn, (db, table, json_column), &dir)? {
+    for (table, json_columns) in EXPORTED {
+        let sql = match exported_view(conn, (db, table, json_columns), &dir)? {
             Some(view) => view,
             // Nothing exported yet: an empty table of the same shape, since
             // a view over no files cannot be created.
@@ -69,7 +74,7 @@ pub(super) fn fill_catalog(
 /// when no day file exists.
 fn exported_view(
     conn: &Connection,
-    (db, table, json_column): (&str, &str, &str),
+    (db, table, json_columns): (&str, &str, &[&str]),
     dir: &Path,
 ) -> Result<Option<String>, StoreError> {
     const DOING: &str = "reading the exported tables' columns";
@@ -97,7 +102,7 @@ fn exported_view(
     let select: Vec<String> = columns
         .iter()
         .map(|c| {
-            if c == json_column {
+            if json_columns.contains(&c.as_str()) {
                 format!("CAST({} AS JSON) AS {}", ident(c), ident(c))
             } else {
                 ident(c)

@@ -11,7 +11,9 @@ use super::error::{QueryContext, StoreError};
 use super::runs::watermark_with_filter;
 use super::sql::ts;
 use super::{WindowCommit, upsert};
-use crate::model::{Deletes, Session, SessionBatch, StreamKey, Window, next_watermark};
+use crate::model::{
+    Deletes, RejectedRecord, Session, SessionBatch, StreamKey, Window, next_watermark,
+};
 use chrono::{DateTime, Utc};
 use duckdb::{Connection, Transaction, params};
 use std::collections::HashMap;
@@ -52,10 +54,30 @@ pub(super) fn commit_window(
         .transaction()
         .doing("beginning the window transaction")?;
     let (n_received, n_written) = store_batch(&tx, key, batch, now)?;
+    let next = move_watermark(&tx, key, advance, now)?;
+    tx.commit().doing("committing the window")?;
+    Ok(WindowCommit {
+        n_received,
+        n_written,
+        n_deleted: 0,
+        n_marked: 0,
+        watermark: next,
+    })
+}
+
+/// Moves the stream's watermark as [`next_watermark`] says for a window
+/// completely read, inside the caller's transaction (that stored the
+/// window). Returns the watermark after.
+pub(super) fn move_watermark(
+    tx: &Transaction<'_>,
+    key: &StreamKey,
+    advance: Advance,
+    now: DateTime<Utc>,
+) -> Result<Option<DateTime<Utc>>, StoreError> {
     // A watermark reached under another filter does not count: the stream
     // starts again from `history_start` (the runner adopts the old watermark
     // first when told to keep it).
-    let (stored, stored_filter) = watermark_with_filter(&tx, key)?;
+    let (stored, stored_filter) = watermark_with_filter(tx, key)?;
     let filter_changed = stored_filter.as_ref().is_some_and(|f| *f != key.filter);
     let current = if filter_changed { None } else { stored };
     let next = next_watermark(current, advance.window, advance.history_start);
@@ -78,14 +100,7 @@ pub(super) fn commit_window(
         )
         .doing("moving the watermark")?;
     }
-    tx.commit().doing("committing the window")?;
-    Ok(WindowCommit {
-        n_received,
-        n_written,
-        n_deleted: 0,
-        n_marked: 0,
-        watermark: next,
-    })
+    Ok(next)
 }
 
 /// Stores sessions read outside a window's commit (re-read by id, or a
@@ -128,7 +143,18 @@ fn store_batch(
 ) -> Result<(usize, usize), StoreError> {
     let sessions = last_version_of_each(&batch.records);
     let n_written = upsert::upsert(tx, &sessions, now)?;
-    for r in &batch.rejected {
+    keep_rejected(tx, key, &batch.rejected, now)?;
+    Ok((sessions.len(), n_written))
+}
+
+/// Keeps records that could not be parsed (once each).
+pub(super) fn keep_rejected(
+    tx: &Transaction<'_>,
+    key: &StreamKey,
+    rejected: &[RejectedRecord],
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    for r in rejected {
         tx.execute(
             "INSERT INTO rejected_records
              SELECT ?, ?, ?, ?, ?, CAST(? AS TIMESTAMPTZ)
@@ -145,7 +171,7 @@ fn store_batch(
         )
         .doing("keeping a rejected record")?;
     }
-    Ok((sessions.len(), n_written))
+    Ok(())
 }
 
 /// One session per id, the last version given, in the order given: the
@@ -175,7 +201,7 @@ fn note_day_of(tx: &Transaction<'_>, session_id: &str) -> Result<(), StoreError>
     Ok(())
 }
 
-/// Deletes sessions (and their tags) the API reported as gone; their days
+/// Deletes sessions (with their tags and messages) the API reported as gone; their days
 /// become Parquet partitions to rewrite. Returns how many were stored.
 fn delete_sessions(tx: &Transaction<'_>, ids: &[String]) -> Result<usize, StoreError> {
     let mut n_deleted = 0;
@@ -183,6 +209,21 @@ fn delete_sessions(tx: &Transaction<'_>, ids: &[String]) -> Result<usize, StoreE
         note_day_of(tx, id)?;
         tx.execute("DELETE FROM session_tags WHERE session_id = ?", params![id])
             .doing("deleting tags of a session deleted upstream")?;
+        // Its messages go with it (their days are partitions to rewrite).
+        tx.execute(
+            "INSERT OR IGNORE INTO parquet_dirty_days
+             SELECT DISTINCT CAST(make_timestamp(epoch_us(created_on)) AS DATE) FROM messages WHERE session_id = ?",
+            params![id],
+        )
+        .doing("noting changed days")?;
+        tx.execute(
+            "DELETE FROM message_tags WHERE message_id IN
+                 (SELECT message_id FROM messages WHERE session_id = ?)",
+            params![id],
+        )
+        .doing("deleting message tags of a session deleted upstream")?;
+        tx.execute("DELETE FROM messages WHERE session_id = ?", params![id])
+            .doing("deleting messages of a session deleted upstream")?;
         n_deleted += tx
             .execute("DELETE FROM sessions WHERE session_id = ?", params![id])
             .doing("deleting a session deleted upstream")?;

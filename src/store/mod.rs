@@ -17,6 +17,7 @@ mod commit;
 mod connection;
 pub mod error;
 mod lake;
+mod messages;
 pub mod migrations;
 mod parquet;
 mod publish;
@@ -119,7 +120,8 @@ pub struct StreamStatus {
     pub last_trigger: Option<String>,
     /// The API filters the stream last ran with (empty: none).
     pub filter: String,
-    /// Live sessions (not marked gone) of the stream.
+    /// Live sessions (not marked gone) of the stream; for a messages
+    /// stream, its messages.
     pub n_sessions: i64,
     /// The bot's name, if the `bots` table has one.
     pub bot_name: Option<String>,

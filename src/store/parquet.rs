@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 const PARQUET_ROW_GROUP: u32 = 16_384;
 
 /// The exported tables, in the order they are written.
-pub(super) const TABLES: [&str; 2] = ["sessions", "session_tags"];
+pub(super) const TABLES: [&str; 4] = ["sessions", "session_tags", "messages", "message_tags"];
 
 /// One table's partition of one day, written to a local file (None: the day
 /// has no rows of that table, and its partition is removed).
@@ -187,7 +187,7 @@ pub(super) fn manifest(conn: &Connection, writer: &Writer<'_>) -> Result<Vec<u8>
 /// Each table's query for one day. The day's UTC bounds are spelled as
 /// constants beside the exact test, so zone maps skip other row groups:
 /// without them each day scanned the whole history, twice per table.
-fn day_queries(day: &str) -> Result<[(&'static str, String); 2], StoreError> {
+fn day_queries(day: &str) -> Result<[(&'static str, String); 4], StoreError> {
     let start = NaiveDate::parse_from_str(day, "%Y-%m-%d")
         .map(|d| d.and_time(NaiveTime::MIN).and_utc())
         .map_err(|e| StoreError::Unexpected {
@@ -217,6 +217,24 @@ fn day_queries(day: &str) -> Result<[(&'static str, String); 2], StoreError> {
                 "SELECT t.* EXCLUDE (value_json), CAST(t.value_json AS VARCHAR) AS value_json
                  FROM session_tags t JOIN sessions s USING (session_id) WHERE {}",
                 within("s.start_time")
+            ),
+        ),
+        // Messages by the UTC day they were written.
+        (
+            "messages",
+            format!(
+                "SELECT * EXCLUDE (components, raw), CAST(components AS VARCHAR) AS components,
+                        CAST(raw AS VARCHAR) AS raw
+                 FROM messages WHERE {}",
+                within("created_on")
+            ),
+        ),
+        (
+            "message_tags",
+            format!(
+                "SELECT t.* EXCLUDE (value_json), CAST(t.value_json AS VARCHAR) AS value_json
+                 FROM message_tags t JOIN messages m USING (message_id) WHERE {}",
+                within("m.created_on")
             ),
         ),
     ])

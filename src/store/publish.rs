@@ -93,7 +93,8 @@ fn fingerprint(conn: &Connection) -> Result<String, StoreError> {
         "SELECT concat_ws('/', count(*), epoch_us(max(last_synced_at)),
                 count(deleted_at), epoch_us(max(deleted_at)),
                 (SELECT md5(coalesce(string_agg(concat_ws('=', bot_id, name), ',' ORDER BY bot_id), ''))
-                 FROM bots))
+                 FROM bots),
+                (SELECT concat_ws('/', count(*), epoch_us(max(last_synced_at))) FROM messages))
          FROM sessions",
         [],
         |r| r.get(0),

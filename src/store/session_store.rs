@@ -7,12 +7,13 @@ use super::bots::{self, BotSource};
 use super::commit::{self, Advance, Gone};
 use super::error::StoreError;
 use super::lake::{ParquetTarget, Sink};
+use super::messages;
 use super::publish::{ReadCopy, ReadCopyForm};
 use super::{
     RunRecord, StatusReport, WarehouseSettings, WindowCommit, connection, parquet, publish, runs,
     status,
 };
-use crate::model::{Bot, SessionBatch, StreamFilter, StreamKey, Window};
+use crate::model::{Bot, MessageBatch, SessionBatch, StreamFilter, StreamKey, Window};
 use chrono::{DateTime, Utc};
 use duckdb::Connection;
 use std::path::{Path, PathBuf};
@@ -260,6 +261,26 @@ impl SessionStore {
             .await?;
         sink.put_manifest(manifest).await?;
         Ok(days.len())
+    }
+
+    /// Stores messages of a window still being read (`advance` None), or
+    /// the rest of a window completely read with its watermark move.
+    pub async fn commit_messages(
+        &self,
+        key: &StreamKey,
+        batch: MessageBatch,
+        advance: Option<Advance>,
+    ) -> Result<WindowCommit, StoreError> {
+        let key = key.clone();
+        self.with(move |c| messages::commit_messages(c, &key, &batch, advance, Utc::now()))
+            .await
+    }
+
+    /// The channels the bot's stored sessions use.
+    pub async fn session_channels(&self, bot_id: &str) -> Result<Vec<String>, StoreError> {
+        let bot_id = bot_id.to_owned();
+        self.with(move |c| messages::session_channels(c, &bot_id))
+            .await
     }
 
     /// Stores bot names; see [`BotSource`] for which wins.

@@ -30,7 +30,8 @@ pub(super) fn status(conn: &Connection) -> Result<StatusReport, StoreError> {
                         (SELECT count(*) FROM sessions x
                           WHERE (s.bot_id = '*' OR x.bot_id = s.bot_id)
                             AND x.containment_type = s.containment_type AND x.deleted_at IS NULL)
-                    ELSE 0 END,
+                    ELSE (SELECT count(*) FROM messages m
+                           WHERE m.bot_id = s.bot_id AND m.channel = s.containment_type) END,
                     b.name, s.resource
              FROM streams s
              LEFT JOIN bots b USING (bot_id)

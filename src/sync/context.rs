@@ -33,6 +33,20 @@ pub struct SyncSettings {
     pub reconcile: chrono::TimeDelta,
     /// What a session the API no longer has means (`sync.deletes`).
     pub deletes: Deletes,
+    /// Conversation messages (`[messages]`).
+    pub messages: MessagesSettings,
+}
+
+/// `[messages]`: whether and how conversation messages are synced.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MessagesSettings {
+    /// For bots that do not say otherwise (`[[bots]] messages`).
+    pub enabled: bool,
+    /// Channels read besides those the bot's stored sessions use.
+    pub channels: Vec<String>,
+    /// Whether message content is kept (false: `text` is NULL and content
+    /// is removed from `components` and `raw` before storage).
+    pub store_text: bool,
 }
 
 /// One bot, or the account scope (keyed [`crate::model::ACCOUNT_BOT_ID`]),
@@ -42,6 +56,9 @@ pub struct Scope {
     pub bot_id: String,
     /// The name `[[bots]]` gives it, if any.
     pub name: Option<String>,
+    /// Whether its messages are synced (None: `messages.enabled`; the
+    /// account scope never, as getMessagesV2 is per bot).
+    pub messages: Option<bool>,
     pub credentials: Credentials,
     pub filter: StreamFilter,
 }
@@ -52,7 +69,14 @@ pub struct Scope {
 pub struct ScopeApi {
     pub scope: Scope,
     pub api: SessionsApi,
+    /// The page size of its message streams, learned apart from sessions'
+    /// (getMessagesV2 answers up to 10,000 a page).
+    pub message_pages: Arc<PageSize>,
 }
+
+/// The most messages getMessagesV2 returns in one page (v2's documented
+/// limit): asked for first, then whatever the server is seen to honour.
+pub const MESSAGES_PAGE: u32 = 10_000;
 
 impl ScopeApi {
     /// How many sessions of one containment type the scope has in `window`
@@ -147,6 +171,7 @@ pub fn build_scopes(
             let pages = Arc::new(PageSize::new(client.page_size, client.max_page_size));
             ScopeApi {
                 api: http.sessions_api(&scope.bot_id, scope.credentials.clone(), budget, pages),
+                message_pages: Arc::new(PageSize::new(client.page_size, MESSAGES_PAGE)),
                 scope: scope.clone(),
             }
         })

@@ -13,6 +13,7 @@
 mod accumulator;
 pub mod context;
 mod fetch;
+mod messages;
 pub mod names;
 pub mod options;
 pub mod pass;
@@ -27,7 +28,9 @@ mod store_pipe;
 mod stream;
 pub mod verify;
 
-pub use context::{Scope, ScopeApi, SyncContext, SyncSettings, SyncSetup, build_scopes};
+pub use context::{
+    MessagesSettings, Scope, ScopeApi, SyncContext, SyncSettings, SyncSetup, build_scopes,
+};
 pub use fetch::{CHUNK_SESSIONS, FetchError};
 pub use options::{PASS_BUDGET_PATIENCE, PassOptions, PassTrigger};
 pub use pass::run_pass;

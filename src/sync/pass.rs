@@ -6,7 +6,7 @@ use super::options::PassOptions;
 use super::report::{PassReport, StreamReport};
 use super::stop::Stop;
 use super::stream::{StreamRun, run_stream};
-use crate::model::StreamKey;
+use crate::model::{ACCOUNT_BOT_ID, Partition, StreamKey};
 use crate::ops::metrics::PassEnded;
 use crate::store::StoreError;
 use std::time::Instant;
@@ -69,11 +69,9 @@ pub async fn run_pass(
     report.streams.sort_by(|a, b| {
         let order = |s: &StreamReport| {
             let k = &s.key;
-            (
-                k.bot_id.clone(),
-                k.partition.resource(),
-                k.partition.name().to_owned(),
-            )
+            // Sessions streams first, then messages.
+            let messages = k.partition.resource() != "sessions";
+            (k.bot_id.clone(), messages, k.partition.name().to_owned())
         };
         order(a).cmp(&order(b))
     });
@@ -98,13 +96,34 @@ impl ScopeTask {
         let history = store.request_history(api.bot_id()).await?;
         api.budget().load_history(&history);
         let mut reports = Vec::new();
-        let mut result = Ok(());
-        for &containment_type in &self.ctx.settings.containment_types {
-            let key = StreamKey::sessions(
-                api.bot_id(),
-                containment_type,
-                &self.scope.scope.filter.fingerprint(),
-            );
+        let filter = self.scope.scope.filter.fingerprint();
+        let sessions = self
+            .ctx
+            .settings
+            .containment_types
+            .iter()
+            .map(|&ct| StreamKey::sessions(api.bot_id(), ct, &filter));
+        let mut result = self.run_streams(sessions, &mut reports).await;
+        // Messages after sessions, so sessions always get the budget first.
+        if result.is_ok() && self.messages_enabled() {
+            result = match self.message_streams().await {
+                Ok(keys) => self.run_streams(keys.into_iter(), &mut reports).await,
+                Err(e) => Err(e),
+            };
+        }
+        store
+            .record_requests(api.bot_id(), api.budget().take_unsaved())
+            .await?;
+        result.map(|()| reports)
+    }
+
+    /// Runs `keys` in turn; stops at the first warehouse failure.
+    async fn run_streams(
+        &self,
+        keys: impl Iterator<Item = StreamKey>,
+        reports: &mut Vec<StreamReport>,
+    ) -> Result<(), StoreError> {
+        for key in keys {
             let run = StreamRun {
                 ctx: &self.ctx,
                 scope: &self.scope,
@@ -113,17 +132,35 @@ impl ScopeTask {
                 pass_id: &self.pass_id,
                 stop: &self.stop,
             };
-            match run_stream(run).await {
-                Ok(r) => reports.push(r),
-                Err(e) => {
-                    result = Err(e);
-                    break;
-                }
-            }
+            reports.push(run_stream(run).await?);
         }
-        store
-            .record_requests(api.bot_id(), api.budget().take_unsaved())
-            .await?;
-        result.map(|()| reports)
+        Ok(())
+    }
+
+    /// Whether this scope's messages are synced: a bot (getMessagesV2 has
+    /// no account-wide form) with messages on, by its table or `[messages]`.
+    fn messages_enabled(&self) -> bool {
+        let scope = &self.scope.scope;
+        scope.bot_id != ACCOUNT_BOT_ID
+            && scope.messages.unwrap_or(self.ctx.settings.messages.enabled)
+    }
+
+    /// One messages stream per channel: those the bot's stored sessions use
+    /// (the API reads `rtm` alone unless told a channel) and the configured
+    /// ones.
+    async fn message_streams(&self) -> Result<Vec<StreamKey>, StoreError> {
+        let bot_id = &self.scope.scope.bot_id;
+        let mut channels = self.ctx.store.session_channels(bot_id).await?;
+        channels.extend(self.ctx.settings.messages.channels.iter().cloned());
+        channels.sort();
+        channels.dedup();
+        Ok(channels
+            .into_iter()
+            .map(|channel| StreamKey {
+                bot_id: bot_id.clone(),
+                partition: Partition::Channel(channel),
+                filter: String::new(),
+            })
+            .collect())
     }
 }

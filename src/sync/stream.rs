@@ -11,6 +11,7 @@
 
 use super::context::{ScopeApi, SyncContext};
 use super::fetch::{Fetch, FetchError};
+use super::messages::Messages;
 use super::options::PassOptions;
 use super::plan::{self, WindowPlan};
 use super::reconcile::reconcile_behind;
@@ -19,7 +20,7 @@ use super::report::{Observer, StreamReport};
 use super::resource::{Resource, Sessions};
 use super::stop::Stop;
 use crate::api::CallStats;
-use crate::model::{RunOutcome, StreamKey, Window};
+use crate::model::{Partition, RunOutcome, StreamKey, Window};
 use crate::store::StoreError;
 use chrono::{DateTime, Utc};
 use std::time::Instant;
@@ -50,26 +51,9 @@ pub(super) async fn run_stream(run: StreamRun<'_>) -> Result<StreamReport, Store
     if let Some(o) = observer {
         o.0.started(&report);
     }
-    let sessions = Sessions {
-        api: &run.scope.api,
-        store: &ctx.store,
-        key,
-        filter: &run.scope.scope.filter,
-        history_start: ctx.settings.plan.start,
-        max_budget_wait: opts.max_budget_wait,
-        cancel: &run.stop.token,
-        deletes: ctx.settings.deletes,
-    };
-    read_windows(&sessions, &plan.windows, &mut report, run.stop, observer).await?;
-    // Behind the watermark: sessions listed late, and sessions erased.
-    if report.outcome == RunOutcome::Succeeded && opts.range.is_none() {
-        reconcile_behind(&sessions, &ctx.settings, &mut report, run.stop).await?;
-    }
-    // Sessions stored as active whose start is now before the span this pass
-    // re-read: read them by id so their final state lands, and drop those
-    // the API no longer has.
-    if report.outcome == RunOutcome::Succeeded && opts.range.is_none() {
-        refresh_stale_active(&sessions, plan.begin, &mut report, run.stop).await?;
+    match &key.partition {
+        Partition::Containment(_) => run.read_sessions(&plan, &mut report).await?,
+        Partition::Channel(channel) => run.read_messages(channel, &plan, &mut report).await?,
     }
     ctx.store.finish_run(run_id, report.run_record()).await?;
     if let Some(o) = observer {
@@ -80,6 +64,63 @@ pub(super) async fn run_stream(run: StreamRun<'_>) -> Result<StreamReport, Store
 }
 
 impl StreamRun<'_> {
+    /// A sessions stream: its windows, then behind the watermark (sessions
+    /// listed late or erased), then sessions stored as active.
+    async fn read_sessions(
+        &self,
+        plan: &WindowPlan,
+        report: &mut StreamReport,
+    ) -> Result<(), StoreError> {
+        let (ctx, opts) = (self.ctx, self.opts);
+        let sessions = Sessions {
+            api: &self.scope.api,
+            store: &ctx.store,
+            key: &self.key,
+            filter: &self.scope.scope.filter,
+            history_start: ctx.settings.plan.start,
+            max_budget_wait: opts.max_budget_wait,
+            cancel: &self.stop.token,
+            deletes: ctx.settings.deletes,
+        };
+        let observer = opts.observer.as_ref();
+        read_windows(&sessions, &plan.windows, report, self.stop, observer).await?;
+        // Behind the watermark: sessions listed late, and sessions erased.
+        if report.outcome == RunOutcome::Succeeded && opts.range.is_none() {
+            reconcile_behind(&sessions, &ctx.settings, report, self.stop).await?;
+        }
+        // Sessions stored as active whose start is now before the span this
+        // pass re-read: read them by id so their final state lands, and drop
+        // those the API no longer has.
+        if report.outcome == RunOutcome::Succeeded && opts.range.is_none() {
+            refresh_stale_active(&sessions, plan.begin, report, self.stop).await?;
+        }
+        Ok(())
+    }
+
+    /// A messages stream: its windows. (Messages of sessions that were still
+    /// active are caught by the lookback, which re-reads the latest span.)
+    async fn read_messages(
+        &self,
+        channel: &str,
+        plan: &WindowPlan,
+        report: &mut StreamReport,
+    ) -> Result<(), StoreError> {
+        let (ctx, opts) = (self.ctx, self.opts);
+        let messages = Messages {
+            api: &self.scope.api,
+            pages: &self.scope.message_pages,
+            store: &ctx.store,
+            key: &self.key,
+            channel,
+            history_start: ctx.settings.plan.start,
+            max_budget_wait: opts.max_budget_wait,
+            cancel: &self.stop.token,
+            store_text: ctx.settings.messages.store_text,
+        };
+        let observer = opts.observer.as_ref();
+        read_windows(&messages, &plan.windows, report, self.stop, observer).await
+    }
+
     /// The watermark this pass starts from. A watermark reached under another
     /// filter counts only when `sync.restart_on_filter_change` is false (it
     /// is then adopted under the new filter); otherwise the stream reads

@@ -9,6 +9,7 @@ mod fetch;
 mod filters;
 mod lake;
 mod layers;
+mod messages;
 mod names;
 mod ops;
 mod paging;

@@ -6,9 +6,11 @@
 //! field names.
 
 mod bots;
+mod message;
 mod session;
 
 pub use bots::{BOTS_PAGE, BotsResponse, bot_records};
+pub use message::{parse_message, parse_message_or_reject};
 pub use session::{RecordError, parse_or_reject, parse_session, session_id_of};
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -69,6 +71,29 @@ pub struct SessionsResponse {
     pub sessions: Vec<Box<RawValue>>,
     #[serde(rename = "invalidSessions", default)]
     pub invalid_sessions: Vec<String>,
+}
+
+/// The response envelope of `getMessagesV2`.
+#[derive(Debug, Deserialize)]
+pub struct MessagesResponse {
+    #[serde(default)]
+    pub total: Option<u64>,
+    #[serde(rename = "moreAvailable", default)]
+    pub more_available: Option<bool>,
+    #[serde(default)]
+    pub messages: Vec<Box<RawValue>>,
+}
+
+/// The request body of `getMessagesV2` for a date window of one channel.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct MessagesRequest {
+    pub date_from: String,
+    pub date_to: String,
+    pub skip: u64,
+    pub limit: u64,
+    /// Always sent: without it the API documents `rtm` only.
+    pub channel_type: String,
 }
 
 /// The error envelope the API usually sends: `{"errors":[{"msg": …}]}`.

@@ -136,11 +136,14 @@ pub fn session_id_of(raw: &RawValue) -> Option<String> {
         .and_then(|r| r.session_id)
 }
 
-fn is_null(raw: &RawValue) -> bool {
+pub(super) fn is_null(raw: &RawValue) -> bool {
     raw.get().trim() == "null"
 }
 
-fn opt_string(raw: Option<&RawValue>, field: &str) -> Result<Option<String>, RecordError> {
+pub(super) fn opt_string(
+    raw: Option<&RawValue>,
+    field: &str,
+) -> Result<Option<String>, RecordError> {
     match raw {
         None => Ok(None),
         Some(r) if is_null(r) => Ok(None),
@@ -216,13 +219,13 @@ fn opt_flag(raw: Option<&RawValue>, field: &str) -> Result<Option<bool>, RecordE
     }
 }
 
-fn parse_time(s: &str, field: &str) -> Result<DateTime<Utc>, RecordError> {
+pub(super) fn parse_time(s: &str, field: &str) -> Result<DateTime<Utc>, RecordError> {
     DateTime::parse_from_rfc3339(s)
         .map(|t| t.with_timezone(&Utc))
         .map_err(|e| RecordError(format!("{field} is not an ISO-8601 timestamp ({e}): {s:?}")))
 }
 
-fn excerpt(r: &RawValue) -> String {
+pub(super) fn excerpt(r: &RawValue) -> String {
     let s = r.get();
     if s.chars().count() > 60 {
         format!("{}…", s.chars().take(60).collect::<String>())
@@ -233,7 +236,7 @@ fn excerpt(r: &RawValue) -> String {
 
 /// Flattens `tags`: every array under it becomes rows of its own kind.
 /// Non-array members (null, objects) carry no rows; they stay in `raw`.
-fn parse_tags(raw: Option<&RawValue>) -> Result<Vec<Tag>, RecordError> {
+pub(super) fn parse_tags(raw: Option<&RawValue>) -> Result<Vec<Tag>, RecordError> {
     let Some(raw) = raw else {
         return Ok(Vec::new());
     };
@@ -250,6 +253,8 @@ fn parse_tags(raw: Option<&RawValue>) -> Result<Vec<Tag>, RecordError> {
         let kind = match key.as_ref() {
             "userTags" => "user".to_owned(),
             "sessionTags" => "session".to_owned(),
+            // A message's own tags (conversation history).
+            "messageTags" => "message".to_owned(),
             other => other.to_owned(),
         };
         for (ordinal, item) in items.into_iter().enumerate() {

@@ -1,0 +1,196 @@
+//! The message parser (conversation history, `getMessagesV2`): one raw
+//! message into a [`Message`], or a [`RecordError`] naming the field. Like
+//! the session parser it is total, and keeps the record in `raw`. With
+//! `store_text` off, message content (each component's `data`) is removed
+//! from `components` and `raw` before anything else sees it, and `text` is
+//! None.
+
+use super::session::{RecordError, excerpt, is_null, opt_string, parse_tags, parse_time};
+use crate::model::{Message, RejectedRecord};
+use serde::Deserialize;
+use serde_json::Value;
+use serde_json::value::RawValue;
+
+#[derive(Deserialize)]
+struct WireMessage<'a> {
+    #[serde(rename = "_id", borrow, default)]
+    id: Option<&'a RawValue>,
+    #[serde(rename = "sessionId", borrow, default)]
+    session_id: Option<&'a RawValue>,
+    #[serde(rename = "botId", borrow, default)]
+    bot_id: Option<&'a RawValue>,
+    #[serde(rename = "type", borrow, default)]
+    direction: Option<&'a RawValue>,
+    #[serde(rename = "createdOn", borrow, default)]
+    created_on: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    chnl: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    lang: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    components: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    tags: Option<&'a RawValue>,
+}
+
+/// Parses one raw message; `store_text` false drops its content.
+pub fn parse_message(raw: &RawValue, store_text: bool) -> Result<Message, RecordError> {
+    let text = raw.get();
+    if !text.trim_start().starts_with('{') {
+        return Err(RecordError(format!(
+            "message is not a JSON object: {}",
+            excerpt(raw)
+        )));
+    }
+    let w: WireMessage<'_> = serde_json::from_str(text).map_err(|e| {
+        RecordError(format!(
+            "message is not a JSON object of the expected shape: {e}"
+        ))
+    })?;
+    let message_id = opt_string(w.id, "_id")?
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| RecordError("_id is missing or empty".into()))?;
+    let created = opt_string(w.created_on, "createdOn")?
+        .ok_or_else(|| RecordError("createdOn is missing".into()))?;
+    let components = match w.components {
+        Some(c) if !is_null(c) => Some(
+            serde_json::from_str::<Value>(c.get())
+                .map_err(|_| RecordError(format!("components is not JSON: {}", excerpt(c))))?,
+        ),
+        _ => None,
+    };
+    let (components, raw_text, text_lines) = if store_text {
+        let lines = components.as_ref().and_then(text_of);
+        (components.map(|c| c.to_string()), text.to_owned(), lines)
+    } else {
+        let mut record: Value = serde_json::from_str(text)
+            .map_err(|e| RecordError(format!("message is not JSON: {e}")))?;
+        remove_content(&mut record);
+        let components = record
+            .get("components")
+            .filter(|c| !c.is_null())
+            .map(Value::to_string);
+        (components, record.to_string(), None)
+    };
+    Ok(Message {
+        message_id,
+        session_id: opt_string(w.session_id, "sessionId")?,
+        bot_id: opt_string(w.bot_id, "botId")?,
+        direction: opt_string(w.direction, "type")?,
+        created_on: parse_time(&created, "createdOn")?,
+        channel: opt_string(w.chnl, "chnl")?,
+        lang: opt_string(w.lang, "lang")?,
+        text: text_lines,
+        components,
+        raw: raw_text,
+        tags: parse_tags(w.tags)?,
+    })
+}
+
+/// Parses one raw message, or keeps it as a [`RejectedRecord`] (its
+/// session id, if readable, names it). A record kept as rejected with
+/// content not to be stored keeps no content either.
+pub fn parse_message_or_reject(
+    raw: &RawValue,
+    store_text: bool,
+) -> Result<Message, RejectedRecord> {
+    parse_message(raw, store_text).map_err(|e| RejectedRecord {
+        session_id: super::session_id_of(raw),
+        reason: e.0,
+        raw: if store_text {
+            raw.get().to_owned()
+        } else {
+            "{\"removed\": \"message content is not stored (messages.store_text = false)\"}".into()
+        },
+    })
+}
+
+/// The `data.text` strings of the components whose `cT` is `text`, one per
+/// line; None when there are none.
+fn text_of(components: &Value) -> Option<String> {
+    let lines: Vec<&str> = components
+        .as_array()?
+        .iter()
+        .filter(|c| c.get("cT").and_then(Value::as_str) == Some("text"))
+        .filter_map(|c| c.get("data")?.get("text")?.as_str())
+        .collect();
+    (!lines.is_empty()).then(|| lines.join("\n"))
+}
+
+/// Removes what people wrote or were shown: each component's `data`.
+fn remove_content(record: &mut Value) {
+    if let Some(components) = record.get_mut("components").and_then(Value::as_array_mut) {
+        for c in components {
+            if let Some(obj) = c.as_object_mut() {
+                obj.remove("data");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(v: Value) -> Box<RawValue> {
+        serde_json::value::to_raw_value(&v).unwrap()
+    }
+
+    fn sample() -> Value {
+        serde_json::json!({
+            "_id": "ms-1", "type": "incoming", "createdOn": "2026-01-02T03:04:05.678Z",
+            "botId": "st-1", "chnl": "msteams", "lang": "en", "sessionId": "s-1",
+            "components": [
+                {"cT": "text", "data": {"text": "Héllo &amp; 👋"}},
+                {"cT": "image", "data": {"url": "https://x/y.png"}},
+                {"cT": "NLResponse", "data": {"text": {"nested": "object"}}},
+                {"cT": "text", "data": {"text": "second line"}}
+            ],
+            "tags": {"messageTags": [{"name": "intent", "value": "reset"}], "userTags": []}
+        })
+    }
+
+    #[test]
+    fn text_joins_the_text_components_and_tags_are_flattened() {
+        let m = parse_message(&raw(sample()), true).unwrap();
+        assert_eq!(m.message_id, "ms-1");
+        assert_eq!(m.direction.as_deref(), Some("incoming"));
+        assert_eq!(m.channel.as_deref(), Some("msteams"));
+        assert_eq!(m.text.as_deref(), Some("Héllo &amp; 👋\nsecond line"));
+        assert_eq!(m.tags.len(), 1);
+        assert_eq!(m.tags[0].kind, "message");
+        assert_eq!(m.tags[0].value.as_deref(), Some("reset"));
+        assert!(m.raw.contains("Héllo"));
+    }
+
+    #[test]
+    fn without_store_text_no_content_is_kept() {
+        let m = parse_message(&raw(sample()), false).unwrap();
+        assert_eq!(m.text, None);
+        for kept in [m.raw.as_str(), m.components.as_deref().unwrap()] {
+            assert!(
+                !kept.contains("Héllo") && !kept.contains("second line") && !kept.contains("y.png"),
+                "{kept}"
+            );
+            assert!(kept.contains("\"cT\":\"text\""), "{kept}");
+        }
+        let bad = parse_message_or_reject(
+            &raw(serde_json::json!({"_id": "x", "text": "secret words"})),
+            false,
+        )
+        .unwrap_err();
+        assert!(!bad.raw.contains("secret words"));
+    }
+
+    #[test]
+    fn a_message_without_id_or_time_is_refused_by_name() {
+        let e = parse_message(
+            &raw(serde_json::json!({"createdOn": "2026-01-01T00:00:00Z"})),
+            true,
+        )
+        .unwrap_err();
+        assert!(e.0.contains("_id"), "{e}");
+        let e = parse_message(&raw(serde_json::json!({"_id": "m"})), true).unwrap_err();
+        assert!(e.0.contains("createdOn"), "{e}");
+    }
+}

@@ -1,0 +1,224 @@
+//! The simulated conversation history (`getMessagesV2`), consistent with
+//! the simulated sessions: each session's messages lie between its start
+//! and end, alternate between the user and the bot, and come in varied
+//! shapes (text, image, an NLResponse whose `data.text` is an object,
+//! unicode, HTML entities, `[data_purged]`, message tags). An active session
+//! shows its first two messages; when it closes, the rest appear. The
+//! `channelType` default is `rtm`, as documented. Rate limits (shared with
+//! getSessions), faults and the 7-day rule are the sessions endpoint's.
+
+use super::server::{RequestBody, admit, apply_fault, date_range, error, finish, next_fault};
+use super::{LoggedRequest, SimState};
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use chrono::{DateTime, Duration, Utc};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::sync::{Arc, Mutex};
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct MessagesBody {
+    date_from: Option<String>,
+    date_to: Option<String>,
+    skip: Option<u64>,
+    offset: Option<u64>,
+    limit: Option<u64>,
+    channel_type: Option<String>,
+}
+
+/// The conversation history route.
+pub(super) fn routes() -> axum::Router<Arc<Mutex<SimState>>> {
+    axum::Router::new().route(
+        "/api/public/bot/{bot_id}/getMessagesV2",
+        axum::routing::post(get_messages),
+    )
+}
+
+/// `POST /api/public/bot/{bot_id}/getMessagesV2`.
+async fn get_messages(
+    State(state): State<Arc<Mutex<SimState>>>,
+    Path(bot_id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let mut st = state.lock().expect("simulator lock");
+    let fault = next_fault(&mut st);
+    let mut log = LoggedRequest::new(&bot_id);
+    log.resource = "messages";
+    let response = answer(
+        &mut st,
+        &bot_id,
+        (&headers, &body),
+        &mut log,
+        fault.as_ref(),
+    );
+    log.status = response.status().as_u16();
+    st.log.push(log);
+    st.answered.send_modify(|n| *n += 1);
+    response
+}
+
+fn answer(
+    st: &mut SimState,
+    bot_id: &str,
+    (headers, body): (&HeaderMap, &Bytes),
+    log: &mut LoggedRequest,
+    fault: Option<&super::Fault>,
+) -> Response {
+    if !st.settings.bots.iter().any(|b| b.id == bot_id) {
+        return error(StatusCode::NOT_FOUND, &format!("Bot {bot_id} not found"));
+    }
+    if let Err(resp) = admit(st, bot_id, headers) {
+        return resp;
+    }
+    if st.settings.deny_chat_history.iter().any(|b| b == bot_id) {
+        return error(
+            StatusCode::FORBIDDEN,
+            "The app is not authorized to access this API (Chat History scope)",
+        );
+    }
+    if let Some(resp) = apply_fault(st, fault) {
+        return resp;
+    }
+    let body: MessagesBody = if body.is_empty() {
+        MessagesBody::default()
+    } else {
+        match serde_json::from_slice(body) {
+            Ok(b) => b,
+            Err(e) => return error(StatusCode::BAD_REQUEST, &format!("Invalid JSON body: {e}")),
+        }
+    };
+    let range = RequestBody {
+        date_from: body.date_from.clone(),
+        date_to: body.date_to.clone(),
+        ..RequestBody::default()
+    };
+    let (from, to) = match date_range(&range, log) {
+        Ok(r) => r,
+        Err(resp) => return resp,
+    };
+    let channel = body.channel_type.clone().unwrap_or_else(|| "rtm".into());
+    log.channel_type = body.channel_type;
+    let skip = body.skip.or(body.offset).unwrap_or(0) as usize;
+    log.skip = skip as u64;
+    log.limit = body.limit;
+    let limit = body
+        .limit
+        .map_or(100, |l| l as usize)
+        .min(st.settings.max_messages_page);
+    let inclusive = st.settings.date_to_inclusive;
+    let mut matching: Vec<Value> = st
+        .records
+        .iter()
+        .filter(|r| r.bot_id == bot_id && r.record["channel"].as_str() == Some(channel.as_str()))
+        .flat_map(|r| messages_of(&r.record))
+        .filter(|m| {
+            let t = created_on(m);
+            t >= from && (t < to || (inclusive && t == to))
+        })
+        .collect();
+    // Newest first, as the API pages by default.
+    matching.sort_by(|a, b| {
+        (created_on(b), b["_id"].as_str()).cmp(&(created_on(a), a["_id"].as_str()))
+    });
+    let total = matching.len();
+    let page: Vec<Value> = matching.into_iter().skip(skip).take(limit).collect();
+    log.returned = page.len();
+    let more = skip.saturating_add(page.len()) < total;
+    finish(
+        json!({"total": total, "moreAvailable": more, "icon": "", "messages": page}),
+        fault,
+    )
+}
+
+fn created_on(m: &Value) -> DateTime<Utc> {
+    m["createdOn"]
+        .as_str()
+        .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+        .map_or(DateTime::<Utc>::MIN_UTC, |t| t.with_timezone(&Utc))
+}
+
+/// A stable small number from a string, for the generator's choices.
+fn pick(s: &str, salt: u64) -> u64 {
+    s.bytes().fold(salt ^ 0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// The messages of one simulated session, oldest first.
+pub fn messages_of(session: &Value) -> Vec<Value> {
+    let Some(id) = session["sessionId"].as_str() else {
+        return Vec::new();
+    };
+    let Some(start) = session["start_time"]
+        .as_str()
+        .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+        .map(|t| t.with_timezone(&Utc))
+    else {
+        return Vec::new();
+    };
+    let end = session["end_time"]
+        .as_str()
+        .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+        .map(|t| t.with_timezone(&Utc));
+    let n_total = 2 + pick(id, 1) % 5;
+    let closed = end.is_some() && session["sessionStatus"].as_str() != Some("active");
+    let n = if closed { n_total } else { 2 };
+    // Spread over the session (or a minute apart while it is active): an
+    // active session's first messages keep their times once it closes.
+    let span_ms = end.map_or(60_000 * n_total as i64, |e| {
+        (e - start).num_milliseconds().max(n_total as i64)
+    });
+    (0..n)
+        .map(|i| {
+            let at = start + Duration::milliseconds(span_ms * i as i64 / n_total as i64);
+            message(session, id, i, at)
+        })
+        .collect()
+}
+
+fn message(session: &Value, id: &str, i: u64, at: DateTime<Utc>) -> Value {
+    let channel = session["channel"].clone();
+    let user = session["userId"].clone();
+    let incoming = i.is_multiple_of(2);
+    let components = match pick(id, 10 + i) % 5 {
+        0 => {
+            json!([{"cT": "text", "data": {"text": format!("Bonjour, j'ai besoin d'aide n°{i} — ünïcødé 👋")}}])
+        }
+        1 => json!([
+            {"cT": "text", "data": {"text": format!("Price &amp; plan &lt;{i}&gt;")}},
+            {"cT": "image", "data": {"url": format!("https://cdn.example.com/{id}/{i}.png")}, "thumbnails": []}
+        ]),
+        2 => json!([
+            {"cT": "NLResponse", "data": {"text": {"intent": "reset", "confidence": 0.9}}},
+            {"cT": "text", "data": {"text": format!("Message {i} of {id}")}}
+        ]),
+        3 => json!([{"cT": "text", "data": {"text": "My card is [data_purged]"}}]),
+        _ => json!([{"cT": "text", "data": {"text": format!("line one {i}\nline two")}}]),
+    };
+    let tags = if i == 0 {
+        json!({"messageTags": [{"name": "intent", "value": "help"}, {"name": "score", "value": pick(id, 3) % 10}], "userTags": [], "sessionTags": []})
+    } else {
+        json!({"messageTags": [], "userTags": [], "sessionTags": []})
+    };
+    json!({
+        "_id": format!("ms-{id}-{i}"),
+        "type": if incoming { "incoming" } else { "outgoing" },
+        "status": if incoming { "received" } else { "sent" },
+        "createdBy": if incoming { user.clone() } else { session["botId"].clone() },
+        "createdOn": at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        "botId": session["botId"],
+        "chnl": channel,
+        "channels": [{"type": channel, "channelUId": user}],
+        "lang": "en",
+        "sessionId": id,
+        "isBB": 0, "isD": 0, "ms": 1,
+        "components": components,
+        "tags": tags,
+        "timestampValue": at.timestamp_millis(),
+        "__v": 0
+    })
+}

@@ -1,0 +1,97 @@
+//! Conversation messages as a second resource of the engine: one stream per
+//! bot and channel, read by date window on `createdOn` with getMessagesV2
+//! (up to 10,000 messages a page), parsed, and committed window by window
+//! with the stream's watermark, exactly as sessions are (`stream`, `fetch`,
+//! `store_pipe` serve both).
+//!
+//! Channels: the API's `channelType` defaults to `rtm`, so every request
+//! names its channel, and a bot's message streams are the channels its
+//! stored sessions use plus `messages.channels`.
+
+use super::resource::{Page, Resource};
+use crate::api::wire::{MessagesRequest, format_api_time, parse_message_or_reject};
+use crate::api::{ApiError, CallStats, PageSize, SessionsApi};
+use crate::model::{Batch, Message, RejectedRecord, StreamKey, Window};
+use crate::store::{Advance, SessionStore, StoreError, WindowCommit};
+use chrono::{DateTime, Utc};
+use serde_json::value::RawValue;
+use std::future::Future;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// The messages of one bot and one channel.
+pub(super) struct Messages<'a> {
+    pub api: &'a SessionsApi,
+    pub pages: &'a PageSize,
+    pub store: &'a SessionStore,
+    pub key: &'a StreamKey,
+    pub channel: &'a str,
+    /// Where the stream's history begins (`sync.start`).
+    pub history_start: DateTime<Utc>,
+    pub max_budget_wait: Option<Duration>,
+    pub cancel: &'a CancellationToken,
+    /// `messages.store_text`.
+    pub store_text: bool,
+}
+
+impl Resource for Messages<'_> {
+    type Record = Message;
+
+    fn key(&self) -> &StreamKey {
+        self.key
+    }
+
+    fn page_size(&self) -> &PageSize {
+        self.pages
+    }
+
+    async fn page(
+        &self,
+        span: Window,
+        skip: u64,
+        limit: u32,
+    ) -> (Result<Page, ApiError>, CallStats) {
+        let body = MessagesRequest {
+            date_from: format_api_time(span.start),
+            date_to: format_api_time(span.end),
+            skip,
+            limit: u64::from(limit),
+            channel_type: self.channel.to_owned(),
+        };
+        let (result, stats) = self
+            .api
+            .get_messages(&body, self.max_budget_wait, self.cancel)
+            .await;
+        let page = result.map(|r| Page {
+            records: r.messages,
+            total: r.total,
+            more_available: r.more_available,
+        });
+        (page, stats)
+    }
+
+    fn parse(&self, raw: &RawValue) -> Result<Message, RejectedRecord> {
+        parse_message_or_reject(raw, self.store_text)
+    }
+
+    fn commit_chunk(
+        &self,
+        batch: Batch<Message>,
+    ) -> impl Future<Output = Result<WindowCommit, StoreError>> + Send + 'static {
+        let (store, key) = (self.store.clone(), self.key.clone());
+        async move { store.commit_messages(&key, batch, None).await }
+    }
+
+    fn commit_window(
+        &self,
+        window: Window,
+        batch: Batch<Message>,
+    ) -> impl Future<Output = Result<WindowCommit, StoreError>> + Send + 'static {
+        let (store, key) = (self.store.clone(), self.key.clone());
+        let advance = Advance {
+            window,
+            history_start: self.history_start,
+        };
+        async move { store.commit_messages(&key, batch, Some(advance)).await }
+    }
+}

@@ -1,0 +1,266 @@
+//! Issue 14: conversation messages, synced beside sessions by the same
+//! engine — one stream per bot and channel, by date window, committed with
+//! the stream's watermark.
+
+use crate::common::*;
+use chrono::DateTime;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// What a stored message row should hold for a simulator record.
+fn expected(m: &Value) -> (String, String, String, i64, String, Option<String>, usize) {
+    let text: Vec<&str> = m["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["cT"] == "text")
+        .filter_map(|c| c["data"]["text"].as_str())
+        .collect();
+    let tags = m["tags"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_array().map_or(0, Vec::len))
+        .sum();
+    (
+        m["_id"].as_str().unwrap().to_owned(),
+        m["sessionId"].as_str().unwrap().to_owned(),
+        m["type"].as_str().unwrap().to_owned(),
+        DateTime::parse_from_rfc3339(m["createdOn"].as_str().unwrap())
+            .unwrap()
+            .timestamp_millis(),
+        m["chnl"].as_str().unwrap().to_owned(),
+        (!text.is_empty()).then(|| text.join("\n")),
+        tags,
+    )
+}
+
+type Row = (String, String, String, i64, String, Option<String>, usize);
+
+fn stored(warehouse: &Path) -> Vec<Row> {
+    let conn = db(warehouse);
+    let mut stmt = conn
+        .prepare(
+            "SELECT m.message_id, m.session_id, m.direction, epoch_ms(m.created_on), m.channel, m.text,
+                    (SELECT count(*) FROM message_tags t WHERE t.message_id = m.message_id)
+             FROM messages m ORDER BY 1",
+        )
+        .unwrap();
+    stmt.query_map([], |r| {
+        Ok((
+            r.get(0)?,
+            r.get(1)?,
+            r.get(2)?,
+            r.get(3)?,
+            r.get(4)?,
+            r.get(5)?,
+            r.get::<_, i64>(6)? as usize,
+        ))
+    })
+    .unwrap()
+    .collect::<Result<_, _>>()
+    .unwrap()
+}
+
+fn want(h: &Harness) -> Vec<Row> {
+    let mut rows: Vec<Row> = h.sim.messages().iter().map(expected).collect();
+    rows.sort();
+    rows
+}
+
+fn messages_on(h: &Harness, extra: &str) -> std::path::PathBuf {
+    h.write_config(&h.toml("", &format!("[messages]\nenabled = true\n{extra}")))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_14_a_backfill_stores_every_channels_messages_as_the_api_has_them() {
+    let h = harness(2, 9, 15, |_| {}).await;
+    let toml = h
+        .toml("", "[messages]\nenabled = true\n")
+        .replace("[sync]", "parquet_dir = \"parquet\"\n[sync]");
+    let config = h.write_config(&toml);
+    run_ok(&config, &["sync"]).await;
+    assert_eq!(stored(&h.warehouse), want(&h));
+
+    // Raw records are kept exactly, and the tags flattened.
+    let conn = db(&h.warehouse);
+    let raw: String = conn
+        .query_row(
+            "SELECT CAST(raw AS VARCHAR) FROM messages ORDER BY message_id LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let raw: Value = serde_json::from_str(&raw).unwrap();
+    let sim = h.sim.messages();
+    let original = sim.iter().find(|m| m["_id"] == raw["_id"]).unwrap();
+    assert_eq!(&raw, original);
+    let kinds: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM message_tags WHERE kind = 'message' AND name = 'intent'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(kinds > 0);
+    // The Parquet export and the read copy hold them too.
+    let exported: i64 = conn
+        .query_row(
+            &format!(
+                "SELECT count(*) FROM read_parquet('{}/messages/*/data.parquet')",
+                h.dir.path().join("parquet").display()
+            ),
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(exported as usize, h.sim.messages().len());
+    let copied: i64 = db(&h.dir.path().join("kore-read.duckdb"))
+        .query_row("SELECT count(*) FROM transcripts", [], |r| r.get(0))
+        .unwrap();
+    assert!(copied > 0);
+
+    // Every channel the sessions use was read, each by name (never the
+    // rtm default), and no request spanned 7 days.
+    let requests = h.sim.requests();
+    let message_requests: Vec<_> = requests
+        .iter()
+        .filter(|r| r.resource == "messages")
+        .collect();
+    assert!(message_requests.iter().all(|r| r.channel_type.is_some()));
+    let asked: std::collections::BTreeSet<_> = message_requests
+        .iter()
+        .filter_map(|r| r.channel_type.clone())
+        .collect();
+    let used: std::collections::BTreeSet<String> = h
+        .sim_records()
+        .iter()
+        .map(|r| r["channel"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(used.len() >= 3, "{used:?}");
+    assert_eq!(asked, used);
+    for r in &message_requests {
+        let (from, to) = (r.date_from.unwrap(), r.date_to.unwrap());
+        assert!(to - from < chrono::Duration::days(7), "{r:?}");
+    }
+
+    // The views: a transcript per session, and first user messages.
+    let (n_transcripts, n_sessions_with_messages): (i64, i64) = conn
+        .query_row(
+            "SELECT (SELECT count(*) FROM transcripts), (SELECT count(DISTINCT session_id) FROM messages)",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(n_transcripts, n_sessions_with_messages);
+    let transcript: String = conn
+        .query_row("SELECT transcript FROM transcripts LIMIT 1", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert!(transcript.starts_with("USER: "), "{transcript}");
+    assert!(transcript.contains("\nBOT: "), "{transcript}");
+    let firsts: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM first_user_messages f JOIN sessions s USING (session_id)
+             WHERE s.containment_type NOT IN ('dropOff', 'agent')",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(firsts, 0);
+    drop(conn);
+
+    // A second pass writes nothing new and keeps them equal.
+    run_ok(&config, &["sync"]).await;
+    assert_eq!(stored(&h.warehouse), want(&h));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_14_an_incremental_pass_picks_up_the_messages_of_sessions_that_closed() {
+    let h = harness(1, 2, 10, |_| {}).await;
+    h.add_recent_sessions(3, chrono::Duration::minutes(15));
+    let config = messages_on(&h, "");
+    run_ok(&config, &["sync"]).await;
+    assert_eq!(stored(&h.warehouse), want(&h));
+    let active: Vec<String> = h
+        .sim_records()
+        .iter()
+        .filter(|r| r["sessionStatus"] == "active")
+        .map(|r| r["sessionId"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(!active.is_empty());
+    let before = stored(&h.warehouse).len();
+    let now = chrono::Utc::now();
+    for id in &active {
+        h.sim.modify(id, |r| {
+            r["sessionStatus"] = "closed".into();
+            r["end_time"] = (now - chrono::Duration::seconds(30))
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+                .into();
+        });
+    }
+    run_ok(&config, &["sync"]).await;
+    let after = stored(&h.warehouse);
+    assert_eq!(after, want(&h));
+    assert!(after.len() > before, "closing added messages");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_14_without_store_text_no_message_content_is_stored() {
+    let h = harness(1, 3, 10, |_| {}).await;
+    let config = messages_on(&h, "store_text = false\n");
+    run_ok(&config, &["sync"]).await;
+    let n: i64 = db(&h.warehouse)
+        .query_row(
+            "SELECT count(*) FROM messages WHERE text IS NULL",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(n as usize, h.sim.messages().len());
+    // Scan the files: none of the simulator's message texts is anywhere.
+    for file in [h.warehouse.clone(), h.dir.path().join("kore-read.duckdb")] {
+        let bytes = std::fs::read(&file).unwrap();
+        for needle in [
+            "ünïcødé",
+            "line one",
+            "Price &amp; plan",
+            "cdn.example.com",
+            "[data_purged]",
+        ] {
+            let found = bytes.windows(needle.len()).any(|w| w == needle.as_bytes());
+            assert!(!found, "{needle:?} in {}", file.display());
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_14_a_403_on_messages_fails_only_the_message_streams() {
+    let h = harness(1, 2, 10, |s| s.deny_chat_history = vec!["st-test-1".into()]).await;
+    let config = messages_on(&h, "");
+    let out = kore_sync(&config).arg("sync").output().await.unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("Chat History"), "{stderr}");
+    assert_warehouse_equals(&h.warehouse, &h.sim_records());
+    let conn = db(&h.warehouse);
+    let outcomes: BTreeMap<String, String> = {
+        let mut stmt = conn
+            .prepare("SELECT resource || ':' || containment_type, outcome FROM sync_runs")
+            .unwrap();
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    };
+    for (stream, outcome) in &outcomes {
+        let want = if stream.starts_with("messages:") {
+            "failed"
+        } else {
+            "succeeded"
+        };
+        assert_eq!(outcome, want, "{stream}: {outcomes:?}");
+    }
+}
