@@ -106,6 +106,18 @@ impl RequestBudget {
         st.granted = all.into();
     }
 
+    /// Requests granted over the last hour, and the hourly limit (None:
+    /// unlimited).
+    pub fn used_in_last_hour(&self) -> Option<(u32, u32)> {
+        if self.per_hour == 0 {
+            return None;
+        }
+        let st = self.state.lock().expect("budget lock poisoned");
+        let now = Instant::now();
+        let used = st.granted.iter().filter(|t| **t + HOUR > now).count();
+        Some((u32::try_from(used).unwrap_or(u32::MAX), self.per_hour))
+    }
+
     /// Wall-clock times of the grants made since the last call, to persist.
     pub fn take_unsaved(&self) -> Vec<chrono::DateTime<chrono::Utc>> {
         std::mem::take(&mut self.state.lock().expect("budget lock poisoned").unsaved)

@@ -66,7 +66,7 @@ pub async fn start_demo_simulator(
 pub fn demo_config_toml(base_url: &str, warehouse: &Path, start: DateTime<Utc>) -> String {
     let mut s = format!(
         "[api]\nbase_url = {base_url:?}\nrequests_per_minute = 0\nrequests_per_hour = 0\n\
-         [warehouse]\npath = {:?}\n[sync]\nstart = {:?}\nlag = \"0s\"\n",
+         [warehouse]\npath = {:?}\n[sync]\nstart = {:?}\nlag = \"0s\"\n[messages]\nenabled = true\n",
         warehouse.display().to_string(),
         start.to_rfc3339()
     );
@@ -115,17 +115,25 @@ pub async fn demo(warehouse: &Path, cancel: CancellationToken) -> anyhow::Result
     let requests: u32 = report.streams.iter().map(|s| s.requests).sum();
     let status = ctx.store.status().await?;
     println!(
-        "\nsynced {} sessions ({} tags) in {:.1}s with {requests} requests\n",
+        "\nsynced {} sessions ({} tags) and {} messages in {:.1}s with {requests} requests\n",
         status.n_sessions,
         status.n_tags,
+        status.n_messages,
         elapsed.as_secs_f64()
     );
     render::print_demo_streams(&status);
+    if let Some((id, containment, transcript)) = ctx.store.sample_transcript().await? {
+        println!("\nA {containment} conversation (session {id}, from the transcripts view):");
+        for line in transcript.lines() {
+            println!("  {line}");
+        }
+    }
     let path = warehouse.display();
     println!(
         "\nOpen it:\n  duckdb {path} -c \"SELECT * FROM daily_containment ORDER BY day DESC LIMIT 10\"\n  \
          python3 -c \"import duckdb; print(duckdb.connect('{path}', read_only=True).sql('SELECT bot_id, containment_type, count(*) FROM sessions GROUP BY ALL'))\"\n\
-         Tables: sessions, session_tags, sync_state, sync_runs; views: daily_sessions, daily_containment, tags_long.\n\
+         Tables: sessions, session_tags, messages, message_tags, bots, sync_state, sync_runs; views: daily_sessions, \
+         daily_containment, tags_long, transcripts, session_messages, first_user_messages.\n\
          kore-sync bundles DuckDB {}; the file is in the storage format of DuckDB {}, so that DuckDB or newer opens it.",
         status.duckdb_version,
         crate::store::DEFAULT_STORAGE_VERSION

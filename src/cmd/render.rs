@@ -66,12 +66,13 @@ pub fn print_pass(report: &PassReport) {
 /// The `status` table.
 pub fn print_status(path: &Path, r: &StatusReport, now: DateTime<Utc>) {
     println!(
-        "warehouse {} (storage format {}, kore-sync's DuckDB {}): {} sessions, {} tags, {} rejected records, {} streams",
+        "warehouse {} (storage format {}, kore-sync's DuckDB {}): {} sessions, {} tags, {} messages, {} rejected records, {} streams",
         path.display(),
         r.storage_version,
         r.duckdb_version,
         r.n_sessions,
         r.n_tags,
+        r.n_messages,
         r.n_rejected,
         r.streams.len()
     );
@@ -133,19 +134,23 @@ pub fn print_status(path: &Path, r: &StatusReport, now: DateTime<Utc>) {
 /// The demo's summary table of streams.
 pub fn print_demo_streams(r: &StatusReport) {
     println!(
-        "{:<20} {:<20} {:<12} {:>8}  WATERMARK",
-        "BOT", "NAME", "CONTAINMENT", "SESSIONS"
+        "{:<20} {:<26} {:<20} {:>8}  WATERMARK",
+        "BOT", "NAME", "STREAM", "ROWS"
     );
     for s in &r.streams {
         println!(
-            "{:<20} {:<20} {:<12} {:>8}  {}",
+            "{:<20} {:<26} {:<20} {:>8}  {}",
             if s.bot_id == ACCOUNT_BOT_ID {
                 "(account)"
             } else {
                 &s.bot_id
             },
             s.bot_name.as_deref().unwrap_or("-"),
-            s.containment_type,
+            if s.resource == "sessions" {
+                s.containment_type.clone()
+            } else {
+                format!("messages:{}", s.containment_type)
+            },
             s.n_sessions,
             s.watermark.map_or("-".into(), |w| w.to_rfc3339()),
         );
@@ -164,6 +169,7 @@ pub struct StatusJson<'a> {
     pub storage_version: &'a str,
     pub n_sessions: i64,
     pub n_tags: i64,
+    pub n_messages: i64,
     pub n_rejected: i64,
     /// Sessions the API no longer has, kept and marked.
     pub n_gone: i64,
@@ -239,6 +245,7 @@ impl<'a> StatusJson<'a> {
             storage_version: &r.storage_version,
             n_sessions: r.n_sessions,
             n_tags: r.n_tags,
+            n_messages: r.n_messages,
             n_rejected: r.n_rejected,
             n_gone: r.n_gone,
             behind_seconds: streams.iter().map(|s| s.behind_seconds).collect(),

@@ -26,18 +26,12 @@ pub(super) fn commit_messages(
         .transaction()
         .doing("beginning the messages transaction")?;
     let messages = last_version_of_each(&batch.records);
-    let mut n_written = 0;
-    for m in &messages {
-        if upsert_message(&tx, m, now)? {
-            n_written += 1;
-            // Its day is a Parquet partition to rewrite.
-            tx.execute(
-                "INSERT OR IGNORE INTO parquet_dirty_days VALUES (CAST(make_timestamp(?) AS DATE))",
-                params![m.created_on.timestamp_micros()],
-            )
-            .doing("noting changed days")?;
-        }
-    }
+    let n_written = if messages.is_empty() {
+        0
+    } else {
+        stage(&tx, &messages)?;
+        write_staged(&tx, now)?
+    };
     keep_rejected(&tx, key, &batch.rejected, now)?;
     let watermark = match advance {
         Some(advance) => move_watermark(&tx, key, advance, now)?,
@@ -53,82 +47,91 @@ pub(super) fn commit_messages(
     })
 }
 
-/// Writes one message unless the same record is stored; true if written.
-fn upsert_message(
-    tx: &Transaction<'_>,
-    m: &Message,
-    now: DateTime<Utc>,
-) -> Result<bool, StoreError> {
-    const DOING: &str = "storing a message";
-    let stored: Option<(String, i64)> = tx
-        .query_row(
-            "SELECT CAST(raw AS VARCHAR), epoch_us(first_synced_at) FROM messages WHERE message_id = ?",
-            params![m.message_id],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .optional()
-        .doing(DOING)?;
-    let first_synced = match &stored {
-        Some((raw, _)) if same_json(raw, &m.raw) => return Ok(false),
-        Some((_, first_us)) => {
-            tx.execute(
-                "DELETE FROM message_tags WHERE message_id = ?",
-                params![m.message_id],
-            )
-            .doing(DOING)?;
-            tx.execute(
-                "DELETE FROM messages WHERE message_id = ?",
-                params![m.message_id],
-            )
-            .doing(DOING)?;
-            super::sql::from_micros(*first_us)
-        }
-        None => now,
-    };
-    tx.execute(
-        "INSERT INTO messages VALUES (?, ?, ?, ?, CAST(? AS TIMESTAMPTZ), ?, ?, ?, CAST(? AS JSON),
-             CAST(? AS JSON), CAST(? AS TIMESTAMPTZ), CAST(? AS TIMESTAMPTZ))",
-        params![
+/// Appends the batch to temporary staging tables (text columns; times as
+/// text the final insert casts).
+fn stage(tx: &Transaction<'_>, messages: &[&Message]) -> Result<(), StoreError> {
+    const DOING: &str = "staging messages";
+    tx.execute_batch(
+        "CREATE TEMP TABLE IF NOT EXISTS stage_messages (
+             message_id VARCHAR, session_id VARCHAR, bot_id VARCHAR, direction VARCHAR,
+             created_on VARCHAR, created_us BIGINT, channel VARCHAR, lang VARCHAR, text VARCHAR,
+             components VARCHAR, raw VARCHAR);
+         CREATE TEMP TABLE IF NOT EXISTS stage_message_tags (
+             message_id VARCHAR, kind VARCHAR, ordinal INTEGER, name VARCHAR, value VARCHAR,
+             value_json VARCHAR);
+         DELETE FROM stage_messages; DELETE FROM stage_message_tags;",
+    )
+    .doing(DOING)?;
+    let mut rows = tx.appender("stage_messages").doing(DOING)?;
+    for m in messages {
+        rows.append_row(params![
             m.message_id,
             m.session_id,
             m.bot_id,
             m.direction,
             ts(m.created_on),
+            m.created_on.timestamp_micros(),
             m.channel,
             m.lang,
             m.text,
             m.components,
-            m.raw,
-            ts(first_synced),
-            ts(now)
-        ],
-    )
-    .doing(DOING)?;
-    for t in &m.tags {
-        tx.execute(
-            "INSERT INTO message_tags VALUES (?, ?, ?, ?, ?, CAST(? AS JSON))",
-            params![
+            m.raw
+        ])
+        .doing(DOING)?;
+    }
+    rows.flush().doing(DOING)?;
+    let mut tags = tx.appender("stage_message_tags").doing(DOING)?;
+    for m in messages {
+        for t in &m.tags {
+            tags.append_row(params![
                 m.message_id,
                 t.kind,
                 t.ordinal,
                 t.name,
                 t.value,
                 t.value_json
-            ],
-        )
-        .doing(DOING)?;
+            ])
+            .doing(DOING)?;
+        }
     }
-    Ok(true)
+    tags.flush().doing(DOING)
 }
 
-/// Whether two JSON texts hold the same value (DuckDB's JSON column may
-/// store a normalised text).
-fn same_json(a: &str, b: &str) -> bool {
-    a == b
-        || matches!(
-            (serde_json::from_str::<serde_json::Value>(a), serde_json::from_str::<serde_json::Value>(b)),
-            (Ok(x), Ok(y)) if x == y
+/// Writes the staged messages that are new or changed (a changed one keeps
+/// its `first_synced_at`) with their tags, and notes their days for the
+/// Parquet export. Returns how many were written.
+fn write_staged(tx: &Transaction<'_>, now: DateTime<Utc>) -> Result<usize, StoreError> {
+    const DOING: &str = "storing messages";
+    tx.execute_batch(
+        "DELETE FROM stage_messages WHERE (message_id, raw) IN (
+             SELECT message_id, CAST(raw AS VARCHAR) FROM messages
+             WHERE message_id IN (SELECT message_id FROM stage_messages));
+         CREATE OR REPLACE TEMP TABLE stage_first AS
+             SELECT message_id, first_synced_at FROM messages
+             WHERE message_id IN (SELECT message_id FROM stage_messages);
+         DELETE FROM message_tags WHERE message_id IN (SELECT message_id FROM stage_first);
+         DELETE FROM messages WHERE message_id IN (SELECT message_id FROM stage_first);",
+    )
+    .doing(DOING)?;
+    let n = tx
+        .execute(
+            "INSERT INTO messages
+             SELECT s.message_id, s.session_id, s.bot_id, s.direction, CAST(s.created_on AS TIMESTAMPTZ),
+                    s.channel, s.lang, s.text, CAST(s.components AS JSON), CAST(s.raw AS JSON),
+                    coalesce(f.first_synced_at, CAST(? AS TIMESTAMPTZ)), CAST(? AS TIMESTAMPTZ)
+             FROM stage_messages s LEFT JOIN stage_first f USING (message_id)",
+            params![ts(now), ts(now)],
         )
+        .doing(DOING)?;
+    tx.execute_batch(
+        "INSERT INTO message_tags
+             SELECT message_id, kind, ordinal, name, value, CAST(value_json AS JSON)
+             FROM stage_message_tags WHERE message_id IN (SELECT message_id FROM stage_messages);
+         INSERT OR IGNORE INTO parquet_dirty_days
+             SELECT DISTINCT CAST(make_timestamp(created_us) AS DATE) FROM stage_messages;",
+    )
+    .doing(DOING)?;
+    Ok(n)
 }
 
 /// One message per id, the last version given.
@@ -143,6 +146,22 @@ fn last_version_of_each(messages: &[Message]) -> Vec<&Message> {
         .filter(|(i, m)| last[m.message_id.as_str()] == *i)
         .map(|(_, m)| m)
         .collect()
+}
+
+/// One transcript to show (the demo): of a dropped-off or agent-handled
+/// session with the most messages, as (session id, containment type, text).
+pub(super) fn sample_transcript(
+    conn: &Connection,
+) -> Result<Option<(String, String, String)>, StoreError> {
+    conn.query_row(
+        "SELECT session_id, containment_type, transcript FROM transcripts
+         WHERE containment_type IN ('dropOff', 'agent')
+         ORDER BY n_messages DESC, session_id LIMIT 1",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )
+    .optional()
+    .doing("reading a transcript")
 }
 
 /// The channels the bot's stored sessions use, for its message streams.

@@ -150,6 +150,8 @@ pub struct StatusReport {
     pub storage_version: String,
     pub n_sessions: i64,
     pub n_tags: i64,
+    /// Conversation messages (`[messages]`).
+    pub n_messages: i64,
     pub n_rejected: i64,
     /// Sessions the API no longer has, kept and marked (`deletes = "keep"`).
     pub n_gone: i64,

@@ -276,6 +276,11 @@ impl SessionStore {
             .await
     }
 
+    /// One transcript to show: (session id, containment type, text).
+    pub async fn sample_transcript(&self) -> Result<Option<(String, String, String)>, StoreError> {
+        self.with(|c| messages::sample_transcript(c)).await
+    }
+
     /// The channels the bot's stored sessions use.
     pub async fn session_channels(&self, bot_id: &str) -> Result<Vec<String>, StoreError> {
         let bot_id = bot_id.to_owned();

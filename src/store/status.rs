@@ -13,6 +13,7 @@ pub(super) fn status(conn: &Connection) -> Result<StatusReport, StoreError> {
     };
     let n_sessions = count("SELECT count(*) FROM sessions")?;
     let n_tags = count("SELECT count(*) FROM session_tags")?;
+    let n_messages = count("SELECT count(*) FROM messages")?;
     let n_rejected = count("SELECT count(*) FROM rejected_records")?;
     let n_gone = count("SELECT count(*) FROM sessions WHERE deleted_at IS NOT NULL")?;
     let mut stmt = conn
@@ -71,6 +72,7 @@ pub(super) fn status(conn: &Connection) -> Result<StatusReport, StoreError> {
         storage_version,
         n_sessions,
         n_tags,
+        n_messages,
         n_rejected,
         n_gone,
         streams,

@@ -19,6 +19,12 @@ use std::future::Future;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
+/// Whether a message request may take one more of the hour's `per_hour`
+/// requests when `used` are taken: a quarter stays for sessions.
+fn messages_may_use(used: u32, per_hour: u32) -> bool {
+    used < per_hour - per_hour / 4
+}
+
 /// The messages of one bot and one channel.
 pub(super) struct Messages<'a> {
     pub api: &'a SessionsApi,
@@ -51,6 +57,19 @@ impl Resource for Messages<'_> {
         skip: u64,
         limit: u32,
     ) -> (Result<Page, ApiError>, CallStats) {
+        // Sessions come first: messages leave the bot's last quarter of the
+        // hourly budget to them, so a long history of messages never starves
+        // the sessions' next passes. The stream stops as `budget_spent` and
+        // the next pass goes on.
+        if let Some((used, per_hour)) = self.api.budget().used_in_last_hour()
+            && !messages_may_use(used, per_hour)
+        {
+            let wait = Duration::from_secs(60);
+            return (
+                Err(ApiError::BudgetExhausted { wait }),
+                CallStats::default(),
+            );
+        }
         let body = MessagesRequest {
             date_from: format_api_time(span.start),
             date_to: format_api_time(span.end),
@@ -93,5 +112,23 @@ impl Resource for Messages<'_> {
             history_start: self.history_start,
         };
         async move { store.commit_messages(&key, batch, Some(advance)).await }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::messages_may_use;
+
+    #[test]
+    fn messages_leave_a_quarter_of_the_hour_to_sessions() {
+        assert!(messages_may_use(0, 1800));
+        assert!(messages_may_use(1349, 1800));
+        assert!(!messages_may_use(1350, 1800));
+        assert!(!messages_may_use(1800, 1800));
+        assert!(messages_may_use(2, 4));
+        assert!(
+            !messages_may_use(3, 4),
+            "a quarter of 4 is 1: three may be used"
+        );
     }
 }

@@ -16,8 +16,14 @@ async fn demo_needs_no_credentials_and_fills_the_warehouse() {
         stdout.contains("st-demo-support") && stdout.contains("st-demo-sales"),
         "{stdout}"
     );
-    // Bots are shown by name too (issue 13).
+    // Bots are shown by name too (issue 13), and messages with a
+    // transcript (issue 14).
     assert!(stdout.contains("Support bot demo-support"), "{stdout}");
+    assert!(stdout.contains("messages:rtm"), "{stdout}");
+    assert!(
+        stdout.contains("  USER: ") && stdout.contains("  BOT: "),
+        "{stdout}"
+    );
     assert!(
         stdout.contains("duckdb kore-demo.duckdb"),
         "says how to open it: {stdout}"
@@ -31,9 +37,24 @@ async fn demo_needs_no_credentials_and_fills_the_warehouse() {
         .unwrap();
     assert_eq!(bots, 2);
     let streams: i64 = conn
-        .query_row("SELECT count(*) FROM sync_state", [], |r| r.get(0))
+        .query_row(
+            "SELECT count(*) FROM sync_state WHERE resource = 'sessions'",
+            [],
+            |r| r.get(0),
+        )
         .unwrap();
     assert_eq!(streams, 6);
+    let message_streams: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM sync_state WHERE resource = 'messages'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(
+        message_streams >= 2,
+        "a messages stream per bot and channel: {message_streams}"
+    );
     // The analyst views work on the result.
     let rate: Option<f64> = conn
         .query_row(

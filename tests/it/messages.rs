@@ -264,3 +264,99 @@ async fn issue_14_a_403_on_messages_fails_only_the_message_streams() {
         assert_eq!(outcome, want, "{stream}: {outcomes:?}");
     }
 }
+
+/// Messages share the bot's budget with sessions (assumed, as the API does
+/// not say): at the documented limits, a pass of both is never answered 429.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_14_sessions_and_messages_share_the_budget_without_a_429() {
+    let h = harness(1, 6, 5, |s| s.rate_limit = Some((60, 1800))).await;
+    let toml = h
+        .toml("window = \"1d\"", "[messages]\nenabled = true\n")
+        .replace("requests_per_minute = 0\nrequests_per_hour = 0\n", "");
+    let config = h.write_config(&toml);
+    run_ok(&config, &["sync"]).await;
+    let requests = h.sim.requests();
+    let messages = requests.iter().filter(|r| r.resource == "messages").count();
+    assert!(messages > 20, "{messages} message requests");
+    assert!(
+        requests.len() > 61,
+        "more than a minute's worth: {}",
+        requests.len()
+    );
+    assert!(
+        requests.iter().all(|r| r.status != 429),
+        "the simulator answered 429"
+    );
+    assert_eq!(stored(&h.warehouse), want(&h));
+}
+
+/// SIGKILL at random moments of a backfill of sessions and messages: no
+/// message is doubled, no messages stream's watermark runs ahead of its
+/// data, and one clean pass completes everything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_14_a_kill_mid_backfill_loses_no_message() {
+    use rand::{Rng, SeedableRng};
+    let h = harness(1, 24, 20, |s| {
+        s.latency = std::time::Duration::from_millis(15)
+    })
+    .await;
+    let toml = h
+        .toml("window = \"2d\"", "[messages]\nenabled = true\n")
+        .replace("[api]\n", "[api]\npage_size = 20\nmax_page_size = 40\n");
+    let config = h.write_config(&toml);
+    let all = h.sim.messages();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(23);
+    let mut answered = 0;
+    for round in 0..4 {
+        let mut child = kore_sync(&config)
+            .args(["backfill", "--from", &h.start.to_rfc3339()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        answered += rng.random_range(10..80);
+        h.sim.wait_for_requests(answered).await;
+        signal(&child, "-KILL");
+        assert!(
+            !child.wait().await.unwrap().success(),
+            "round {round}: killed"
+        );
+        let conn = db(&h.warehouse);
+        let (n, distinct): (i64, i64) = conn
+            .query_row(
+                "SELECT count(*), count(DISTINCT message_id) FROM messages",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!(n, distinct, "round {round}: no message twice");
+        let mut stmt = conn
+            .prepare(
+                "SELECT containment_type, epoch_ms(watermark) FROM sync_state WHERE resource = 'messages'",
+            )
+            .unwrap();
+        let marks: Vec<(String, i64)> = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let stored: std::collections::HashSet<String> =
+            stored(&h.warehouse).into_iter().map(|r| r.0).collect();
+        for (channel, wm) in marks {
+            for m in all
+                .iter()
+                .map(expected)
+                .filter(|m| m.4 == channel && m.3 < wm)
+            {
+                assert!(
+                    stored.contains(&m.0),
+                    "round {round}: {} before {channel}'s watermark is missing",
+                    m.0
+                );
+            }
+        }
+        answered = h.sim.requests().len();
+    }
+    run_ok(&config, &["sync"]).await;
+    assert_eq!(stored(&h.warehouse), want(&h));
+}
