@@ -176,6 +176,10 @@ pub struct BenchOptions {
     /// sync.window for the backfill
     #[arg(long, default_value = "6d")]
     pub window: String,
+    /// Instead: backfill about this many conversation messages (with their
+    /// sessions, over --days) and report messages per second and requests
+    #[arg(long, value_name = "N")]
+    pub messages: Option<u64>,
     /// After the backfill, measure publishing (read copy and Parquet): the
     /// first publication, an idle pass's, and one after a pass that changed
     /// one day

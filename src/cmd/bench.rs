@@ -37,6 +37,9 @@ fn status_mib(field: &str) -> Option<f64> {
 
 /// `kore-sync bench`: set up, backfill, report, idle passes, clean up.
 pub async fn bench(o: BenchOptions) -> anyhow::Result<()> {
+    if let Some(n) = o.messages {
+        return super::bench_messages::bench_messages(n, o.days).await;
+    }
     let bench = Bench::start(o).await?;
     let backfill = bench.backfill().await?;
     bench.print_backfill(&backfill);
@@ -310,7 +313,7 @@ fn minimum_requests(
     total
 }
 
-fn tempfile_dir() -> anyhow::Result<PathBuf> {
+pub(super) fn tempfile_dir() -> anyhow::Result<PathBuf> {
     let dir = std::env::temp_dir().join(format!("kore-sync-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     Ok(dir)

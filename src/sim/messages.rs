@@ -114,6 +114,10 @@ fn answer(
         .records
         .iter()
         .filter(|r| r.bot_id == bot_id && r.record["channel"].as_str() == Some(channel.as_str()))
+        // Only sessions that can have a message in the window (the
+        // simulator's sessions last under a day): a page costs the window's
+        // sessions, not the history's.
+        .filter(|r| r.start <= to && r.start >= from - Duration::days(1))
         .flat_map(|r| messages_of(&r.record))
         .filter(|m| {
             let t = created_on(m);

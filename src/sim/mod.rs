@@ -467,6 +467,17 @@ impl Simulator {
             .collect()
     }
 
+    /// Calls `f` with every message, one at a time (for counts over
+    /// millions, without holding them all).
+    pub fn for_each_message(&self, mut f: impl FnMut(&Value)) {
+        let st = self.lock();
+        for r in st.records.iter().rev() {
+            for m in messages::messages_of(&r.record) {
+                f(&m);
+            }
+        }
+    }
+
     /// Adds a record, or replaces the one with the same sessionId.
     pub fn upsert(&self, record: Value) {
         let rec = SimRecord::from_value(record);

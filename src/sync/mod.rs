@@ -29,7 +29,8 @@ mod stream;
 pub mod verify;
 
 pub use context::{
-    MessagesSettings, Scope, ScopeApi, SyncContext, SyncSettings, SyncSetup, build_scopes,
+    MESSAGES_PAGE, MessagesSettings, Scope, ScopeApi, SyncContext, SyncSettings, SyncSetup,
+    build_scopes,
 };
 pub use fetch::{CHUNK_SESSIONS, FetchError};
 pub use options::{PASS_BUDGET_PATIENCE, PassOptions, PassTrigger};
