@@ -78,7 +78,7 @@ async fn demo_needs_no_credentials_and_fills_the_warehouse() {
         assert!(n_rows > 0, "no rows from:\n{sql}");
         n_examples += 1;
     }
-    assert_eq!(n_examples, 3);
+    assert_eq!(n_examples, 5);
 }
 
 #[tokio::test]
