@@ -60,6 +60,9 @@ pub struct ClientSettings {
     /// 0 = unlimited.
     pub requests_per_hour: u32,
     pub retry: RetryPolicy,
+    /// The largest answer read (`api.max_response_size`); larger ones are
+    /// refused unread.
+    pub max_response_bytes: u64,
 }
 
 /// The shared HTTP client. TLS certificates are always verified: there is
@@ -69,23 +72,26 @@ pub struct KoreClient {
     http: reqwest::Client,
     base_url: Url,
     retry: RetryPolicy,
+    /// Answers larger than this are refused unread.
+    max_response_bytes: u64,
 }
 
 impl KoreClient {
-    pub fn new(
-        base_url: Url,
-        timeout: Duration,
-        retry: RetryPolicy,
-    ) -> Result<Self, reqwest::Error> {
+    pub fn new(settings: &ClientSettings) -> Result<Self, reqwest::Error> {
+        let timeout = settings.timeout;
         let http = reqwest::Client::builder()
+            // The API never redirects; following one would hand the token
+            // to another origin. A 3xx is refused as an error instead.
+            .redirect(reqwest::redirect::Policy::none())
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(10)))
             .user_agent(concat!("kore-sync/", env!("CARGO_PKG_VERSION")))
             .build()?;
         Ok(KoreClient {
             http,
-            base_url,
-            retry,
+            base_url: settings.base_url.clone(),
+            retry: settings.retry.clone(),
+            max_response_bytes: settings.max_response_bytes,
         })
     }
 
@@ -297,14 +303,54 @@ impl SessionsApi {
             status: Some(status.as_u16()),
         }
         .emit();
-        let retry_after = resp
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
+        let header = |name| {
+            resp.headers()
+                .get(name)
+                .and_then(|v: &reqwest::header::HeaderValue| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        if status.is_redirection() {
+            return Err(ApiError::Redirected {
+                url: url.to_string(),
+                status: status.as_u16(),
+                location: header(reqwest::header::LOCATION)
+                    .unwrap_or_else(|| "(no Location)".into()),
+            });
+        }
+        let retry_after = header(reqwest::header::RETRY_AFTER)
+            .as_deref()
             .and_then(parse_retry_after);
         // Reading the body can fail on its own (a connection dropped mid-answer).
-        let bytes = resp.bytes().await.map_err(transport)?;
+        let bytes = self.read_bounded(url, resp).await?;
         self.classify(url, (status.as_u16(), &bytes), retry_after)
+    }
+
+    /// The body, unless it is larger than `max_response_bytes`: then an
+    /// error, without reading the rest.
+    async fn read_bounded(
+        &self,
+        url: &Url,
+        mut resp: reqwest::Response,
+    ) -> Result<Vec<u8>, ApiError> {
+        let limit = self.client.max_response_bytes;
+        let too_large = || ApiError::TooLarge {
+            url: url.to_string(),
+            limit,
+        };
+        if resp.content_length().is_some_and(|n| n > limit) {
+            return Err(too_large());
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = resp.chunk().await.map_err(|source| ApiError::Transport {
+            url: url.to_string(),
+            source,
+        })? {
+            if (body.len() + chunk.len()) as u64 > limit {
+                return Err(too_large());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
     }
 
     /// Turns an answer into a page or the [`ApiError`] its status means.
@@ -396,11 +442,16 @@ mod tests {
 
     #[test]
     fn urls_for_both_scopes() {
-        let client = KoreClient::new(
-            Url::parse("https://bots.kore.ai/").unwrap(),
-            Duration::from_secs(1),
-            RetryPolicy::default(),
-        )
+        let client = KoreClient::new(&ClientSettings {
+            base_url: Url::parse("https://bots.kore.ai/").unwrap(),
+            page_size: 100,
+            max_page_size: 100,
+            timeout: Duration::from_secs(1),
+            requests_per_minute: 0,
+            requests_per_hour: 0,
+            retry: RetryPolicy::default(),
+            max_response_bytes: 1 << 20,
+        })
         .unwrap();
         let creds = Credentials::Token(crate::secret::Secret::new("t"));
         let budget = Arc::new(RequestBudget::unlimited());

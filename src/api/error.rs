@@ -22,6 +22,25 @@ pub enum ApiError {
         /// The API scope the endpoint needs (e.g. "Bot Sessions", "Chat History").
         scope: &'static str,
     },
+    /// A 3xx: the API never redirects, and following one would send the
+    /// token to another host. Not retried.
+    #[error(
+        "{url} answered HTTP {status}, redirecting to {location}; kore-sync never follows redirects \
+         (the token would go to another host). Set api.base_url to the API's own address, e.g. \
+         \"https://bots.kore.ai\" or your regional host"
+    )]
+    Redirected {
+        url: String,
+        status: u16,
+        location: String,
+    },
+    /// The answer is larger than `api.max_response_size`: refused before it
+    /// is read into memory. Not retried.
+    #[error(
+        "{url} sent an answer larger than {limit} bytes (api.max_response_size); refused unread. \
+         Lower api.max_page_size, or raise api.max_response_size if the server is trusted"
+    )]
+    TooLarge { url: String, limit: u64 },
     /// 429: over the rate budget. Retried after `retry_after` if the server said.
     #[error("rate limited by the API (HTTP 429): {message}")]
     RateLimited {

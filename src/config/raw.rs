@@ -63,6 +63,8 @@ pub struct RawApi {
     pub requests_per_hour: Option<i64>,
     pub max_retries: Option<i64>,
     pub retry_base_delay: Option<String>,
+    /// The largest answer read, e.g. "64MiB".
+    pub max_response_size: Option<String>,
     #[serde(flatten)]
     pub unknown: UnknownKeys,
 }

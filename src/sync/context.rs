@@ -156,11 +156,7 @@ pub fn build_scopes(
     client: &ClientSettings,
     scopes: &[Scope],
 ) -> Result<Vec<ScopeApi>, reqwest::Error> {
-    let http = KoreClient::new(
-        client.base_url.clone(),
-        client.timeout,
-        client.retry.clone(),
-    )?;
+    let http = KoreClient::new(client)?;
     Ok(scopes
         .iter()
         .map(|scope| {

@@ -20,4 +20,5 @@ mod read_side;
 mod readers;
 mod reconcile;
 mod reliability;
+mod security;
 mod sync;
