@@ -23,7 +23,7 @@ pub async fn measure(ctx: &SyncContext, dir: &Path, now: DateTime<Utc>) -> anyho
         read_copy_form: ReadCopyForm::Copy,
         ..(*ctx.warehouse).clone()
     };
-    println!("publishing, publish_mode = \"copy\" (Parquet export + full read copy)");
+    println!("publishing, publish_as = \"copy\" (Parquet export + full read copy)");
     one(ctx, &copy, "first, everything").await?;
     one(ctx, &copy, "after an idle pass").await?;
     add_one_session(ctx, now, "bench-one-day-change-1").await?;
@@ -33,7 +33,7 @@ pub async fn measure(ctx: &SyncContext, dir: &Path, now: DateTime<Utc>) -> anyho
         read_copy_form: ReadCopyForm::Views { parquet_dir },
         ..copy
     };
-    println!("publishing, publish_mode = \"views\" (Parquet export + catalog over it)");
+    println!("publishing, publish_as = \"views\" (Parquet export + catalog over it)");
     one(ctx, &views, "first (export already done)").await?;
     one(ctx, &views, "after an idle pass").await?;
     add_one_session(ctx, now, "bench-one-day-change-2").await?;

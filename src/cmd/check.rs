@@ -45,6 +45,8 @@ pub async fn check(config: Config) -> anyhow::Result<bool> {
         println!("WARN  configuration: {w}");
     }
     check_scopes(&config, &mut out).await?;
+    // Before the store is opened: opening makes the warehouse owner-only.
+    warn_if_readable_by_others(&config);
     let store = open_store(&config.warehouse).await;
     out.line(
         format!("warehouse {}", config.warehouse.path.display()),
@@ -82,6 +84,43 @@ pub async fn check(config: Config) -> anyhow::Result<bool> {
         }
     }
     Ok(out.ok)
+}
+
+/// Warns about files and directories of the warehouse, the read copy and
+/// the Parquet export that users other than the owner and group can read.
+fn warn_if_readable_by_others(config: &Config) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let w = &config.warehouse;
+        let mut wal = w.path.as_os_str().to_owned();
+        wal.push(".wal");
+        let paths = [
+            ("warehouse", Some(w.path.clone()), w.modes.warehouse),
+            ("warehouse WAL", Some(PathBuf::from(wal)), w.modes.warehouse),
+            ("read copy", w.publish.clone(), w.modes.published),
+            (
+                "Parquet export",
+                local_export_dir(config),
+                w.modes.published,
+            ),
+        ];
+        for (what, path, want) in paths {
+            let Some(path) = path else { continue };
+            let Ok(meta) = std::fs::metadata(&path) else {
+                continue;
+            };
+            let mode = meta.permissions().mode() & 0o777;
+            if mode & 0o007 != 0 {
+                println!(
+                    "WARN  {what} {}: readable by other users (mode {mode:04o}); run `chmod o-rwx {}` \
+                     (kore-sync writes new files {want:04o}: warehouse.file_mode / warehouse.publish_mode)",
+                    path.display(),
+                    path.display()
+                );
+            }
+        }
+    }
 }
 
 /// The Parquet export's directory, when it is a local one (an object

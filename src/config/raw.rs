@@ -78,6 +78,10 @@ pub struct RawWarehouse {
     pub parquet_dir: Option<String>,
     pub storage_version: Option<String>,
     pub publish_interval: Option<String>,
+    pub publish_as: Option<String>,
+    /// Octal permissions of the warehouse, e.g. "0600".
+    pub file_mode: Option<String>,
+    /// Octal permissions of the read copy and Parquet files, e.g. "0640".
     pub publish_mode: Option<String>,
     /// Overrides of the `AWS_*` environment for an `s3://` `parquet_dir`.
     pub s3: Option<RawS3>,

@@ -305,3 +305,27 @@ fn issue_13_only_bots_take_names() {
     .to_string();
     assert!(err.contains("account.name"), "{err}");
 }
+
+#[test]
+fn issue_15_file_modes_default_closed_and_are_checked() {
+    let c = from_toml(MINIMAL).unwrap();
+    assert_eq!(c.warehouse.modes.warehouse, 0o600);
+    assert_eq!(c.warehouse.modes.published, 0o640);
+    let c = from_toml(&format!(
+        "{MINIMAL}\n[warehouse]\nfile_mode = \"0640\"\npublish_mode = \"644\"\n"
+    ))
+    .unwrap();
+    assert_eq!(
+        (c.warehouse.modes.warehouse, c.warehouse.modes.published),
+        (0o640, 0o644)
+    );
+    let err = from_toml(&format!(
+        "{MINIMAL}\n[warehouse]\nfile_mode = \"0400\"\npublish_mode = \"rw-r-----\"\n"
+    ))
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("warehouse.file_mode") && err.contains("warehouse.publish_mode"),
+        "{err}"
+    );
+}

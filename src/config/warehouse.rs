@@ -6,7 +6,7 @@
 use super::collector::Collector;
 use super::raw::{PathOrOff, RawS3, RawWarehouse};
 use crate::store::{
-    DEFAULT_STORAGE_VERSION, ObjectTarget, ParquetTarget, ReadCopyForm, UploadRetry,
+    DEFAULT_STORAGE_VERSION, FileModes, ObjectTarget, ParquetTarget, ReadCopyForm, UploadRetry,
     WarehouseSettings, is_object_url,
 };
 use std::path::{Path, PathBuf};
@@ -73,8 +73,23 @@ pub(super) fn warehouse(
             Some(text) => no_s3_without_url(raw.s3.as_ref(), p)
                 .map(|_| Some(ParquetTarget::Dir(beside(text)))),
         };
-    let read_copy_form = read_copy_form(raw.publish_mode.as_deref(), parquet.as_ref(), p);
+    let read_copy_form = read_copy_form(raw.publish_as.as_deref(), parquet.as_ref(), p);
     let storage_version = storage_version(raw.storage_version.as_deref(), p);
+    let defaults = FileModes::default();
+    let modes = (
+        file_mode(
+            "warehouse.file_mode",
+            raw.file_mode.as_deref(),
+            defaults.warehouse,
+            p,
+        ),
+        file_mode(
+            "warehouse.publish_mode",
+            raw.publish_mode.as_deref(),
+            defaults.published,
+            p,
+        ),
+    );
     let publish_interval = p.duration(
         "warehouse.publish_interval",
         raw.publish_interval.as_deref(),
@@ -87,10 +102,31 @@ pub(super) fn warehouse(
         storage_version: storage_version?,
         publish_interval: publish_interval?,
         read_copy_form: read_copy_form?,
+        modes: FileModes {
+            warehouse: modes.0?,
+            published: modes.1?,
+        },
     })
 }
 
-/// `warehouse.publish_mode`: `"copy"` (a full copy) or `"views"` (a catalog
+/// An octal permission such as "0640": owner read and write at least.
+fn file_mode(key: &str, text: Option<&str>, default: u32, p: &mut Collector) -> Option<u32> {
+    let Some(text) = text.map(str::trim) else {
+        return Some(default);
+    };
+    match u32::from_str_radix(text.trim_start_matches("0o"), 8) {
+        Ok(m) if m <= 0o777 && m & 0o600 == 0o600 => Some(m),
+        _ => p.push(
+            key,
+            format!(
+                "{text:?} is not a file mode kore-sync can use; write octal permissions that let \
+                 the owner read and write, e.g. \"{default:04o}\""
+            ),
+        ),
+    }
+}
+
+/// `warehouse.publish_as`: `"copy"` (a full copy) or `"views"` (a catalog
 /// over the Parquet export, which must then be a local directory).
 fn read_copy_form(
     text: Option<&str>,
@@ -106,12 +142,12 @@ fn read_copy_form(
             // A bad parquet_dir has its own problem already.
             None => None,
             Some(_) => p.push(
-                "warehouse.publish_mode",
+                "warehouse.publish_as",
                 "\"views\" reads the Parquet export: set warehouse.parquet_dir to a local directory".into(),
             ),
         },
         other => p.push(
-            "warehouse.publish_mode",
+            "warehouse.publish_as",
             format!(
                 "{other:?} is not a publish mode; write \"copy\" (a full copy each time) or \"views\" \
                  (a small catalog over the Parquet export: costs what changed)"

@@ -1,4 +1,4 @@
-//! The read copy as a catalog (`warehouse.publish_mode = "views"`): a small
+//! The read copy as a catalog (`warehouse.publish_as = "views"`): a small
 //! DuckDB file whose `sessions` and `session_tags` are views over the
 //! Parquet export, beside copies of the small tables and the analyst views.
 //! Rewriting it costs kilobytes; the days a pass changed were already

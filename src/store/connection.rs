@@ -51,7 +51,11 @@ fn open_error(path: &Path, source: duckdb::Error) -> StoreError {
 
 /// Opens (creating if needed) the warehouse for writing, brings its schema up
 /// to date, and closes runs a crash left open.
-pub(super) fn open(path: &Path, storage_version: &str) -> Result<Connection, StoreError> {
+pub(super) fn open(
+    path: &Path,
+    storage_version: &str,
+    mode: u32,
+) -> Result<Connection, StoreError> {
     // The warehouse is attached to an in-memory connection because the row
     // group size is an ATTACH option; `USE` makes it the default catalog, so
     // every statement in this module names its tables unqualified.
@@ -68,6 +72,7 @@ pub(super) fn open(path: &Path, storage_version: &str) -> Result<Connection, Sto
         lit(&path.to_string_lossy())
     ))
     .map_err(|e| open_error(path, e))?;
+    restrict(path, mode)?;
     // Never reach for the network: kore-sync's SQL needs no extension beyond
     // those compiled in. One thread and a small buffer pool: a window is a
     // few thousand rows, so more threads bought no speed and cost memory.
@@ -96,6 +101,29 @@ pub(super) fn open(path: &Path, storage_version: &str) -> Result<Connection, Sto
 }
 
 /// Where DuckDB spills: `<warehouse>.tmp/`.
+/// Makes the warehouse (and its WAL, if any) `mode`, and creates its spill
+/// directory owner-only before DuckDB would create it with the umask.
+fn restrict(path: &Path, mode: u32) -> Result<(), StoreError> {
+    let io = |doing, p: &Path, e| super::error::io_err(doing, p, e);
+    if path.exists() {
+        super::set_mode(path, mode)
+            .map_err(|e| io("restricting the warehouse's permissions", path, e))?;
+    }
+    let mut wal = path.as_os_str().to_owned();
+    wal.push(".wal");
+    let wal = PathBuf::from(wal);
+    if wal.exists() {
+        super::set_mode(&wal, mode)
+            .map_err(|e| io("restricting the WAL's permissions", &wal, e))?;
+    }
+    let spill = spill_dir(path);
+    if !spill.exists() {
+        std::fs::create_dir_all(&spill)
+            .map_err(|e| io("creating the spill directory", &spill, e))?;
+    }
+    super::set_mode(&spill, 0o700).map_err(|e| io("restricting the spill directory", &spill, e))
+}
+
 fn spill_dir(path: &Path) -> PathBuf {
     let mut spill = path.as_os_str().to_owned();
     spill.push(".tmp");

@@ -82,7 +82,8 @@ pub fn is_object_url(text: &str) -> bool {
 
 /// The open export target: what the export loop writes through.
 pub(super) enum Sink {
-    Dir(PathBuf),
+    /// A directory, and the permissions of the files put there.
+    Dir(PathBuf, u32),
     Object {
         store: Arc<dyn ObjectStore>,
         prefix: ObjectPath,
@@ -102,9 +103,13 @@ fn lake_err(doing: &'static str, target: &str, e: impl fmt::Display) -> StoreErr
 impl Sink {
     /// Opens `target`; `staging` is a local directory for files on their way
     /// to an object store.
-    pub(super) fn open(target: &ParquetTarget, staging: &Path) -> Result<Sink, StoreError> {
+    pub(super) fn open(
+        target: &ParquetTarget,
+        staging: &Path,
+        mode: u32,
+    ) -> Result<Sink, StoreError> {
         let object = match target {
-            ParquetTarget::Dir(d) => return Ok(Sink::Dir(d.clone())),
+            ParquetTarget::Dir(d) => return Ok(Sink::Dir(d.clone(), mode)),
             ParquetTarget::Object(o) => o,
         };
         let url = object.url.as_str();
@@ -124,6 +129,8 @@ impl Sink {
         let prefix = ObjectPath::parse(path).map_err(|e| lake_err("reading the URL", url, e))?;
         std::fs::create_dir_all(staging)
             .map_err(|e| io_err("creating the upload staging directory", staging, e))?;
+        super::set_mode(staging, 0o700)
+            .map_err(|e| io_err("restricting the upload staging directory", staging, e))?;
         Ok(Sink::Object {
             store,
             prefix,
@@ -139,7 +146,7 @@ impl Sink {
     /// The local file a partition is written to before it is put in place.
     pub(super) fn stage_path(&self, table: &str, day: &str) -> Result<PathBuf, StoreError> {
         let path = match self {
-            Sink::Dir(dir) => {
+            Sink::Dir(dir, _) => {
                 let part = dir.join(table).join(format!("date={day}"));
                 std::fs::create_dir_all(&part)
                     .map_err(|e| io_err("creating a partition", &part, e))?;
@@ -159,7 +166,7 @@ impl Sink {
     ) -> Result<(), StoreError> {
         let name = Self::partition_name(table, day);
         match self {
-            Sink::Dir(dir) => put_file(staged, &dir.join(&name)).await,
+            Sink::Dir(dir, mode) => put_file(staged, &dir.join(&name), *mode).await,
             Sink::Object { store, prefix, .. } => {
                 let bytes = tokio::fs::read(staged)
                     .await
@@ -175,7 +182,7 @@ impl Sink {
     pub(super) async fn remove(&self, table: &str, day: &str) -> Result<(), StoreError> {
         let name = Self::partition_name(table, day);
         match self {
-            Sink::Dir(dir) => {
+            Sink::Dir(dir, _) => {
                 let part = dir.join(table).join(format!("date={day}"));
                 match tokio::fs::remove_dir_all(&part).await {
                     Ok(()) => Ok(()),
@@ -194,7 +201,7 @@ impl Sink {
     pub(super) async fn put_manifest(&self, json: Vec<u8>) -> Result<(), StoreError> {
         const NAME: &str = "_kore_sync/manifest.json";
         match self {
-            Sink::Dir(dir) => {
+            Sink::Dir(dir, mode) => {
                 let target = dir.join(NAME);
                 let parent = target.parent().expect("the manifest has a directory");
                 tokio::fs::create_dir_all(parent)
@@ -204,7 +211,7 @@ impl Sink {
                 tokio::fs::write(&tmp, json)
                     .await
                     .map_err(|e| io_err("writing the manifest", &tmp, e))?;
-                put_file(&tmp, &target).await
+                put_file(&tmp, &target, *mode).await
             }
             Sink::Object { store, prefix, .. } => {
                 upload(store.as_ref(), &child(prefix, NAME), json).await
@@ -218,13 +225,15 @@ fn child(prefix: &ObjectPath, name: &str) -> ObjectPath {
         .fold(prefix.clone(), |p, part| p.clone().join(part))
 }
 
-/// Syncs a local file and renames it over `target`.
-async fn put_file(staged: &Path, target: &Path) -> Result<(), StoreError> {
+/// Syncs a local file, gives it `mode`, and renames it over `target`.
+async fn put_file(staged: &Path, target: &Path, mode: u32) -> Result<(), StoreError> {
     let (staged, target) = (staged.to_owned(), target.to_owned());
     tokio::task::spawn_blocking(move || {
         std::fs::File::open(&staged)
             .and_then(|f| f.sync_all())
             .map_err(|e| io_err("syncing a Parquet file", &staged, e))?;
+        super::set_mode(&staged, mode)
+            .map_err(|e| io_err("setting a Parquet file's permissions", &staged, e))?;
         std::fs::rename(&staged, &target)
             .map_err(|e| io_err("moving a Parquet file into place", &target, e))
     })

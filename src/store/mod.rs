@@ -54,11 +54,48 @@ pub struct WarehouseSettings {
     /// tools, which lag a release or two, can open them.
     pub storage_version: String,
     /// What the read copy holds: a full copy, or a catalog of views over
-    /// the Parquet export (`warehouse.publish_mode`).
+    /// the Parquet export (`warehouse.publish_as`).
     pub read_copy_form: ReadCopyForm,
+    /// Unix permissions of what kore-sync writes (`warehouse.file_mode`,
+    /// `warehouse.publish_mode`).
+    pub modes: FileModes,
     /// The least time between two read copies (`0s`: after every pass that
     /// changed the data). A pass that changed nothing never writes one.
     pub publish_interval: std::time::Duration,
+}
+
+/// Unix permissions: the warehouse (and its spill and upload directories)
+/// owner-only; the read copy and Parquet files readable by the group too,
+/// since BI tools often run as another user of the same group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileModes {
+    /// Default 0o600.
+    pub warehouse: u32,
+    /// Default 0o640.
+    pub published: u32,
+}
+
+impl Default for FileModes {
+    fn default() -> Self {
+        FileModes {
+            warehouse: 0o600,
+            published: 0o640,
+        }
+    }
+}
+
+/// Sets `path`'s permissions to `mode` (Unix only; elsewhere nothing).
+pub fn set_mode(path: &std::path::Path, mode: u32) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (path, mode);
+        Ok(())
+    }
 }
 
 /// The oldest storage format that keeps every type and feature the

@@ -157,7 +157,7 @@ fn copy_due(
 pub(super) fn publish_copy(
     conn: &Connection,
     (dest, form): (&Path, &ReadCopyForm),
-    (storage_version, interval): (&str, Duration),
+    (storage_version, interval, mode): (&str, Duration, u32),
     now: DateTime<Utc>,
 ) -> Result<ReadCopy, StoreError> {
     // A change of form (copy or catalog) is a change of what readers get.
@@ -177,9 +177,11 @@ pub(super) fn publish_copy(
         skipped => return Ok(skipped),
     }
     match form {
-        ReadCopyForm::Copy => replace_read_file(conn, dest, storage_version, copy_everything)?,
+        ReadCopyForm::Copy => {
+            replace_read_file(conn, dest, (storage_version, mode), copy_everything)?
+        }
         ReadCopyForm::Views { parquet_dir } => {
-            replace_read_file(conn, dest, storage_version, |c, db| {
+            replace_read_file(conn, dest, (storage_version, mode), |c, db| {
                 super::catalog::fill_catalog(c, db, parquet_dir)
             })?
         }
@@ -218,7 +220,7 @@ pub enum ReadCopyForm {
 pub(super) fn replace_read_file(
     conn: &Connection,
     dest: &Path,
-    storage_version: &str,
+    (storage_version, mode): (&str, u32),
     fill: impl FnOnce(&Connection, &str) -> Result<(), StoreError>,
 ) -> Result<(), StoreError> {
     let dir = dest
@@ -257,6 +259,8 @@ pub(super) fn replace_read_file(
     std::fs::File::open(&tmp)
         .and_then(|f| f.sync_all())
         .map_err(|e| io_err("syncing the read copy", &tmp, e))?;
+    super::set_mode(&tmp, mode)
+        .map_err(|e| io_err("setting the read copy's permissions", &tmp, e))?;
     std::fs::rename(&tmp, dest).map_err(|e| io_err("moving the read copy into place", dest, e))?;
     // Make the rename itself durable.
     if let Ok(d) = std::fs::File::open(dir) {

@@ -27,6 +27,8 @@ pub struct SessionStore {
     path: PathBuf,
     /// The storage format publications are written in.
     storage_version: String,
+    /// Permissions of the read copy and Parquet files.
+    published_mode: u32,
     conn: Arc<Mutex<Connection>>,
 }
 
@@ -42,10 +44,15 @@ impl SessionStore {
     /// Opens (creating if needed) the warehouse and brings its schema up to
     /// date. Fails at once if another process holds the file.
     pub fn open(settings: &WarehouseSettings) -> Result<Self, StoreError> {
-        let conn = connection::open(&settings.path, &settings.storage_version)?;
+        let conn = connection::open(
+            &settings.path,
+            &settings.storage_version,
+            settings.modes.warehouse,
+        )?;
         Ok(SessionStore {
             path: settings.path.clone(),
             storage_version: settings.storage_version.clone(),
+            published_mode: settings.modes.published,
             conn: Arc::new(Mutex::new(conn)),
         })
     }
@@ -196,8 +203,9 @@ impl SessionStore {
         interval: Duration,
     ) -> Result<ReadCopy, StoreError> {
         let (dest, form, version) = (dest.to_owned(), form.clone(), self.storage_version.clone());
+        let mode = self.published_mode;
         self.with(move |c| {
-            publish::publish_copy(c, (&dest, &form), (&version, interval), Utc::now())
+            publish::publish_copy(c, (&dest, &form), (&version, interval, mode), Utc::now())
         })
         .await
     }
@@ -217,7 +225,11 @@ impl SessionStore {
             // Nothing changed: not even the manifest is rewritten.
             return Ok(0);
         }
-        let sink = Sink::open(target, &parquet::staging_dir(&self.path))?;
+        let sink = Sink::open(
+            target,
+            &parquet::staging_dir(&self.path),
+            self.published_mode,
+        )?;
         let target_name = target.to_string();
         let pass_id = pass_id.map(str::to_owned);
         for day in &days {

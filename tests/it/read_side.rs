@@ -221,7 +221,7 @@ async fn issue_13_read_only_commands_need_no_api_settings() {
     assert!(answer.contains(&n.to_string()), "{answer}");
 }
 
-/// Issue 13: `publish_mode = "views"` publishes a catalog over the Parquet
+/// Issue 13: `publish_as = "views"` publishes a catalog over the Parquet
 /// export, which reads as the warehouse; a pass that changes one day
 /// rewrites that day's files and the small catalog, nothing else.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -229,7 +229,7 @@ async fn issue_13_the_views_read_copy_reads_as_the_warehouse_and_costs_what_chan
     let h = harness(1, 4, 10, |_| {}).await;
     let toml = h.toml("", "").replace(
         "[sync]",
-        "publish_mode = \"views\"\nparquet_dir = \"parquet\"\n[sync]",
+        "publish_as = \"views\"\nparquet_dir = \"parquet\"\n[sync]",
     );
     let config = h.write_config(&toml);
     run_ok(&config, &["sync"]).await;

@@ -24,7 +24,7 @@ async fn issue_13_duckdb_1_4_and_1_5_open_the_warehouse_and_the_read_copy() {
     // The catalog form of the read copy too: views over the Parquet export.
     let catalog_toml = h.toml("", "").replace(
         "[sync]",
-        "publish = \"kore-catalog.duckdb\"\npublish_mode = \"views\"\nparquet_dir = \"parquet\"\n[sync]",
+        "publish = \"kore-catalog.duckdb\"\npublish_as = \"views\"\nparquet_dir = \"parquet\"\n[sync]",
     );
     run_ok(&h.write_config(&catalog_toml), &["sync"]).await;
     let n_sessions = h.sim_records().len().to_string();

@@ -72,3 +72,59 @@ async fn issue_15_an_answer_larger_than_the_limit_is_refused() {
     let statuses: Vec<u16> = h.sim.requests().iter().map(|r| r.status).collect();
     assert!(statuses.len() <= 3, "one request per stream: {statuses:?}");
 }
+
+fn mode_of(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+/// The warehouse and its spill directory are owner-only; the read copy and
+/// the Parquet files group-readable; both settable; `check` warns about
+/// files others can read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_15_files_are_created_with_closed_modes() {
+    let h = harness(1, 2, 10, |_| {}).await;
+    let toml = h
+        .toml("", "")
+        .replace("[sync]", "parquet_dir = \"parquet\"\n[sync]");
+    let config = h.write_config(&toml);
+    run_ok(&config, &["sync"]).await;
+    let parquet = h.dir.path().join("parquet");
+    let day = std::fs::read_dir(parquet.join("sessions"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path()
+        .join("data.parquet");
+    assert_eq!(mode_of(&h.warehouse), 0o600);
+    assert_eq!(mode_of(&h.dir.path().join("kore.duckdb.tmp")), 0o700);
+    assert_eq!(mode_of(&h.dir.path().join("kore-read.duckdb")), 0o640);
+    assert_eq!(mode_of(&day), 0o640);
+    assert_eq!(mode_of(&parquet.join("_kore_sync/manifest.json")), 0o640);
+
+    // Configured modes; and check warns about a warehouse others can read.
+    let toml = h.toml("", "").replace(
+        "[sync]",
+        "parquet_dir = \"parquet\"\nfile_mode = \"0640\"\npublish_mode = \"0600\"\n[sync]",
+    );
+    let config = h.write_config(&toml);
+    let victim = h.sim_records()[0]["sessionId"].as_str().unwrap().to_owned();
+    h.sim
+        .modify(&victim, |r| r["channel"] = serde_json::json!("moved"));
+    run_ok(&config, &["backfill", "--from", &h.start.to_rfc3339()]).await;
+    assert_eq!(mode_of(&h.warehouse), 0o640);
+    assert_eq!(mode_of(&h.dir.path().join("kore-read.duckdb")), 0o600);
+    kore_sync::store::set_mode(&h.warehouse, 0o644).unwrap();
+    let out = kore_sync(&config).arg("check").output().await.unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("WARN  warehouse")
+            && stdout.contains("readable by other users (mode 0644)"),
+        "{stdout}"
+    );
+}
