@@ -8,32 +8,14 @@ use crate::config;
 use crate::sim::{SimApp, SimBot, SimSettings, Simulator, Synthetic};
 use crate::store::SessionStore;
 use crate::sync::{PassOptions, SyncContext, run_pass};
-use anyhow::Context;
 use chrono::{DateTime, Duration, Utc};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::bench_env::{peak_rss_mib, status_mib, tempfile_dir};
 pub use crate::cli::BenchOptions;
-
-/// Peak resident set size of this process so far, in MiB (Linux).
-pub fn peak_rss_mib() -> Option<f64> {
-    status_mib("VmHWM:")
-}
-
-/// A `/proc/self/status` line in MiB, e.g. `RssAnon:` (Linux).
-fn status_mib(field: &str) -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let kb: f64 = status
-        .lines()
-        .find(|l| l.starts_with(field))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()?;
-    Some(kb / 1024.0)
-}
 
 /// `kore-sync bench`: set up, backfill, report, idle passes, clean up.
 pub async fn bench(o: BenchOptions) -> anyhow::Result<()> {
@@ -311,10 +293,4 @@ fn minimum_requests(
         }
     }
     total
-}
-
-pub(super) fn tempfile_dir() -> anyhow::Result<PathBuf> {
-    let dir = std::env::temp_dir().join(format!("kore-sync-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    Ok(dir)
 }

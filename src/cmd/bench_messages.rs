@@ -4,7 +4,7 @@
 //! requests against the fewest the API allows — per channel and window
 //! (under 7 days), ⌈messages / 10,000⌉, at least one.
 
-use super::bench::tempfile_dir;
+use super::bench_env::{peak_rss_mib, tempfile_dir};
 use crate::config;
 use crate::sim::{SimApp, SimBot, SimSettings, Simulator, data};
 use crate::store::SessionStore;
@@ -81,7 +81,7 @@ pub async fn bench_messages(n: u64, days: i64) -> anyhow::Result<()> {
     println!("  wall time          {elapsed:.2} s");
     println!("  messages/s         {:.0}", stored as f64 / elapsed);
     println!("  requests           {requests} (minimum the API allows: {minimum})");
-    if let Some(rss) = super::bench::peak_rss_mib() {
+    if let Some(rss) = peak_rss_mib() {
         println!("  peak RSS           {rss:.1} MiB (simulator included)");
     }
     sim.stop();

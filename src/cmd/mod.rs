@@ -9,6 +9,7 @@
 //! never the API's wire shapes.
 
 pub mod bench;
+mod bench_env;
 mod bench_messages;
 mod bench_publish;
 pub mod check;
