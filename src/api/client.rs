@@ -7,11 +7,12 @@
 //! failures are retried with exponential backoff and full jitter (backon),
 //! honouring Retry-After; every attempt passes through the budget again.
 
+use super::answer::{Asked, classify, parse_retry_after, read_bounded};
 use super::auth::Credentials;
 use super::budget::RequestBudget;
 use super::error::ApiError;
 use super::page_size::PageSize;
-use super::wire::{SessionsRequest, SessionsResponse, error_message};
+use super::wire::{SessionsRequest, SessionsResponse};
 use crate::model::{ACCOUNT_BOT_ID, ContainmentType};
 use crate::ops::metrics::{CallEnded, RequestAnswered};
 use backon::{ExponentialBuilder, Retryable};
@@ -321,75 +322,13 @@ impl SessionsApi {
             .as_deref()
             .and_then(parse_retry_after);
         // Reading the body can fail on its own (a connection dropped mid-answer).
-        let bytes = self.read_bounded(url, resp).await?;
-        self.classify(url, (status.as_u16(), &bytes), retry_after)
-    }
-
-    /// The body, unless it is larger than `max_response_bytes`: then an
-    /// error, without reading the rest.
-    async fn read_bounded(
-        &self,
-        url: &Url,
-        mut resp: reqwest::Response,
-    ) -> Result<Vec<u8>, ApiError> {
-        let limit = self.client.max_response_bytes;
-        let too_large = || ApiError::TooLarge {
-            url: url.to_string(),
-            limit,
+        let bytes = read_bounded(url, resp, self.client.max_response_bytes).await?;
+        let asked = Asked {
+            url,
+            credentials: &self.credentials,
+            bot: &self.bot_id,
         };
-        if resp.content_length().is_some_and(|n| n > limit) {
-            return Err(too_large());
-        }
-        let mut body = Vec::new();
-        while let Some(chunk) = resp.chunk().await.map_err(|source| ApiError::Transport {
-            url: url.to_string(),
-            source,
-        })? {
-            if (body.len() + chunk.len()) as u64 > limit {
-                return Err(too_large());
-            }
-            body.extend_from_slice(&chunk);
-        }
-        Ok(body)
-    }
-
-    /// Turns an answer into a page or the [`ApiError`] its status means.
-    fn classify<T: DeserializeOwned>(
-        &self,
-        url: &Url,
-        (status, bytes): (u16, &[u8]),
-        retry_after: Option<Duration>,
-    ) -> Result<T, ApiError> {
-        // The body as text, for error messages only: a good page is parsed
-        // from the bytes and never decoded twice.
-        let text = || error_message(&String::from_utf8_lossy(bytes));
-        match status {
-            200..=299 => serde_json::from_slice::<T>(bytes).map_err(|e| ApiError::Unparseable {
-                detail: e.to_string(),
-                excerpt: text(),
-            }),
-            s @ (401 | 403) => Err(ApiError::Unauthorized {
-                url: url.to_string(),
-                status: s,
-                message: text(),
-                credentials: self.credentials.describe(),
-                bot: self.bot_id.clone(),
-                scope: api_scope_of(url),
-            }),
-            429 => Err(ApiError::RateLimited {
-                message: text(),
-                retry_after,
-            }),
-            // 408 (request timeout) is a transient failure like a 5xx.
-            s @ (408 | 500..=599) => Err(ApiError::Server {
-                status: s,
-                message: text(),
-            }),
-            s => Err(ApiError::Rejected {
-                status: s,
-                message: text(),
-            }),
-        }
+        classify(&asked, (status.as_u16(), &bytes), retry_after)
     }
 
     /// The shared HTTP client, for a request of this scope's to build.
@@ -403,42 +342,9 @@ impl SessionsApi {
     }
 }
 
-/// The app scope an endpoint needs, for the error that names it.
-fn api_scope_of(url: &Url) -> &'static str {
-    let path = url.path();
-    if path.contains("getMessages") {
-        "Chat History"
-    } else if path.ends_with("/bots") {
-        "Bot Management (Admin Console)"
-    } else {
-        "Bot Sessions"
-    }
-}
-
-/// Retry-After is either delay-seconds or an HTTP date.
-fn parse_retry_after(v: &str) -> Option<Duration> {
-    let v = v.trim();
-    if let Ok(secs) = v.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let when = chrono::DateTime::parse_from_rfc2822(v).ok()?;
-    let delta = when.with_timezone(&chrono::Utc) - chrono::Utc::now();
-    Some(delta.to_std().unwrap_or(Duration::ZERO))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn retry_after_accepts_seconds_and_dates() {
-        assert_eq!(parse_retry_after("7"), Some(Duration::from_secs(7)));
-        assert_eq!(
-            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
-            Some(Duration::ZERO)
-        );
-        assert_eq!(parse_retry_after("soon"), None);
-    }
 
     #[test]
     fn urls_for_both_scopes() {

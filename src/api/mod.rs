@@ -1,5 +1,7 @@
-//! The API layer: everything that talks HTTP to Kore.ai's `getSessions`.
+//! The API layer: everything that talks HTTP to Kore.ai: `getSessions`,
+//! `getMessagesV2` and the Admin Console's bot list.
 //!
+//! - `answer`: reading an answer (bounded) and what its status means.
 //! - `client`: the HTTP client, one call with retries and the request budget.
 //! - `wire`: the JSON shapes and the record parser (the only place that knows
 //!   the API's field names).
@@ -10,6 +12,7 @@
 //! - `page_size`: the adaptive page size (ask big, learn the server's clamp).
 //! - `error`: [`ApiError`], with `is_retryable`.
 
+mod answer;
 pub mod auth;
 mod bots;
 pub mod budget;
