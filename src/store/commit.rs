@@ -12,7 +12,7 @@ use super::runs::watermark_with_filter;
 use super::sql::ts;
 use super::{WindowCommit, upsert};
 use crate::model::{
-    Deletes, RejectedRecord, Session, SessionBatch, StreamKey, Window, next_watermark,
+    Deletes, Keyed, RejectedRecord, SessionBatch, StreamKey, Window, next_watermark,
 };
 use chrono::{DateTime, Utc};
 use duckdb::{Connection, Transaction, params};
@@ -174,18 +174,19 @@ pub(super) fn keep_rejected(
     Ok(())
 }
 
-/// One session per id, the last version given, in the order given: the
-/// replace keeps `session_id` unique whatever the caller passed.
-fn last_version_of_each(sessions: &[Session]) -> Vec<&Session> {
-    let mut last: HashMap<&str, usize> = HashMap::with_capacity(sessions.len());
-    for (i, s) in sessions.iter().enumerate() {
-        last.insert(s.session_id.as_str(), i);
+/// One record per id, the last version given, in the order given: the
+/// replace keeps ids unique whatever the caller passed (sessions and
+/// messages alike).
+pub(super) fn last_version_of_each<R: Keyed>(records: &[R]) -> Vec<&R> {
+    let mut last: HashMap<&str, usize> = HashMap::with_capacity(records.len());
+    for (i, r) in records.iter().enumerate() {
+        last.insert(r.id(), i);
     }
-    sessions
+    records
         .iter()
         .enumerate()
-        .filter(|(i, s)| last.get(s.session_id.as_str()) == Some(i))
-        .map(|(_, s)| s)
+        .filter(|(i, r)| last.get(r.id()) == Some(i))
+        .map(|(_, r)| r)
         .collect()
 }
 
@@ -256,6 +257,7 @@ fn mark_sessions_gone(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::Session;
 
     fn session(id: &str, raw: &str) -> Session {
         Session {

@@ -5,13 +5,12 @@
 //! its tags.
 
 use super::WindowCommit;
-use super::commit::{Advance, keep_rejected, move_watermark};
+use super::commit::{Advance, keep_rejected, last_version_of_each, move_watermark};
 use super::error::{QueryContext, StoreError};
 use super::sql::ts;
 use crate::model::{Message, MessageBatch, StreamKey};
 use chrono::{DateTime, Utc};
 use duckdb::{Connection, OptionalExt, Transaction, params};
-use std::collections::HashMap;
 
 /// Stores `batch` and, for a window completely read (`advance`), moves the
 /// watermark — in one transaction.
@@ -132,20 +131,6 @@ fn write_staged(tx: &Transaction<'_>, now: DateTime<Utc>) -> Result<usize, Store
     )
     .doing(DOING)?;
     Ok(n)
-}
-
-/// One message per id, the last version given.
-fn last_version_of_each(messages: &[Message]) -> Vec<&Message> {
-    let mut last: HashMap<&str, usize> = HashMap::with_capacity(messages.len());
-    for (i, m) in messages.iter().enumerate() {
-        last.insert(m.message_id.as_str(), i);
-    }
-    messages
-        .iter()
-        .enumerate()
-        .filter(|(i, m)| last[m.message_id.as_str()] == *i)
-        .map(|(_, m)| m)
-        .collect()
 }
 
 /// One transcript to show (the demo): of a dropped-off or agent-handled

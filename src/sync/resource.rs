@@ -121,14 +121,7 @@ impl Resource for Sessions<'_> {
         skip: u64,
         limit: u32,
     ) -> (Result<Page, ApiError>, CallStats) {
-        let body = SessionsRequest {
-            date_from: Some(format_api_time(span.start)),
-            date_to: Some(format_api_time(span.end)),
-            skip: Some(skip),
-            limit: Some(u64::from(limit)),
-            ..SessionsRequest::default()
-        }
-        .with_filter(self.filter);
+        let body = window_request(span, skip, limit, self.filter);
         let (result, stats) = self
             .api
             .get_sessions(
