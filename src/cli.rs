@@ -105,6 +105,8 @@ pub enum Command {
     },
     /// Check the setup: configuration, a token and one small request per bot, the warehouse; OK or the fix per line
     Check,
+    /// Apply stricter [privacy] settings (or messages.store_text = false) to every stored row, the read copy and the Parquet export
+    RewritePrivacy,
     /// Write the whole history as hive-partitioned Parquet (sessions/date=…, session_tags/date=…)
     Export {
         /// Target directory, or an object store URL (s3://bucket/prefix, gs://…, az://…)

@@ -16,6 +16,7 @@ pub mod cmd;
 pub mod config;
 pub mod model;
 pub mod ops;
+pub mod privacy;
 pub mod schedule;
 pub mod secret;
 pub mod sim;

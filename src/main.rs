@@ -58,6 +58,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<bool> {
         }
         Command::Sync => cmd::sync::sync_once(load()?, cancel).await,
         Command::Check => cmd::check::check(load()?).await,
+        Command::RewritePrivacy => cmd::rewrite_privacy::rewrite(load()?).await,
         Command::Fetch {
             sessions,
             call_id,

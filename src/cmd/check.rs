@@ -6,6 +6,7 @@
 use super::open_store;
 use crate::config::Config;
 use crate::model::{ACCOUNT_BOT_ID, Window};
+use crate::privacy::{PrivacyChange, PrivacyRecord};
 use crate::store::ParquetTarget;
 use crate::sync::build_scopes;
 use anyhow::Context;
@@ -60,6 +61,11 @@ pub async fn check(config: Config) -> anyhow::Result<bool> {
             &store.storage_version().await?,
             &config.warehouse.storage_version,
         );
+        let stored = store.privacy_record().await?;
+        out.line(
+            "privacy settings",
+            privacy_matches(&config, stored.as_ref()),
+        );
     }
     drop(store);
     let read_copy_dir = config
@@ -84,6 +90,31 @@ pub async fn check(config: Config) -> anyhow::Result<bool> {
         }
     }
     Ok(out.ok)
+}
+
+/// Whether the warehouse's rows were written with the configuration's
+/// privacy settings (checked without recording anything).
+fn privacy_matches(config: &Config, stored: Option<&PrivacyRecord>) -> Result<String, String> {
+    let wanted = config.sync.privacy.record();
+    let Some(stored) = stored else {
+        return Ok(format!(
+            "nothing stored yet; rows will be written with {}",
+            wanted.describe()
+        ));
+    };
+    match stored.change_to(wanted) {
+        PrivacyChange::Same => Ok(format!("rows written with {}", stored.describe())),
+        PrivacyChange::Stricter(added) => Err(format!(
+            "rows written with {}; the configuration adds {}: run `kore-sync rewrite-privacy` before the next pass",
+            stored.describe(),
+            added.join(", ")
+        )),
+        PrivacyChange::Looser(why) => Err(format!(
+            "rows written with {}; {}",
+            stored.describe(),
+            crate::store::looser_fix(&config.warehouse.path, &why)
+        )),
+    }
 }
 
 /// Warns about files and directories of the warehouse, the read copy and

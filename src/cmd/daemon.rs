@@ -10,7 +10,7 @@
 //! process. Passes and verifies never overlap (`schedule::drive` awaits
 //! each).
 
-use super::{log_warnings, open_store};
+use super::{log_warnings, open_store_to_write};
 use crate::config::Config;
 use crate::model::StreamKey;
 use crate::ops::health::{self, Health, StreamPassHealth};
@@ -47,7 +47,7 @@ impl Daemon {
     /// credentials that cannot sign a token.
     pub async fn start(config: Config, cancel: CancellationToken) -> anyhow::Result<Self> {
         log_warnings(&config);
-        drop(open_store(&config.warehouse).await?);
+        drop(open_store_to_write(&config).await?);
         for scope in &config.scopes {
             scope.credentials.header_value().with_context(|| {
                 format!(
@@ -129,7 +129,7 @@ impl Daemon {
     /// skipped and the next tick tries again.
     async fn open(&self, work: Work) -> Option<SyncContext> {
         self.health.beat();
-        match open_store(&self.config.warehouse).await {
+        match open_store_to_write(&self.config).await {
             Ok(store) => Some(SyncContext::with_scopes(
                 self.config.sync_setup(),
                 store,
@@ -140,11 +140,25 @@ impl Daemon {
                     Work::Pass => "pass",
                     Work::Verify => "verify",
                 };
-                warn!(
-                    error = format!("{e:#}"),
-                    work = what,
-                    "cannot open the warehouse; skipping this {what}, trying again at the next tick"
+                let privacy = matches!(
+                    e.downcast_ref::<crate::store::StoreError>(),
+                    Some(crate::store::StoreError::PrivacyChanged { .. })
                 );
+                if privacy {
+                    // Someone changed the warehouse's settings under the
+                    // daemon: only an operator can reconcile them.
+                    error!(
+                        error = format!("{e:#}"),
+                        work = what,
+                        "skipping this {what}"
+                    );
+                } else {
+                    warn!(
+                        error = format!("{e:#}"),
+                        work = what,
+                        "cannot open the warehouse; skipping this {what}, trying again at the next tick"
+                    );
+                }
                 notify::notify_logged(&format!(
                     "STATUS={what} skipped at {}: warehouse busy or unavailable",
                     Utc::now().format("%H:%M:%SZ")

@@ -20,6 +20,7 @@ pub mod fetch;
 pub mod progress;
 pub mod query;
 pub mod render;
+pub mod rewrite_privacy;
 pub mod status;
 pub mod sync;
 pub mod verify;
@@ -73,10 +74,18 @@ async fn open_store(settings: &WarehouseSettings) -> anyhow::Result<SessionStore
     Ok(tokio::task::spawn_blocking(move || SessionStore::open(&settings)).await??)
 }
 
+/// Opens the warehouse to write into it: fails unless its rows were
+/// written with the configuration's privacy settings.
+async fn open_store_to_write(config: &Config) -> anyhow::Result<SessionStore> {
+    let store = open_store(&config.warehouse).await?;
+    store.check_privacy(config.sync.privacy.record()).await?;
+    Ok(store)
+}
+
 /// Opens the warehouse and builds a sync context with fresh API views.
 async fn open_context(config: &Config) -> anyhow::Result<SyncContext> {
     log_warnings(config);
-    let store = open_store(&config.warehouse).await?;
+    let store = open_store_to_write(config).await?;
     SyncContext::new(config.sync_setup(), store).context("could not set up the HTTP client")
 }
 

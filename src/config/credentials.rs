@@ -38,7 +38,8 @@ pub(super) fn credentials(
         }
         (Some(s), None) => Some(Secret::new(s.clone())),
         (None, Some(file)) => {
-            read_secret_file(&format!("{src_key}.client_secret_file"), file, p, warnings)
+            let key = format!("{src_key}.client_secret_file");
+            read_secret_file((&key, "the app's Client Secret"), file, p, warnings)
         }
         (None, None) => None,
     };
@@ -65,10 +66,11 @@ pub(super) fn credentials(
     }
 }
 
-/// Reads a client secret from a file; `$CREDENTIALS_DIRECTORY` (systemd
-/// `LoadCredential=`) may prefix the path.
-fn read_secret_file(
-    key: &str,
+/// Reads a secret (`what`, named by the config `key` that points at it)
+/// from a file; `$CREDENTIALS_DIRECTORY` (systemd `LoadCredential=`) may
+/// prefix the path.
+pub(super) fn read_secret_file(
+    (key, what): (&str, &str),
     file: &str,
     p: &mut Collector,
     warnings: &mut Vec<String>,
@@ -88,10 +90,7 @@ fn read_secret_file(
     };
     let secret = text.trim();
     if secret.is_empty() {
-        return p.push(
-            key,
-            format!("{expanded:?} is empty; put the app's Client Secret in it"),
-        );
+        return p.push(key, format!("{expanded:?} is empty; put {what} in it"));
     }
     #[cfg(unix)]
     {

@@ -11,6 +11,7 @@
 
 mod collector;
 mod credentials;
+mod privacy;
 pub mod raw;
 mod scopes;
 mod sections;
@@ -193,12 +194,22 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
     let messages = sections::messages(&raw.messages, &mut p);
     let mut warnings = Vec::new();
     let scopes = scopes::scopes(&raw, &mut p, &mut warnings);
+    let store_text = raw.messages.store_text.unwrap_or(true);
+    let privacy = privacy::privacy(&raw.privacy, store_text, &mut p, &mut warnings);
+    if let Some(rules) = privacy.as_ref().filter(|r| r.user_id_fields()) {
+        privacy::no_user_filters(rules, &scopes, &mut p);
+    }
     let server = sections::server(&raw.server, sync.as_ref().map(|(_, s)| &s.trigger), &mut p);
-    match (api, warehouse, sync, server, messages) {
-        (Some(api), Some(warehouse), Some((mut sync, schedule)), Some(server), Some(messages))
-            if p.is_empty() =>
-        {
+    match (api, warehouse, sync, server, (messages, privacy)) {
+        (
+            Some(api),
+            Some(warehouse),
+            Some((mut sync, schedule)),
+            Some(server),
+            (Some(messages), Some(privacy)),
+        ) if p.is_empty() => {
             sync.messages = messages;
+            sync.privacy = privacy;
             Ok(Config {
                 api,
                 warehouse,

@@ -33,6 +33,31 @@ pub struct RawConfig {
     pub server: RawServer,
     #[serde(default)]
     pub messages: RawMessages,
+    #[serde(default)]
+    pub privacy: RawPrivacy,
+}
+
+/// `[privacy]`: what is kept out of the warehouse. `Debug` leaves the key
+/// out.
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPrivacy {
+    pub pseudonymize: Option<Vec<String>>,
+    pub drop_tags: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "text")]
+    pub key: Option<String>,
+    pub key_file: Option<String>,
+}
+
+impl std::fmt::Debug for RawPrivacy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RawPrivacy")
+            .field("pseudonymize", &self.pseudonymize)
+            .field("drop_tags", &self.drop_tags)
+            .field("key", &self.key.as_ref().map(|_| "<redacted>"))
+            .field("key_file", &self.key_file)
+            .finish()
+    }
 }
 
 /// `[messages]`: conversation history beside sessions.
@@ -148,7 +173,7 @@ pub struct RawScope {
 /// (Each takes a number as its text too: a flattened part loses the
 /// `config` crate's own leniency, and an environment variable holding only
 /// digits arrives as a number.)
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Clone, Default, Deserialize)]
 pub struct RawCredentials {
     #[serde(default, deserialize_with = "text")]
     pub client_id: Option<String>,
@@ -158,6 +183,19 @@ pub struct RawCredentials {
     pub client_secret_file: Option<String>,
     #[serde(default, deserialize_with = "text")]
     pub token: Option<String>,
+}
+
+/// Leaves the secrets out.
+impl std::fmt::Debug for RawCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let redacted = |s: &Option<String>| s.as_ref().map(|_| "<redacted>");
+        f.debug_struct("RawCredentials")
+            .field("client_id", &self.client_id)
+            .field("client_secret", &redacted(&self.client_secret))
+            .field("client_secret_file", &self.client_secret_file)
+            .field("token", &redacted(&self.token))
+            .finish()
+    }
 }
 
 /// A string, or a number or boolean taken as its text.

@@ -7,6 +7,7 @@ use super::raw::{RawApi, RawMessages, RawServer, RawSync};
 use crate::api::{ClientSettings, RetryPolicy};
 use crate::model::{API_MAX_SPAN, ContainmentType, Deletes};
 use crate::ops::health::ServerSettings;
+use crate::privacy::PrivacyRules;
 use crate::schedule::Trigger;
 use crate::sync::plan::PlanSettings;
 use crate::sync::{MessagesSettings, SyncSettings};
@@ -136,7 +137,6 @@ pub(super) fn messages(raw: &RawMessages, p: &mut Collector) -> Option<MessagesS
     Some(MessagesSettings {
         enabled: raw.enabled.unwrap_or(false),
         channels,
-        store_text: raw.store_text.unwrap_or(true),
     })
 }
 
@@ -168,8 +168,9 @@ pub(super) fn sync(raw: &RawSync, p: &mut Collector) -> Option<(SyncSettings, Sc
         containment_types: containment_types?,
         reconcile: delta(reconcile?),
         deletes: deletes?,
-        // Set from `[messages]` by `validate`.
+        // Set from `[messages]` and `[privacy]` by `validate`.
         messages: MessagesSettings::default(),
+        privacy: PrivacyRules::default(),
     };
     let schedule = Schedule {
         trigger: trigger?,

@@ -329,3 +329,97 @@ fn issue_15_file_modes_default_closed_and_are_checked() {
         "{err}"
     );
 }
+
+#[test]
+fn issue_15_privacy_needs_a_long_key_and_known_entries() {
+    // Pseudonymising without a key is refused (outside systemd: no
+    // $CREDENTIALS_DIRECTORY in the test's environment).
+    let err = from_toml(&format!(
+        "{MINIMAL}\n[privacy]\npseudonymize = [\"user_id\"]\n"
+    ))
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("privacy.pseudonymize") && err.contains("key_file"),
+        "{err}"
+    );
+    let err = from_toml(&format!(
+        "{MINIMAL}\n[privacy]\npseudonymize = [\"user_id\"]\nkey = \"short\"\n"
+    ))
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("privacy.key") && err.contains("openssl rand -hex 32"),
+        "{err}"
+    );
+    let err = from_toml(&format!(
+        "{MINIMAL}\n[privacy]\npseudonymize = [\"email\"]\nkey = \"{}\"\n",
+        "k".repeat(32)
+    ))
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("\"email\"") && err.contains("tag:NAME"),
+        "{err}"
+    );
+    // Dropping tags needs no key.
+    let c = from_toml(&format!(
+        "{MINIMAL}\n[privacy]\ndrop_tags = [\"callerNumber\"]\n"
+    ))
+    .unwrap();
+    assert!(c.sync.privacy.drops_tag("callernumber"));
+}
+
+#[test]
+fn issue_15_the_privacy_key_comes_from_a_file_and_never_shows() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("privacy_key");
+    let key = "0123456789abcdef".repeat(4);
+    std::fs::write(&f, format!("{key}\n")).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let c = from_toml(&format!(
+        "{MINIMAL}\n[privacy]\npseudonymize = [\"user_id\", \"tag:email\"]\nkey_file = {:?}\n",
+        f.display().to_string()
+    ))
+    .unwrap();
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    let rules = &c.sync.privacy;
+    assert!(rules.user_id_fields() && rules.hashes_tag("email"));
+    let same = crate::privacy::PrivacyRules::new(
+        &["user_id".into()],
+        &[],
+        true,
+        Some(crate::privacy::PseudonymKey::new(&key)),
+    )
+    .unwrap();
+    assert_eq!(rules.pseudonym("u-1"), same.pseudonym("u-1"));
+    assert!(!format!("{c:?}").contains(&key));
+    let raw: raw::RawPrivacy = toml_privacy(&key);
+    assert!(!format!("{raw:?}").contains(&key));
+}
+
+fn toml_privacy(key: &str) -> raw::RawPrivacy {
+    raw::RawPrivacy {
+        key: Some(key.to_owned()),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn issue_15_a_user_id_filter_and_pseudonymised_ids_are_refused_together() {
+    let err = from_toml(&format!(
+        "[api]\nclient_id = \"a\"\nclient_secret = \"s\"\n[[bots]]\nid = \"st-1\"\nuser_id = \"alice@example.com\"\n\
+         [privacy]\npseudonymize = [\"user_id\"]\nkey = \"{}\"\n",
+        "k".repeat(32)
+    ))
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("bots.st-1.user_id") && err.contains("remove one"),
+        "{err}"
+    );
+}

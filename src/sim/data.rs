@@ -186,7 +186,14 @@ pub fn write_session(
         let _ = write!(out, r#","isDeveloper":{}"#, u8::from(dev));
     }
     out.push_str(r#","tags":"#);
-    write_tags(rng, out);
+    // Voice sessions carry the caller's number and channel id as tags, as
+    // agent desktops set them: personal data `[privacy]` must catch. Derived
+    // from the session, not drawn, so the other draws stay the same.
+    let voice = (channel == "korevg").then(|| VoiceTags {
+        caller_number: caller_number(session_id),
+        channel_uid: user,
+    });
+    write_tags(rng, voice.as_ref(), out);
     // Voice sessions carry the agent desktop's external call id.
     if channel == "korevg" {
         let _ = write!(out, r#","callId":"call-{}""#, hex_id(rng));
@@ -198,9 +205,29 @@ fn json_str(s: &str) -> String {
     serde_json::to_string(s).expect("strings serialize")
 }
 
-fn write_tags(rng: &mut StdRng, out: &mut String) {
+/// The tags a voice session carries besides the drawn ones.
+struct VoiceTags<'a> {
+    caller_number: String,
+    channel_uid: &'a str,
+}
+
+/// A caller number made from a session id: `+1 555 01` and five digits.
+pub fn caller_number(session_id: &str) -> String {
+    let n = session_id
+        .bytes()
+        .fold(7u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)));
+    format!("+1 555 01{:05}", n % 100_000)
+}
+
+fn write_tags(rng: &mut StdRng, voice: Option<&VoiceTags<'_>>, out: &mut String) {
     use std::fmt::Write;
     let mut user_tags: Vec<String> = Vec::new();
+    if let Some(v) = voice {
+        user_tags.push(format!(
+            r#"{{"name":"channelUId","value":{}}}"#,
+            json_str(v.channel_uid)
+        ));
+    }
     if rng.random_bool(0.7) {
         let plan = PLANS[rng.random_range(0..PLANS.len())];
         user_tags.push(format!(r#"{{"name":"plan","value":"{plan}"}}"#));
@@ -218,6 +245,12 @@ fn write_tags(rng: &mut StdRng, out: &mut String) {
         user_tags.push(format!(r#"{{"name":"vip","value":{vip}}}"#));
     }
     let mut session_tags: Vec<String> = Vec::new();
+    if let Some(v) = voice {
+        session_tags.push(format!(
+            r#"{{"name":"callerNumber","value":"{}"}}"#,
+            v.caller_number
+        ));
+    }
     if rng.random_bool(0.4) {
         session_tags.push(r#"{"name":"intent","value":"order_status"}"#.to_owned());
         // The same name twice in one session: both are kept, by position.

@@ -74,6 +74,22 @@ pub enum StoreError {
     Output(#[source] std::io::Error),
     #[error("the store's worker thread stopped unexpectedly: {0}")]
     Worker(String),
+    /// The configuration's privacy settings differ from those the stored
+    /// rows were written with; `fix` says what to do.
+    #[error(
+        "the warehouse {path} was written with {stored}, but the configuration asks for {wanted}; {fix}"
+    )]
+    PrivacyChanged {
+        path: PathBuf,
+        stored: String,
+        wanted: String,
+        fix: String,
+    },
+    /// A stored record could not be re-read under new privacy settings.
+    #[error(
+        "could not apply the new privacy settings to stored record {id}: {detail}; nothing was changed"
+    )]
+    Rewrite { id: String, detail: String },
 }
 
 impl StoreError {

@@ -48,7 +48,7 @@ pub(super) fn commit_messages(
 
 /// Appends the batch to temporary staging tables (text columns; times as
 /// text the final insert casts).
-fn stage(tx: &Transaction<'_>, messages: &[&Message]) -> Result<(), StoreError> {
+pub(super) fn stage(tx: &Transaction<'_>, messages: &[&Message]) -> Result<(), StoreError> {
     const DOING: &str = "staging messages";
     tx.execute_batch(
         "CREATE TEMP TABLE IF NOT EXISTS stage_messages (

@@ -44,6 +44,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration(9, "bots", include_str!("../../sql/009_bots.sql")),
     migration(10, "streams", include_str!("../../sql/010_streams.sql")),
     migration(11, "messages", include_str!("../../sql/011_messages.sql")),
+    migration(12, "privacy", include_str!("../../sql/012_privacy.sql")),
 ];
 
 const fn migration(version: i64, name: &'static str, sql: &'static str) -> Migration {

@@ -3,7 +3,8 @@
 //! `connection` (opening files), `commit` (the window and refresh
 //! transactions) with `upsert` and `arrow` beneath it, `runs` (watermarks,
 //! run records, the request log), `status`, `publish` (the read copy,
-//! `tags_wide`), `parquet`, and `migrations` (the numbered files in `sql/`).
+//! `tags_wide`), `parquet`, `privacy` (the settings rows were written with,
+//! and rewriting them), and `migrations` (the numbered files in `sql/`).
 //!
 //! Architecture invariant: only this module (and its children) touches
 //! DuckDB. Every call runs on tokio's blocking pool behind a mutex, so DuckDB
@@ -20,6 +21,7 @@ mod lake;
 mod messages;
 pub mod migrations;
 mod parquet;
+mod privacy;
 mod publish;
 mod runs;
 mod session_store;
@@ -32,6 +34,7 @@ pub use commit::{Advance, Gone};
 pub use connection::ReadOnly;
 pub use error::StoreError;
 pub use lake::{ObjectTarget, ParquetTarget, UploadRetry, is_object_url};
+pub use privacy::{RecordRewrite, Rewritten, looser_fix, rewrite_privacy};
 pub use publish::{ReadCopy, ReadCopyForm};
 pub use session_store::SessionStore;
 

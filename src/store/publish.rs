@@ -87,14 +87,16 @@ pub enum ReadCopy {
 /// Row counts and the latest change of the data a reader sees: equal
 /// fingerprints, equal data. An unchanged re-read writes nothing (so
 /// `last_synced_at` stays), a delete lowers the count, a mark sets
-/// `deleted_at`; bot names count too.
+/// `deleted_at`; bot names count too, and the privacy settings' record
+/// (`rewrite-privacy` changes rows without a sync).
 fn fingerprint(conn: &Connection) -> Result<String, StoreError> {
     conn.query_row(
         "SELECT concat_ws('/', count(*), epoch_us(max(last_synced_at)),
                 count(deleted_at), epoch_us(max(deleted_at)),
                 (SELECT md5(coalesce(string_agg(concat_ws('=', bot_id, name), ',' ORDER BY bot_id), ''))
                  FROM bots),
-                (SELECT concat_ws('/', count(*), epoch_us(max(last_synced_at))) FROM messages))
+                (SELECT concat_ws('/', count(*), epoch_us(max(last_synced_at))) FROM messages),
+                (SELECT coalesce(max(epoch_us(recorded_at)), 0) FROM privacy_settings))
          FROM sessions",
         [],
         |r| r.get(0),
@@ -223,10 +225,21 @@ pub(super) fn replace_read_file(
     (storage_version, mode): (&str, u32),
     fill: impl FnOnce(&Connection, &str) -> Result<(), StoreError>,
 ) -> Result<(), StoreError> {
-    let dir = dest
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+    let tmp = write_beside(conn, dest, storage_version, fill)?;
+    move_into_place(&tmp, dest, mode)
+}
+
+/// Writes a new database file beside `dest` (its name prefixed with `.`
+/// and suffixed `.tmp`), attached as `kore_publish` in `storage_version`
+/// and filled by `fill` (given the warehouse's name); checkpoints and
+/// detaches it. Returns its path.
+pub(super) fn write_beside(
+    conn: &Connection,
+    dest: &Path,
+    storage_version: &str,
+    fill: impl FnOnce(&Connection, &str) -> Result<(), StoreError>,
+) -> Result<PathBuf, StoreError> {
+    let dir = dir_of(dest);
     std::fs::create_dir_all(dir)
         .map_err(|e| io_err("creating the read copy's directory", dir, e))?;
     let name = dest.file_name().map_or("kore-read.duckdb".into(), |n| {
@@ -248,29 +261,41 @@ pub(super) fn replace_read_file(
         lit(&tmp.display().to_string()),
         lit(storage_version)
     ))
-    .doing("creating the read copy")?;
+    .doing("creating the new database file")?;
     let filled = fill(conn, &db).and_then(|()| {
         conn.execute_batch("CHECKPOINT kore_publish")
-            .doing("checkpointing the read copy")
+            .doing("checkpointing the new database file")
     });
     let detached = conn.execute_batch("DETACH kore_publish");
     filled?;
-    detached.doing("closing the read copy")?;
-    std::fs::File::open(&tmp)
+    detached.doing("closing the new database file")?;
+    Ok(tmp)
+}
+
+/// Syncs `tmp`, gives it `mode` and renames it over `dest`, durably.
+pub(super) fn move_into_place(tmp: &Path, dest: &Path, mode: u32) -> Result<(), StoreError> {
+    std::fs::File::open(tmp)
         .and_then(|f| f.sync_all())
-        .map_err(|e| io_err("syncing the read copy", &tmp, e))?;
-    super::set_mode(&tmp, mode)
-        .map_err(|e| io_err("setting the read copy's permissions", &tmp, e))?;
-    std::fs::rename(&tmp, dest).map_err(|e| io_err("moving the read copy into place", dest, e))?;
+        .map_err(|e| io_err("syncing the new database file", tmp, e))?;
+    super::set_mode(tmp, mode)
+        .map_err(|e| io_err("setting the new database file's permissions", tmp, e))?;
+    std::fs::rename(tmp, dest)
+        .map_err(|e| io_err("moving the new database file into place", dest, e))?;
     // Make the rename itself durable.
-    if let Ok(d) = std::fs::File::open(dir) {
+    if let Ok(d) = std::fs::File::open(dir_of(dest)) {
         let _ = d.sync_all();
     }
     Ok(())
 }
 
+fn dir_of(path: &Path) -> &Path {
+    path.parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+}
+
 /// A consistent copy of the whole warehouse.
-fn copy_everything(conn: &Connection, db: &str) -> Result<(), StoreError> {
+pub(super) fn copy_everything(conn: &Connection, db: &str) -> Result<(), StoreError> {
     conn.execute_batch(&format!("COPY FROM DATABASE {} TO kore_publish", ident(db)))
         .doing("copying into the read copy")
 }

@@ -10,10 +10,11 @@ use super::lake::{ParquetTarget, Sink};
 use super::messages;
 use super::publish::{ReadCopy, ReadCopyForm};
 use super::{
-    RunRecord, StatusReport, WarehouseSettings, WindowCommit, connection, parquet, publish, runs,
-    status,
+    RunRecord, StatusReport, WarehouseSettings, WindowCommit, connection, parquet, privacy,
+    publish, runs, status,
 };
 use crate::model::{Bot, MessageBatch, SessionBatch, StreamFilter, StreamKey, Window};
+use crate::privacy::PrivacyRecord;
 use chrono::{DateTime, Utc};
 use duckdb::Connection;
 use std::path::{Path, PathBuf};
@@ -315,6 +316,20 @@ impl SessionStore {
     /// `v1.4.0+`).
     pub async fn storage_version(&self) -> Result<String, StoreError> {
         self.with(|c| status::storage_version(c)).await
+    }
+
+    /// Fails unless the stored rows were written with `wanted` (which is
+    /// recorded if the warehouse has no record yet), saying what to do.
+    pub async fn check_privacy(&self, wanted: &PrivacyRecord) -> Result<(), StoreError> {
+        let (path, wanted) = (self.path.clone(), wanted.clone());
+        self.with(move |c| privacy::check(c, &path, &wanted, Utc::now()))
+            .await
+    }
+
+    /// The privacy settings the stored rows were written with (None: not
+    /// recorded yet).
+    pub async fn privacy_record(&self) -> Result<Option<PrivacyRecord>, StoreError> {
+        self.with(|c| privacy::stored(c)).await
     }
 
     pub async fn status(&self) -> Result<StatusReport, StoreError> {

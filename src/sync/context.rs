@@ -10,6 +10,7 @@ use crate::api::{
     SessionsApi,
 };
 use crate::model::{ContainmentType, Deletes, StreamFilter, Window};
+use crate::privacy::PrivacyRules;
 use crate::store::{SessionStore, WarehouseSettings};
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,6 +36,9 @@ pub struct SyncSettings {
     pub deletes: Deletes,
     /// Conversation messages (`[messages]`).
     pub messages: MessagesSettings,
+    /// What every record passes through before it is stored (`[privacy]`
+    /// and `messages.store_text`).
+    pub privacy: PrivacyRules,
 }
 
 /// `[messages]`: whether and how conversation messages are synced.
@@ -44,9 +48,6 @@ pub struct MessagesSettings {
     pub enabled: bool,
     /// Channels read besides those the bot's stored sessions use.
     pub channels: Vec<String>,
-    /// Whether message content is kept (false: `text` is NULL and content
-    /// is removed from `components` and `raw` before storage).
-    pub store_text: bool,
 }
 
 /// One bot, or the account scope (keyed [`crate::model::ACCOUNT_BOT_ID`]),

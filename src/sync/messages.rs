@@ -8,16 +8,14 @@
 //! names its channel, and a bot's message streams are the channels its
 //! stored sessions use plus `messages.channels`.
 
-use super::resource::{Page, Resource};
+use super::resource::{Page, Resource, StreamIo};
 use crate::api::wire::{MessagesRequest, format_api_time, parse_message_or_reject};
-use crate::api::{ApiError, CallStats, PageSize, SessionsApi};
+use crate::api::{ApiError, CallStats, PageSize};
 use crate::model::{Batch, Message, RejectedRecord, StreamKey, Window};
-use crate::store::{Advance, SessionStore, StoreError, WindowCommit};
-use chrono::{DateTime, Utc};
+use crate::store::{Advance, StoreError, WindowCommit};
 use serde_json::value::RawValue;
 use std::future::Future;
 use std::time::Duration;
-use tokio_util::sync::CancellationToken;
 
 /// Whether a message request may take one more of the hour's `per_hour`
 /// requests when `used` are taken: a quarter stays for sessions.
@@ -27,24 +25,17 @@ fn messages_may_use(used: u32, per_hour: u32) -> bool {
 
 /// The messages of one bot and one channel.
 pub(super) struct Messages<'a> {
-    pub api: &'a SessionsApi,
+    pub io: StreamIo<'a>,
+    /// The scope's page size for messages (learned apart from sessions').
     pub pages: &'a PageSize,
-    pub store: &'a SessionStore,
-    pub key: &'a StreamKey,
     pub channel: &'a str,
-    /// Where the stream's history begins (`sync.start`).
-    pub history_start: DateTime<Utc>,
-    pub max_budget_wait: Option<Duration>,
-    pub cancel: &'a CancellationToken,
-    /// `messages.store_text`.
-    pub store_text: bool,
 }
 
 impl Resource for Messages<'_> {
     type Record = Message;
 
     fn key(&self) -> &StreamKey {
-        self.key
+        self.io.key
     }
 
     fn page_size(&self) -> &PageSize {
@@ -61,7 +52,7 @@ impl Resource for Messages<'_> {
         // hourly budget to them, so a long history of messages never starves
         // the sessions' next passes. The stream stops as `budget_spent` and
         // the next pass goes on.
-        if let Some((used, per_hour)) = self.api.budget().used_in_last_hour()
+        if let Some((used, per_hour)) = self.io.api.budget().used_in_last_hour()
             && !messages_may_use(used, per_hour)
         {
             let wait = Duration::from_secs(60);
@@ -78,8 +69,9 @@ impl Resource for Messages<'_> {
             channel_type: self.channel.to_owned(),
         };
         let (result, stats) = self
+            .io
             .api
-            .get_messages(&body, self.max_budget_wait, self.cancel)
+            .get_messages(&body, self.io.max_budget_wait, self.io.cancel)
             .await;
         let page = result.map(|r| Page {
             records: r.messages,
@@ -90,14 +82,14 @@ impl Resource for Messages<'_> {
     }
 
     fn parse(&self, raw: &RawValue) -> Result<Message, RejectedRecord> {
-        parse_message_or_reject(raw, self.store_text)
+        parse_message_or_reject(raw, self.io.privacy)
     }
 
     fn commit_chunk(
         &self,
         batch: Batch<Message>,
     ) -> impl Future<Output = Result<WindowCommit, StoreError>> + Send + 'static {
-        let (store, key) = (self.store.clone(), self.key.clone());
+        let (store, key) = (self.io.store.clone(), self.io.key.clone());
         async move { store.commit_messages(&key, batch, None).await }
     }
 
@@ -106,10 +98,10 @@ impl Resource for Messages<'_> {
         window: Window,
         batch: Batch<Message>,
     ) -> impl Future<Output = Result<WindowCommit, StoreError>> + Send + 'static {
-        let (store, key) = (self.store.clone(), self.key.clone());
+        let (store, key) = (self.io.store.clone(), self.io.key.clone());
         let advance = Advance {
             window,
-            history_start: self.history_start,
+            history_start: self.io.history_start,
         };
         async move { store.commit_messages(&key, batch, Some(advance)).await }
     }

@@ -18,6 +18,7 @@ pub mod names;
 pub mod options;
 pub mod pass;
 pub mod plan;
+pub mod privacy;
 pub mod publish;
 pub mod reconcile;
 pub mod refresh;

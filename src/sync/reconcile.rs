@@ -103,7 +103,7 @@ impl Reconcile<'_> {
         let (count, call) = s.count(window).await;
         *stats += call;
         let api_count = count?;
-        let stored = s.store.count_stored(s.key, s.filter, window).await?;
+        let stored = s.io.store.count_stored(s.io.key, s.filter, window).await?;
         let mut check = WindowCheck {
             window,
             api_count,
@@ -116,11 +116,11 @@ impl Reconcile<'_> {
         if check.equal || !self.repair {
             return Ok(check);
         }
-        tracing::info!(stream = %s.key, window_start = %window.start, window_end = %window.end,
+        tracing::info!(stream = %s.io.key, window_start = %window.start, window_end = %window.end,
                        api_count = ?api_count, stored_count = stored.0,
                        "counts differ; reading the window again");
         self.repair(&mut check, stats).await?;
-        let after = s.store.count_stored(s.key, s.filter, window).await?;
+        let after = s.io.store.count_stored(s.io.key, s.filter, window).await?;
         check.equal = counts_match(api_count, after);
         Ok(check)
     }
@@ -134,12 +134,12 @@ impl Reconcile<'_> {
     ) -> Result<(), FetchError> {
         let s = self.sessions;
         let window = check.window;
-        let held: HashSet<String> = s
-            .store
-            .stored_ids(s.key, s.filter, window)
-            .await?
-            .into_iter()
-            .collect();
+        let held: HashSet<String> =
+            s.io.store
+                .stored_ids(s.io.key, s.filter, window)
+                .await?
+                .into_iter()
+                .collect();
         let fetch = Fetch::new(s);
         let fetched = fetch.window(window, stats).await;
         fetch.pipe.settle().await?;
@@ -149,17 +149,13 @@ impl Reconcile<'_> {
             .pipe
             .start_window(n_rejected, s.commit_window(window, fetched.batch));
         fetch.pipe.settle().await?;
-        let mut tally = StreamReport::new(s.key.clone(), 0, None);
+        let mut tally = StreamReport::new(s.io.key.clone(), 0, None);
         fetch.pipe.count(&mut tally, None);
         let missing: Vec<String> = held.difference(&fetched.ids).cloned().collect();
         let refresh = Refresh {
-            store: s.store,
-            api: s.api,
-            key: s.key,
-            containment: s.key.containment_type(),
+            io: s.io,
+            containment: s.io.key.containment_type(),
             unknown: Some(s.deletes),
-            max_budget_wait: s.max_budget_wait,
-            cancel: s.cancel,
         };
         let mut found = Refreshed::default();
         let result = refresh.run(&id_lookups(&missing), &mut found).await;

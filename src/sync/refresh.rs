@@ -8,15 +8,14 @@ use super::accumulator::Accumulator;
 use super::context::SyncContext;
 use super::fetch::FetchError;
 use super::report::StreamReport;
-use super::resource::Sessions;
+use super::resource::{Sessions, StreamIo};
 use super::stop::Stop;
+use crate::api::CallStats;
 use crate::api::wire::{SessionsRequest, parse_or_reject};
-use crate::api::{CallStats, SessionsApi};
 use crate::model::{ContainmentType, Deletes, StreamKey};
-use crate::store::{Gone, SessionStore, StoreError};
+use crate::store::{Gone, StoreError};
 use chrono::{DateTime, Utc};
 use std::collections::HashSet;
-use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
@@ -57,19 +56,15 @@ pub struct Refreshed {
 
 /// One refresh by id: where to read and store, and what to do with ids the
 /// API no longer knows.
-pub struct Refresh<'a> {
-    pub store: &'a SessionStore,
-    pub api: &'a SessionsApi,
-    /// Labels rejected records; the sessions' own containment type decides
-    /// where they belong.
-    pub key: &'a StreamKey,
+pub(super) struct Refresh<'a> {
+    /// `io.key` labels rejected records; the sessions' own containment type
+    /// decides where they belong.
+    pub io: StreamIo<'a>,
     /// Fills `containment_type` for records that lack it (None: leave it).
     pub containment: Option<ContainmentType>,
     /// What to do with ids the API reports in `invalidSessions`: None lists
     /// them only; otherwise they are deleted or marked, as `sync.deletes` says.
     pub unknown: Option<Deletes>,
-    pub max_budget_wait: Option<Duration>,
-    pub cancel: &'a CancellationToken,
 }
 
 impl Refresh<'_> {
@@ -83,16 +78,22 @@ impl Refresh<'_> {
     ) -> Result<(), FetchError> {
         for body in lookups {
             let (result, call) = self
+                .io
                 .api
-                .get_sessions(self.containment, body, self.max_budget_wait, self.cancel)
+                .get_sessions(
+                    self.containment,
+                    body,
+                    self.io.max_budget_wait,
+                    self.io.cancel,
+                )
                 .await;
             out.stats += call;
             let page = result?;
             let mut acc = Accumulator::default();
             acc.take(
                 &page.sessions,
-                |raw| parse_or_reject(raw, self.containment),
-                self.key,
+                |raw| parse_or_reject(raw, self.containment, self.io.privacy),
+                self.io.key,
             );
             // Only ids we asked for can be reported unknown.
             let asked = body.session_id.as_deref().unwrap_or_default();
@@ -102,7 +103,7 @@ impl Refresh<'_> {
                 .filter(|id| asked.contains(id))
                 .collect();
             if self.unknown.is_some() && !unknown.is_empty() {
-                info!(stream = %self.key, n_gone = unknown.len(),
+                info!(stream = %self.io.key, n_gone = unknown.len(),
                       "sessions no longer exist upstream");
             }
             let batch = acc.into_batch();
@@ -115,7 +116,11 @@ impl Refresh<'_> {
                 },
                 None => Gone::none(),
             };
-            let commit = self.store.commit_refresh(self.key, batch, gone).await?;
+            let commit = self
+                .io
+                .store
+                .commit_refresh(self.io.key, batch, gone)
+                .await?;
             out.n_written += commit.n_written;
             out.n_deleted += commit.n_deleted;
             out.n_marked += commit.n_marked;
@@ -135,21 +140,18 @@ pub(super) async fn refresh_stale_active(
     stop: &Stop,
 ) -> Result<(), StoreError> {
     let ids = sessions
+        .io
         .store
-        .stale_active_sessions(sessions.key, before)
+        .stale_active_sessions(sessions.io.key, before)
         .await?;
     if ids.is_empty() {
         return Ok(());
     }
-    info!(stream = %sessions.key, n_sessions = ids.len(), "re-reading sessions stored as active by id");
+    info!(stream = %sessions.io.key, n_sessions = ids.len(), "re-reading sessions stored as active by id");
     let refresh = Refresh {
-        store: sessions.store,
-        api: sessions.api,
-        key: sessions.key,
-        containment: sessions.key.containment_type(),
+        io: sessions.io,
+        containment: sessions.io.key.containment_type(),
         unknown: Some(sessions.deletes),
-        max_budget_wait: sessions.max_budget_wait,
-        cancel: sessions.cancel,
     };
     let mut found = Refreshed::default();
     let result = refresh.run(&id_lookups(&ids), &mut found).await;
@@ -201,13 +203,17 @@ pub async fn fetch_by_id(
         });
     }
     let refresh = Refresh {
-        store: &ctx.store,
-        api: &scope.api,
-        key: &key,
+        io: StreamIo {
+            api: &scope.api,
+            store: &ctx.store,
+            key: &key,
+            history_start: ctx.settings.plan.start,
+            max_budget_wait: None,
+            cancel,
+            privacy: &ctx.settings.privacy,
+        },
         containment: None,
         unknown: request.prune.then_some(ctx.settings.deletes),
-        max_budget_wait: None,
-        cancel,
     };
     let mut found = Refreshed::default();
     refresh.run(&lookups, &mut found).await?;

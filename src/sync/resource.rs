@@ -11,6 +11,7 @@ use crate::api::{ApiError, CallStats, PageSize, SessionsApi};
 use crate::model::{
     Batch, Deletes, Keyed, RejectedRecord, Session, StreamFilter, StreamKey, Window,
 };
+use crate::privacy::PrivacyRules;
 use crate::store::{Advance, Gone, SessionStore, StoreError, WindowCommit};
 use chrono::{DateTime, Utc};
 use serde_json::value::RawValue;
@@ -81,16 +82,26 @@ pub(super) fn window_request(
     .with_filter(filter)
 }
 
-/// Sessions of one scope and one containment type (`getSessions`).
-pub(super) struct Sessions<'a> {
+/// What a stream of any resource reads and stores with: the scope's API
+/// view, the warehouse, the stream, and the pass's limits and rules.
+#[derive(Clone, Copy)]
+pub(super) struct StreamIo<'a> {
     pub api: &'a SessionsApi,
     pub store: &'a SessionStore,
     pub key: &'a StreamKey,
-    pub filter: &'a StreamFilter,
     /// Where the stream's history begins (`sync.start`).
     pub history_start: DateTime<Utc>,
     pub max_budget_wait: Option<Duration>,
     pub cancel: &'a CancellationToken,
+    /// Applied to every record before it is parsed (`[privacy]`,
+    /// `messages.store_text`).
+    pub privacy: &'a PrivacyRules,
+}
+
+/// Sessions of one scope and one containment type (`getSessions`).
+pub(super) struct Sessions<'a> {
+    pub io: StreamIo<'a>,
+    pub filter: &'a StreamFilter,
     /// What a session the API no longer has means (`sync.deletes`).
     pub deletes: Deletes,
 }
@@ -108,11 +119,11 @@ impl Resource for Sessions<'_> {
     type Record = Session;
 
     fn key(&self) -> &StreamKey {
-        self.key
+        self.io.key
     }
 
     fn page_size(&self) -> &PageSize {
-        self.api.page_size()
+        self.io.api.page_size()
     }
 
     async fn page(
@@ -123,12 +134,13 @@ impl Resource for Sessions<'_> {
     ) -> (Result<Page, ApiError>, CallStats) {
         let body = window_request(span, skip, limit, self.filter);
         let (result, stats) = self
+            .io
             .api
             .get_sessions(
-                self.key.containment_type(),
+                self.io.key.containment_type(),
                 &body,
-                self.max_budget_wait,
-                self.cancel,
+                self.io.max_budget_wait,
+                self.io.cancel,
             )
             .await;
         let page = result.map(|r| Page {
@@ -140,14 +152,14 @@ impl Resource for Sessions<'_> {
     }
 
     fn parse(&self, raw: &RawValue) -> Result<Session, RejectedRecord> {
-        parse_or_reject(raw, self.key.containment_type())
+        parse_or_reject(raw, self.io.key.containment_type(), self.io.privacy)
     }
 
     fn commit_chunk(
         &self,
         batch: Batch<Session>,
     ) -> impl Future<Output = Result<WindowCommit, StoreError>> + Send + 'static {
-        let (store, key) = (self.store.clone(), self.key.clone());
+        let (store, key) = (self.io.store.clone(), self.io.key.clone());
         async move { store.commit_refresh(&key, batch, Gone::none()).await }
     }
 
@@ -156,10 +168,10 @@ impl Resource for Sessions<'_> {
         window: Window,
         batch: Batch<Session>,
     ) -> impl Future<Output = Result<WindowCommit, StoreError>> + Send + 'static {
-        let (store, key) = (self.store.clone(), self.key.clone());
+        let (store, key) = (self.io.store.clone(), self.io.key.clone());
         let advance = Advance {
             window,
-            history_start: self.history_start,
+            history_start: self.io.history_start,
         };
         async move { store.commit_window(&key, advance, batch).await }
     }

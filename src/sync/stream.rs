@@ -17,7 +17,7 @@ use super::plan::{self, WindowPlan};
 use super::reconcile::reconcile_behind;
 use super::refresh::refresh_stale_active;
 use super::report::{Observer, StreamReport};
-use super::resource::{Resource, Sessions};
+use super::resource::{Resource, Sessions, StreamIo};
 use super::stop::Stop;
 use crate::api::CallStats;
 use crate::model::{Partition, RunOutcome, StreamKey, Window};
@@ -64,6 +64,19 @@ pub(super) async fn run_stream(run: StreamRun<'_>) -> Result<StreamReport, Store
 }
 
 impl StreamRun<'_> {
+    /// What this stream reads and stores with.
+    fn io(&self) -> StreamIo<'_> {
+        StreamIo {
+            api: &self.scope.api,
+            store: &self.ctx.store,
+            key: &self.key,
+            history_start: self.ctx.settings.plan.start,
+            max_budget_wait: self.opts.max_budget_wait,
+            cancel: &self.stop.token,
+            privacy: &self.ctx.settings.privacy,
+        }
+    }
+
     /// A sessions stream: its windows, then behind the watermark (sessions
     /// listed late or erased), then sessions stored as active.
     async fn read_sessions(
@@ -73,13 +86,8 @@ impl StreamRun<'_> {
     ) -> Result<(), StoreError> {
         let (ctx, opts) = (self.ctx, self.opts);
         let sessions = Sessions {
-            api: &self.scope.api,
-            store: &ctx.store,
-            key: &self.key,
+            io: self.io(),
             filter: &self.scope.scope.filter,
-            history_start: ctx.settings.plan.start,
-            max_budget_wait: opts.max_budget_wait,
-            cancel: &self.stop.token,
             deletes: ctx.settings.deletes,
         };
         let observer = opts.observer.as_ref();
@@ -105,17 +113,11 @@ impl StreamRun<'_> {
         plan: &WindowPlan,
         report: &mut StreamReport,
     ) -> Result<(), StoreError> {
-        let (ctx, opts) = (self.ctx, self.opts);
+        let opts = self.opts;
         let messages = Messages {
-            api: &self.scope.api,
+            io: self.io(),
             pages: &self.scope.message_pages,
-            store: &ctx.store,
-            key: &self.key,
             channel,
-            history_start: ctx.settings.plan.start,
-            max_budget_wait: opts.max_budget_wait,
-            cancel: &self.stop.token,
-            store_text: ctx.settings.messages.store_text,
         };
         let observer = opts.observer.as_ref();
         read_windows(&messages, &plan.windows, report, self.stop, observer).await

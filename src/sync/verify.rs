@@ -9,7 +9,7 @@ use super::context::{ScopeApi, SyncContext};
 use super::plan;
 use super::reconcile::{Reconcile, WindowCheck};
 use super::report::{Observer, StreamReport};
-use super::resource::Sessions;
+use super::resource::{Sessions, StreamIo};
 use super::stop::Stop;
 use crate::model::{RunOutcome, StreamKey};
 use crate::store::StoreError;
@@ -109,13 +109,16 @@ async fn verify_scope(
         let run_id = ctx.store.begin_run(pass_id, &key, "verify").await?;
         let mut report = StreamReport::new(key.clone(), windows.len(), watermark);
         let sessions = Sessions {
-            api: &scope.api,
-            store: &ctx.store,
-            key: &key,
+            io: StreamIo {
+                api: &scope.api,
+                store: &ctx.store,
+                key: &key,
+                history_start: ctx.settings.plan.start,
+                max_budget_wait: opts.max_budget_wait,
+                cancel: &stop.token,
+                privacy: &ctx.settings.privacy,
+            },
             filter: &scope.scope.filter,
-            history_start: ctx.settings.plan.start,
-            max_budget_wait: opts.max_budget_wait,
-            cancel: &stop.token,
             deletes: ctx.settings.deletes,
         };
         let job = Reconcile {

@@ -392,3 +392,18 @@ pub fn assert_warehouse_equals(path: &Path, records: &[Value]) {
     assert_eq!(got_tags.len(), want_tags.len(), "tag count differs");
     assert_eq!(got_tags, want_tags);
 }
+
+/// Every file under `dir` (recursively), read whole, with its path: for
+/// byte scans of what kore-sync wrote.
+pub fn files_under(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(files_under(&path));
+        } else {
+            out.push((path.clone(), std::fs::read(&path).unwrap()));
+        }
+    }
+    out
+}

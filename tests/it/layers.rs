@@ -14,7 +14,7 @@ const LAYERS: &[&[&str]] = &[
     &["sync"],
     &["api", "store"],
     &["ops"],
-    &["model", "secret"],
+    &["model", "secret", "privacy"],
 ];
 
 /// Modules outside the stack, with what each may import.

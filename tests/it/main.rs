@@ -14,6 +14,7 @@ mod names;
 mod ops;
 mod paging;
 mod parquet;
+mod privacy;
 mod process;
 mod python;
 mod read_side;

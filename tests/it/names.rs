@@ -18,20 +18,6 @@ fn names(warehouse: &Path) -> Vec<(String, Option<String>, String)> {
         .unwrap()
 }
 
-/// Every file under `dir`, read whole, with its path.
-fn files_under(dir: &Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            out.extend(files_under(&path));
-        } else {
-            out.push((path.clone(), std::fs::read(&path).unwrap()));
-        }
-    }
-    out
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn issue_13_bots_are_named_from_the_admin_console_and_their_secrets_go_nowhere() {
     let h = harness(2, 2, 5, |_| {}).await;

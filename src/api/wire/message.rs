@@ -1,12 +1,11 @@
 //! The message parser (conversation history, `getMessagesV2`): one raw
 //! message into a [`Message`], or a [`RecordError`] naming the field. Like
-//! the session parser it is total, and keeps the record in `raw`. With
-//! `store_text` off, message content (each component's `data`) is removed
-//! from `components` and `raw` before anything else sees it, and `text` is
-//! None.
+//! the session parser it is total, and keeps the record in `raw`. The
+//! privacy rules (among them `messages.store_text`) are applied to the
+//! record before it is parsed (`super::privacy`).
 
 use super::session::{RecordError, excerpt, is_null, opt_string, parse_tags, parse_time};
-use crate::model::{Message, RejectedRecord};
+use crate::model::Message;
 use serde::Deserialize;
 use serde_json::Value;
 use serde_json::value::RawValue;
@@ -33,8 +32,8 @@ struct WireMessage<'a> {
     tags: Option<&'a RawValue>,
 }
 
-/// Parses one raw message; `store_text` false drops its content.
-pub fn parse_message(raw: &RawValue, store_text: bool) -> Result<Message, RecordError> {
+/// Parses one raw message (as protected by the caller, if at all).
+pub fn parse_message(raw: &RawValue) -> Result<Message, RecordError> {
     let text = raw.get();
     if !text.trim_start().starts_with('{') {
         return Err(RecordError(format!(
@@ -59,19 +58,6 @@ pub fn parse_message(raw: &RawValue, store_text: bool) -> Result<Message, Record
         ),
         _ => None,
     };
-    let (components, raw_text, text_lines) = if store_text {
-        let lines = components.as_ref().and_then(text_of);
-        (components.map(|c| c.to_string()), text.to_owned(), lines)
-    } else {
-        let mut record: Value = serde_json::from_str(text)
-            .map_err(|e| RecordError(format!("message is not JSON: {e}")))?;
-        remove_content(&mut record);
-        let components = record
-            .get("components")
-            .filter(|c| !c.is_null())
-            .map(Value::to_string);
-        (components, record.to_string(), None)
-    };
     Ok(Message {
         message_id,
         session_id: opt_string(w.session_id, "sessionId")?,
@@ -80,28 +66,10 @@ pub fn parse_message(raw: &RawValue, store_text: bool) -> Result<Message, Record
         created_on: parse_time(&created, "createdOn")?,
         channel: opt_string(w.chnl, "chnl")?,
         lang: opt_string(w.lang, "lang")?,
-        text: text_lines,
-        components,
-        raw: raw_text,
+        text: components.as_ref().and_then(text_of),
+        components: components.map(|c| c.to_string()),
+        raw: text.to_owned(),
         tags: parse_tags(w.tags)?,
-    })
-}
-
-/// Parses one raw message, or keeps it as a [`RejectedRecord`] (its
-/// session id, if readable, names it). A record kept as rejected with
-/// content not to be stored keeps no content either.
-pub fn parse_message_or_reject(
-    raw: &RawValue,
-    store_text: bool,
-) -> Result<Message, RejectedRecord> {
-    parse_message(raw, store_text).map_err(|e| RejectedRecord {
-        session_id: super::session_id_of(raw),
-        reason: e.0,
-        raw: if store_text {
-            raw.get().to_owned()
-        } else {
-            "{\"removed\": \"message content is not stored (messages.store_text = false)\"}".into()
-        },
     })
 }
 
@@ -117,26 +85,15 @@ fn text_of(components: &Value) -> Option<String> {
     (!lines.is_empty()).then(|| lines.join("\n"))
 }
 
-/// Removes what people wrote or were shown: each component's `data`.
-fn remove_content(record: &mut Value) {
-    if let Some(components) = record.get_mut("components").and_then(Value::as_array_mut) {
-        for c in components {
-            if let Some(obj) = c.as_object_mut() {
-                obj.remove("data");
-            }
-        }
-    }
-}
-
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn raw(v: Value) -> Box<RawValue> {
+    pub(in crate::api::wire) fn raw(v: Value) -> Box<RawValue> {
         serde_json::value::to_raw_value(&v).unwrap()
     }
 
-    fn sample() -> Value {
+    pub(in crate::api::wire) fn sample() -> Value {
         serde_json::json!({
             "_id": "ms-1", "type": "incoming", "createdOn": "2026-01-02T03:04:05.678Z",
             "botId": "st-1", "chnl": "msteams", "lang": "en", "sessionId": "s-1",
@@ -152,7 +109,7 @@ mod tests {
 
     #[test]
     fn text_joins_the_text_components_and_tags_are_flattened() {
-        let m = parse_message(&raw(sample()), true).unwrap();
+        let m = parse_message(&raw(sample())).unwrap();
         assert_eq!(m.message_id, "ms-1");
         assert_eq!(m.direction.as_deref(), Some("incoming"));
         assert_eq!(m.channel.as_deref(), Some("msteams"));
@@ -164,33 +121,13 @@ mod tests {
     }
 
     #[test]
-    fn without_store_text_no_content_is_kept() {
-        let m = parse_message(&raw(sample()), false).unwrap();
-        assert_eq!(m.text, None);
-        for kept in [m.raw.as_str(), m.components.as_deref().unwrap()] {
-            assert!(
-                !kept.contains("Héllo") && !kept.contains("second line") && !kept.contains("y.png"),
-                "{kept}"
-            );
-            assert!(kept.contains("\"cT\":\"text\""), "{kept}");
-        }
-        let bad = parse_message_or_reject(
-            &raw(serde_json::json!({"_id": "x", "text": "secret words"})),
-            false,
-        )
-        .unwrap_err();
-        assert!(!bad.raw.contains("secret words"));
-    }
-
-    #[test]
     fn a_message_without_id_or_time_is_refused_by_name() {
-        let e = parse_message(
-            &raw(serde_json::json!({"createdOn": "2026-01-01T00:00:00Z"})),
-            true,
-        )
+        let e = parse_message(&raw(
+            serde_json::json!({"createdOn": "2026-01-01T00:00:00Z"}),
+        ))
         .unwrap_err();
         assert!(e.0.contains("_id"), "{e}");
-        let e = parse_message(&raw(serde_json::json!({"_id": "m"})), true).unwrap_err();
+        let e = parse_message(&raw(serde_json::json!({"_id": "m"}))).unwrap_err();
         assert!(e.0.contains("createdOn"), "{e}");
     }
 }

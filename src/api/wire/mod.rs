@@ -7,11 +7,13 @@
 
 mod bots;
 mod message;
+mod privacy;
 mod session;
 
 pub use bots::{BOTS_PAGE, BotsResponse, bot_records};
-pub use message::{parse_message, parse_message_or_reject};
-pub use session::{RecordError, parse_or_reject, parse_session, session_id_of};
+pub use message::parse_message;
+pub use privacy::{WITHHELD, parse_message_or_reject, parse_or_reject, protect};
+pub use session::{RecordError, parse_session, session_id_of};
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};

@@ -3,7 +3,7 @@
 //! the two, never a panic — and fields it does not know are kept in
 //! `Session::raw` untouched.
 
-use crate::model::{ContainmentType, RejectedRecord, Session, Tag};
+use crate::model::{ContainmentType, Session, Tag};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -108,19 +108,6 @@ pub fn parse_session(
         tasks_executed: opt_i32(w.tasks_executed, "noOfTasksExecuted")?,
         tags: parse_tags(w.tags)?,
         raw: text.to_owned(),
-    })
-}
-
-/// Parses one raw record, or keeps it verbatim as a [`RejectedRecord`] with
-/// the reason (and its sessionId, if it has a readable one).
-pub fn parse_or_reject(
-    raw: &RawValue,
-    stream_containment: Option<ContainmentType>,
-) -> Result<Session, RejectedRecord> {
-    parse_session(raw, stream_containment).map_err(|e| RejectedRecord {
-        session_id: session_id_of(raw),
-        reason: e.0,
-        raw: raw.get().to_owned(),
     })
 }
 

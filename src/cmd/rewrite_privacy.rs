@@ -1,0 +1,68 @@
+//! `kore-sync rewrite-privacy`: applies the configuration's stricter
+//! `[privacy]` (or `messages.store_text = false`) to every stored row, the
+//! warehouse file, the read copy and the Parquet export, so a changed
+//! setting is never silently mixed with rows written under the old one.
+//! Looser settings cannot be applied (a pseudonym cannot be turned back into
+//! an id); the error says to start a fresh warehouse instead.
+
+use crate::config::Config;
+use crate::sync::privacy::{RewriteOutcome, rewrite_privacy};
+
+/// `kore-sync rewrite-privacy`.
+pub async fn rewrite(config: Config) -> anyhow::Result<bool> {
+    super::log_warnings(&config);
+    let outcome = rewrite_privacy(&config.warehouse, &config.sync.privacy).await?;
+    match outcome {
+        RewriteOutcome::Unchanged(settings) => {
+            println!(
+                "nothing to rewrite: the warehouse's rows are written with {}",
+                settings.describe()
+            );
+            Ok(true)
+        }
+        RewriteOutcome::Rewrote {
+            from,
+            to,
+            rewritten,
+            published,
+        } => {
+            println!("rewrote the warehouse from {}", from.describe());
+            println!("                         to {}", to.describe());
+            println!(
+                "  {} sessions, {} messages, {} rejected records; {} written anew",
+                rewritten.n_sessions,
+                rewritten.n_messages,
+                rewritten.n_rejected,
+                config.warehouse.path.display()
+            );
+            let mut complete = true;
+            if config.warehouse.parquet.is_some() {
+                match published.parquet_days {
+                    Some(n) => println!("  Parquet export: {n} days written again"),
+                    None => {
+                        complete = false;
+                        println!(
+                            "  Parquet export: FAILED (see the log); the next pass writes every day again"
+                        );
+                    }
+                }
+            }
+            if let Some(dest) = &config.warehouse.publish {
+                match published.read_copy {
+                    Some(_) => println!("  read copy: {} written again", dest.display()),
+                    None => {
+                        complete = false;
+                        println!(
+                            "  read copy: FAILED (see the log); the next pass writes it again"
+                        );
+                    }
+                }
+            }
+            println!(
+                "Copies made before now — backups, older object versions in a versioned bucket, BI \
+                 extracts — still hold the old values; replace or delete them."
+            );
+            Ok(complete)
+        }
+    }
+}

@@ -1,0 +1,113 @@
+//! `kore-sync rewrite-privacy`: brings every stored row up to stricter
+//! privacy settings. The store reads each stored record's `raw` back; this
+//! module runs it through the same protection and parsers a pass uses
+//! (only the rules the rows were not yet written with, so nothing is
+//! pseudonymised twice); the store writes the rows, the new record of
+//! settings and a fresh file in one go; then the read copy and the Parquet
+//! export are published again from the protected rows.
+
+use super::publish::{Published, publish};
+use crate::api::wire::{WITHHELD, parse_message_or_reject, parse_or_reject, protect};
+use crate::model::{Message, Session};
+use crate::privacy::{PrivacyChange, PrivacyRecord, PrivacyRules};
+use crate::store::{RecordRewrite, Rewritten, SessionStore, StoreError, WarehouseSettings};
+use serde_json::value::RawValue;
+
+/// What `rewrite-privacy` did.
+#[derive(Debug)]
+pub enum RewriteOutcome {
+    /// The rows were already written with these settings (or there are
+    /// none yet: the settings are recorded for the first pass).
+    Unchanged(PrivacyRecord),
+    /// Every stored row was rewritten, and published again.
+    Rewrote {
+        from: PrivacyRecord,
+        to: PrivacyRecord,
+        rewritten: Rewritten,
+        published: Published,
+    },
+}
+
+/// Stored records read again under the rules the rows still lack.
+struct Reprotect {
+    rules: PrivacyRules,
+}
+
+impl RecordRewrite for Reprotect {
+    fn session(&self, raw: &str) -> Result<Session, String> {
+        let raw = RawValue::from_string(raw.to_owned()).map_err(|e| e.to_string())?;
+        parse_or_reject(&raw, None, &self.rules).map_err(|r| r.reason)
+    }
+
+    fn message(&self, raw: &str) -> Result<Message, String> {
+        let raw = RawValue::from_string(raw.to_owned()).map_err(|e| e.to_string())?;
+        parse_message_or_reject(&raw, &self.rules).map_err(|r| r.reason)
+    }
+
+    fn rejected(&self, raw: &str) -> String {
+        protect(&self.rules, raw).unwrap_or_else(|| WITHHELD.to_owned())
+    }
+}
+
+/// Applies `rules` to everything stored in the warehouse of `settings`, if
+/// they are stricter than those its rows were written with; refuses (with
+/// what to do) if they are looser.
+pub async fn rewrite_privacy(
+    settings: &WarehouseSettings,
+    rules: &PrivacyRules,
+) -> Result<RewriteOutcome, StoreError> {
+    let stored = {
+        let store = open(settings).await?;
+        let stored = store.privacy_record().await?;
+        if stored.is_none() {
+            // Nothing stored yet: the settings are simply recorded.
+            store.check_privacy(rules.record()).await?;
+        }
+        stored
+    };
+    let Some(from) = stored else {
+        return Ok(RewriteOutcome::Unchanged(rules.record().clone()));
+    };
+    let to = rules.record().clone();
+    match from.change_to(&to) {
+        PrivacyChange::Same => return Ok(RewriteOutcome::Unchanged(to)),
+        PrivacyChange::Looser(why) => {
+            return Err(StoreError::PrivacyChanged {
+                path: settings.path.clone(),
+                stored: from.describe(),
+                wanted: to.describe(),
+                fix: crate::store::looser_fix(&settings.path, &why),
+            });
+        }
+        PrivacyChange::Stricter(_) => {}
+    }
+    let rewrite = Reprotect {
+        rules: rules.beyond(&from),
+    };
+    let (s, t) = (settings.clone(), to.clone());
+    let rewritten =
+        tokio::task::spawn_blocking(move || crate::store::rewrite_privacy(&s, &rewrite, &t))
+            .await
+            .map_err(|e| StoreError::Worker(e.to_string()))??;
+    let store = open(settings).await?;
+    // The read copy still holds the old values: it is replaced now, not
+    // after `publish_interval`.
+    let now = WarehouseSettings {
+        publish_interval: std::time::Duration::ZERO,
+        ..settings.clone()
+    };
+    let published = publish(&store, &now, &uuid::Uuid::new_v4().to_string()).await;
+    Ok(RewriteOutcome::Rewrote {
+        from,
+        to,
+        rewritten,
+        published,
+    })
+}
+
+async fn open(settings: &WarehouseSettings) -> Result<SessionStore, StoreError> {
+    let settings = settings.clone();
+    tokio::task::spawn_blocking(move || SessionStore::open(&settings))
+        .await
+        .map_err(|e| StoreError::Worker(e.to_string()))?
+}
