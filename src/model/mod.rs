@@ -214,6 +214,15 @@ impl Keyed for Message {
 /// A batch of messages.
 pub type MessageBatch = Batch<Message>;
 
+/// A session seen closing after it was stored as active, whose messages are
+/// to be read again by id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClosedSession {
+    pub session_id: String,
+    pub start_time: DateTime<Utc>,
+    pub end_time: Option<DateTime<Utc>>,
+}
+
 /// One element of one array under a session's `tags` object.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Tag {

@@ -1,10 +1,12 @@
-//! The simulated conversation history (`getMessagesV2`), consistent with
+//! The simulated conversation history (`getMessagesV2`, and v1
+//! `getMessages` with its 100-message page), consistent with
 //! the simulated sessions: each session's messages lie between its start
 //! and end, alternate between the user and the bot, and come in varied
 //! shapes (text, image, an NLResponse whose `data.text` is an object,
 //! unicode, HTML entities, `[data_purged]`, message tags). An active session
 //! shows its first two messages; when it closes, the rest appear. The
-//! `channelType` default is `rtm`, as documented. Rate limits (shared with
+//! `channelType` default is `rtm`, as documented; `sessionId` (a list)
+//! narrows a request to those sessions. Rate limits (shared with
 //! getSessions), faults and the 7-day rule are the sessions endpoint's.
 
 use super::server::{RequestBody, admit, apply_fault, date_range, error, finish, next_fault};
@@ -27,31 +29,68 @@ struct MessagesBody {
     offset: Option<u64>,
     limit: Option<u64>,
     channel_type: Option<String>,
+    session_id: Option<Vec<String>>,
 }
 
-/// The conversation history route.
+/// The most messages v1 (`getMessages`) returns per page.
+pub const V1_MAX_PAGE: usize = 100;
+
+/// The conversation history routes: v2, and v1 with its 100-message page.
 pub(super) fn routes() -> axum::Router<Arc<Mutex<SimState>>> {
-    axum::Router::new().route(
-        "/api/public/bot/{bot_id}/getMessagesV2",
-        axum::routing::post(get_messages),
-    )
+    axum::Router::new()
+        .route(
+            "/api/public/bot/{bot_id}/getMessagesV2",
+            axum::routing::post(get_messages_v2),
+        )
+        .route(
+            "/api/public/bot/{bot_id}/getMessages",
+            axum::routing::post(get_messages_v1),
+        )
 }
 
 /// `POST /api/public/bot/{bot_id}/getMessagesV2`.
+async fn get_messages_v2(
+    state: State<Arc<Mutex<SimState>>>,
+    bot_id: Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    get_messages(state, bot_id, (headers, body), ("messages", None)).await
+}
+
+/// `POST /api/public/bot/{bot_id}/getMessages`: the same history, at most
+/// [`V1_MAX_PAGE`] a page.
+async fn get_messages_v1(
+    state: State<Arc<Mutex<SimState>>>,
+    bot_id: Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    get_messages(
+        state,
+        bot_id,
+        (headers, body),
+        ("messages_v1", Some(V1_MAX_PAGE)),
+    )
+    .await
+}
+
+/// Either version; `resource` labels the log, `page_cap` bounds a page below
+/// the simulator's own limit.
 async fn get_messages(
     State(state): State<Arc<Mutex<SimState>>>,
     Path(bot_id): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
+    (headers, body): (HeaderMap, Bytes),
+    (resource, page_cap): (&'static str, Option<usize>),
 ) -> Response {
     let mut st = state.lock().expect("simulator lock");
     let fault = next_fault(&mut st);
     let mut log = LoggedRequest::new(&bot_id);
-    log.resource = "messages";
+    log.resource = resource;
     let response = answer(
         &mut st,
         &bot_id,
-        (&headers, &body),
+        (&headers, &body, page_cap),
         &mut log,
         fault.as_ref(),
     );
@@ -64,7 +103,7 @@ async fn get_messages(
 fn answer(
     st: &mut SimState,
     bot_id: &str,
-    (headers, body): (&HeaderMap, &Bytes),
+    (headers, body, page_cap): (&HeaderMap, &Bytes, Option<usize>),
     log: &mut LoggedRequest,
     fault: Option<&super::Fault>,
 ) -> Response {
@@ -108,12 +147,19 @@ fn answer(
     let limit = body
         .limit
         .map_or(100, |l| l as usize)
-        .min(st.settings.max_messages_page);
+        .min(st.settings.max_messages_page)
+        .min(page_cap.unwrap_or(usize::MAX));
     let inclusive = st.settings.date_to_inclusive;
     let mut matching: Vec<Value> = st
         .records
         .iter()
         .filter(|r| r.bot_id == bot_id && r.record["channel"].as_str() == Some(channel.as_str()))
+        .filter(|r| {
+            let id = r.record["sessionId"].as_str().unwrap_or_default();
+            body.session_id
+                .as_ref()
+                .is_none_or(|ids| ids.iter().any(|i| i == id))
+        })
         // Only sessions that can have a message in the window (the
         // simulator's sessions last under a day): a page costs the window's
         // sessions, not the history's.

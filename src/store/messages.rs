@@ -7,8 +7,8 @@
 use super::WindowCommit;
 use super::commit::{Advance, keep_rejected, last_version_of_each, move_watermark};
 use super::error::{QueryContext, StoreError};
-use super::sql::ts;
-use crate::model::{Message, MessageBatch, StreamKey};
+use super::sql::{from_micros, ts};
+use crate::model::{ClosedSession, Message, MessageBatch, StreamKey};
 use chrono::{DateTime, Utc};
 use duckdb::{Connection, OptionalExt, Transaction, params};
 
@@ -164,4 +164,73 @@ pub(super) fn session_channels(conn: &Connection, bot_id: &str) -> Result<Vec<St
         .collect::<Result<_, _>>()
         .doing(DOING)?;
     Ok(channels)
+}
+
+/// The sessions of `bot_id` and `channel` noted as closed whose start lies
+/// before `before` (the stream's watermark less its lookback), oldest
+/// first. Noted sessions starting later are dropped from the list: the
+/// stream's date windows will read their messages.
+pub(super) fn closed_sessions(
+    conn: &mut Connection,
+    (bot_id, channel): (&str, &str),
+    before: DateTime<Utc>,
+) -> Result<Vec<ClosedSession>, StoreError> {
+    const DOING: &str = "reading sessions that closed";
+    let tx = conn.transaction().doing(DOING)?;
+    tx.execute(
+        "DELETE FROM message_rereads WHERE bot_id = ? AND channel = ? AND start_time >= CAST(? AS TIMESTAMPTZ)",
+        params![bot_id, channel, ts(before)],
+    )
+    .doing(DOING)?;
+    let found = {
+        let mut stmt = tx
+            .prepare(
+                "SELECT session_id, epoch_us(start_time), epoch_us(end_time) FROM message_rereads
+                 WHERE bot_id = ? AND channel = ? ORDER BY start_time, session_id",
+            )
+            .doing(DOING)?;
+        stmt.query_map(params![bot_id, channel], |r| {
+            Ok(ClosedSession {
+                session_id: r.get(0)?,
+                start_time: from_micros(r.get(1)?),
+                end_time: r.get::<_, Option<i64>>(2)?.map(from_micros),
+            })
+        })
+        .doing(DOING)?
+        .collect::<Result<Vec<_>, _>>()
+        .doing(DOING)?
+    };
+    tx.commit().doing(DOING)?;
+    Ok(found)
+}
+
+/// Forgets noted sessions: those whose messages were read again, or (`ids`
+/// None) every one of a bot whose messages are not synced, with any noted
+/// more than 30 days ago (of a bot only the account scope reads, which has
+/// no message streams).
+pub(super) fn forget_closed(
+    conn: &Connection,
+    bot_id: &str,
+    ids: Option<&[String]>,
+) -> Result<(), StoreError> {
+    const DOING: &str = "forgetting sessions that closed";
+    match ids {
+        None => conn
+            .execute(
+                "DELETE FROM message_rereads
+                 WHERE bot_id = ? OR noted_at < CAST(? AS TIMESTAMPTZ)",
+                params![bot_id, ts(Utc::now() - chrono::TimeDelta::days(30))],
+            )
+            .doing(DOING)?,
+        Some(ids) => {
+            let mut stmt = conn
+                .prepare("DELETE FROM message_rereads WHERE session_id = ?")
+                .doing(DOING)?;
+            for id in ids {
+                stmt.execute(params![id]).doing(DOING)?;
+            }
+            0
+        }
+    };
+    Ok(())
 }

@@ -45,6 +45,11 @@ pub const MIGRATIONS: &[Migration] = &[
     migration(10, "streams", include_str!("../../sql/010_streams.sql")),
     migration(11, "messages", include_str!("../../sql/011_messages.sql")),
     migration(12, "privacy", include_str!("../../sql/012_privacy.sql")),
+    migration(
+        13,
+        "message_rereads",
+        include_str!("../../sql/013_message_rereads.sql"),
+    ),
 ];
 
 const fn migration(version: i64, name: &'static str, sql: &'static str) -> Migration {

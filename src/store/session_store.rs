@@ -13,7 +13,9 @@ use super::{
     RunRecord, StatusReport, WarehouseSettings, WindowCommit, connection, parquet, privacy,
     publish, runs, status,
 };
-use crate::model::{Bot, MessageBatch, SessionBatch, StreamFilter, StreamKey, Window};
+use crate::model::{
+    Bot, ClosedSession, MessageBatch, SessionBatch, StreamFilter, StreamKey, Window,
+};
 use crate::privacy::PrivacyRecord;
 use chrono::{DateTime, Utc};
 use duckdb::Connection;
@@ -286,6 +288,29 @@ impl SessionStore {
     ) -> Result<WindowCommit, StoreError> {
         let key = key.clone();
         self.with(move |c| messages::commit_messages(c, &key, &batch, advance, Utc::now()))
+            .await
+    }
+
+    /// Sessions of `bot_id` and `channel` seen closing whose start lies
+    /// before `before`: their messages are to be read again by id.
+    pub async fn closed_sessions(
+        &self,
+        (bot_id, channel): (&str, &str),
+        before: DateTime<Utc>,
+    ) -> Result<Vec<ClosedSession>, StoreError> {
+        let (bot_id, channel) = (bot_id.to_owned(), channel.to_owned());
+        self.with(move |c| messages::closed_sessions(c, (&bot_id, &channel), before))
+            .await
+    }
+
+    /// Forgets sessions seen closing: `ids`, or all of the bot's (None).
+    pub async fn forget_closed(
+        &self,
+        bot_id: &str,
+        ids: Option<Vec<String>>,
+    ) -> Result<(), StoreError> {
+        let bot_id = bot_id.to_owned();
+        self.with(move |c| messages::forget_closed(c, &bot_id, ids.as_deref()))
             .await
     }
 

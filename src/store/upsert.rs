@@ -180,7 +180,7 @@ fn find_stored_versions(tx: &Transaction<'_>) -> Result<(), StoreError> {
         .doing(DOING)?;
     tx.execute_batch(&format!(
         "CREATE OR REPLACE TEMP TABLE stage_old AS
-         SELECT session_id, first_synced_at, start_time FROM sessions
+         SELECT session_id, first_synced_at, start_time, session_status FROM sessions
          WHERE session_id BETWEEN {} AND {}
            AND session_id IN (SELECT session_id FROM stage_changed);",
         lit(&min_id),
@@ -208,6 +208,17 @@ fn replace(tx: &Transaction<'_>, now: DateTime<Utc>) -> Result<(), StoreError> {
         [],
     )
     .doing("noting changed days")?;
+    // A session seen closing may have gained messages dated before its
+    // message stream's lookback: note it to be read again by id.
+    tx.execute(
+        "INSERT OR IGNORE INTO message_rereads
+         SELECT s.session_id, s.bot_id, s.channel, s.start_time, s.end_time, CAST(? AS TIMESTAMPTZ)
+         FROM stage_sessions s JOIN stage_old o USING (session_id)
+         WHERE o.session_status = 'active' AND s.session_status IS DISTINCT FROM 'active'
+           AND s.session_id IN (SELECT session_id FROM stage_changed)",
+        params![ts(now)],
+    )
+    .doing("noting sessions that closed")?;
     tx.execute_batch(
         "DELETE FROM sessions WHERE session_id IN (SELECT session_id FROM stage_old);
          DELETE FROM session_tags WHERE session_id IN (SELECT session_id FROM stage_old);",

@@ -110,6 +110,10 @@ impl ScopeTask {
                 Ok(keys) => self.run_streams(keys.into_iter(), &mut reports).await,
                 Err(e) => Err(e),
             };
+        } else if result.is_ok() {
+            // Sessions seen closing are noted for their message streams;
+            // without any, nothing will read the notes.
+            result = store.forget_closed(api.bot_id(), None).await;
         }
         store
             .record_requests(api.bot_id(), api.budget().take_unsaved())

@@ -11,7 +11,7 @@
 
 use super::context::{ScopeApi, SyncContext};
 use super::fetch::{Fetch, FetchError};
-use super::messages::Messages;
+use super::messages::{Messages, reread_groups};
 use super::options::PassOptions;
 use super::plan::{self, WindowPlan};
 use super::reconcile::reconcile_behind;
@@ -105,8 +105,10 @@ impl StreamRun<'_> {
         Ok(())
     }
 
-    /// A messages stream: its windows. (Messages of sessions that were still
-    /// active are caught by the lookback, which re-reads the latest span.)
+    /// A messages stream: its windows, then the messages of sessions that
+    /// closed after the lookback passed their start. (Those of sessions that
+    /// closed sooner are caught by the lookback, which re-reads the latest
+    /// span.)
     async fn read_messages(
         &self,
         channel: &str,
@@ -118,9 +120,64 @@ impl StreamRun<'_> {
             io: self.io(),
             pages: &self.scope.message_pages,
             channel,
+            sessions: None,
         };
         let observer = opts.observer.as_ref();
-        read_windows(&messages, &plan.windows, report, self.stop, observer).await
+        read_windows(&messages, &plan.windows, report, self.stop, observer).await?;
+        if report.outcome == RunOutcome::Succeeded && opts.range.is_none() {
+            self.reread_closed(channel, report).await?;
+        }
+        Ok(())
+    }
+
+    /// Reads again, by session id, the messages of the channel's sessions
+    /// seen closing whose start lies before the watermark less the lookback:
+    /// they gained messages dated where the date windows will not look
+    /// again. Each group is a window behind the watermark, which it never
+    /// moves; a group's sessions are forgotten once their messages are
+    /// stored.
+    async fn reread_closed(
+        &self,
+        channel: &str,
+        report: &mut StreamReport,
+    ) -> Result<(), StoreError> {
+        let (store, plan) = (&self.ctx.store, &self.ctx.settings.plan);
+        let Some(watermark) = store.watermark_with_filter(&self.key).await?.0 else {
+            return Ok(());
+        };
+        let closed = store
+            .closed_sessions((&self.key.bot_id, channel), watermark - plan.lookback)
+            .await?;
+        let groups = reread_groups(&closed, plan.window, watermark);
+        if !groups.is_empty() {
+            info!(stream = %self.key, n_sessions = closed.len(), n_groups = groups.len(),
+                "reading again the messages of sessions that closed after the lookback");
+        }
+        for (window, ids) in &groups {
+            let messages = Messages {
+                io: self.io(),
+                pages: &self.scope.message_pages,
+                channel,
+                sessions: Some(ids),
+            };
+            report.windows_planned += 1;
+            let observer = self.opts.observer.as_ref();
+            read_windows(
+                &messages,
+                std::slice::from_ref(window),
+                report,
+                self.stop,
+                observer,
+            )
+            .await?;
+            if report.outcome != RunOutcome::Succeeded {
+                break;
+            }
+            store
+                .forget_closed(&self.key.bot_id, Some(ids.clone()))
+                .await?;
+        }
+        Ok(())
     }
 
     /// The watermark this pass starts from. A watermark reached under another

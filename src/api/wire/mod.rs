@@ -86,7 +86,8 @@ pub struct MessagesResponse {
     pub messages: Vec<Box<RawValue>>,
 }
 
-/// The request body of `getMessagesV2` for a date window of one channel.
+/// The request body of `getMessagesV2` for a date window of one channel
+/// (and, re-reading the messages of sessions that closed late, only theirs).
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct MessagesRequest {
@@ -96,7 +97,14 @@ pub struct MessagesRequest {
     pub limit: u64,
     /// Always sent: without it the API documents `rtm` only.
     pub channel_type: String,
+    /// Only these sessions' messages (at most [`MESSAGE_SESSION_IDS`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<Vec<String>>,
 }
+
+/// Session ids named in one getMessagesV2 request. The API does not say how
+/// many it takes; getSessions takes 50, so 50.
+pub const MESSAGE_SESSION_IDS: usize = 50;
 
 /// The error envelope the API usually sends: `{"errors":[{"msg": …}]}`.
 #[derive(Debug, Deserialize)]
