@@ -68,6 +68,19 @@ fn hex_id(rng: &mut StdRng) -> String {
         .collect()
 }
 
+/// A MongoDB ObjectId as Kore.ai's session ids are: 24 hex digits, the first
+/// eight the creation time in seconds, so ids sort by time (and the
+/// warehouse's id lookups can prune by them, as they can upstream). Draws
+/// as many random digits as [`hex_id`].
+fn object_id(rng: &mut StdRng, at: DateTime<Utc>) -> String {
+    let random = hex_id(rng);
+    format!(
+        "{:08x}{}",
+        at.timestamp().clamp(0, i64::from(u32::MAX)),
+        &random[8..]
+    )
+}
+
 /// Generates the sessions of one bot with start times in `[from, to)`,
 /// `per_day` on average, oldest first. The same seed gives the same records.
 pub fn generate_bot_sessions(
@@ -145,7 +158,7 @@ pub fn write_session(
     } else {
         0
     };
-    let session_id = hex_id(rng);
+    let session_id = object_id(rng, start);
     let channel = pick_weighted(rng, CHANNELS);
     let user = &users[rng.random_range(0..users.len())];
     let tasks = rng.random_range(0..=messages.min(5));

@@ -217,15 +217,21 @@ pub fn messages_of(session: &Value) -> Vec<Value> {
     let n_total = 2 + pick(id, 1) % 5;
     let closed = end.is_some() && session["sessionStatus"].as_str() != Some("active");
     let n = if closed { n_total } else { 2 };
-    // Spread over the session (or a minute apart while it is active): an
-    // active session's first messages keep their times once it closes.
-    let span_ms = end.map_or(60_000 * n_total as i64, |e| {
-        (e - start).num_milliseconds().max(n_total as i64)
-    });
+    // The first two half a second apart (a session lasts at least that), the
+    // rest spread over what is left of the session: an active session's
+    // messages keep their times once it closes, as a message never changes.
+    let first_ms = 500;
+    let rest_ms = end
+        .map_or(0, |e| (e - start).num_milliseconds() - first_ms)
+        .max(0);
     (0..n)
         .map(|i| {
-            let at = start + Duration::milliseconds(span_ms * i as i64 / n_total as i64);
-            message(session, id, i, at)
+            let offset = if i < 2 {
+                first_ms * i as i64
+            } else {
+                first_ms + rest_ms * (i as i64 - 1) / (n_total as i64 - 1)
+            };
+            message(session, id, i, start + Duration::milliseconds(offset))
         })
         .collect()
 }

@@ -7,7 +7,7 @@
 use super::WindowCommit;
 use super::commit::{Advance, keep_rejected, last_version_of_each, move_watermark};
 use super::error::{QueryContext, StoreError};
-use super::sql::{from_micros, ts};
+use super::sql::{from_micros, lit, ts};
 use crate::model::{ClosedSession, Message, MessageBatch, StreamKey};
 use chrono::{DateTime, Utc};
 use duckdb::{Connection, OptionalExt, Transaction, params};
@@ -29,7 +29,7 @@ pub(super) fn commit_messages(
         0
     } else {
         stage(&tx, &messages)?;
-        write_staged(&tx, now)?
+        write_staged(&tx, &id_bounds(&messages), now)?
     };
     keep_rejected(&tx, key, &batch.rejected, now)?;
     let watermark = match advance {
@@ -96,21 +96,49 @@ pub(super) fn stage(tx: &Transaction<'_>, messages: &[&Message]) -> Result<(), S
     tags.flush().doing(DOING)
 }
 
+/// The least and greatest id of a non-empty batch, as a SQL condition on
+/// `message_id`. Kore.ai's message ids are `ms-` and a MongoDB ObjectId,
+/// which begins with its creation time: a window's ids are narrow, and
+/// stored in about that order, so DuckDB's zone maps skip the row groups of
+/// the rest of the history. The bound is exact whatever the ids are (every
+/// id of the batch lies within it), only its pruning depends on them.
+fn id_bounds(messages: &[&Message]) -> String {
+    let lo = messages
+        .iter()
+        .map(|m| m.message_id.as_str())
+        .min()
+        .unwrap_or_default();
+    let hi = messages
+        .iter()
+        .map(|m| m.message_id.as_str())
+        .max()
+        .unwrap_or_default();
+    format!("message_id BETWEEN {} AND {}", lit(lo), lit(hi))
+}
+
 /// Writes the staged messages that are new or changed (a changed one keeps
 /// its `first_synced_at`) with their tags, and notes their days for the
-/// Parquet export. Returns how many were written.
-fn write_staged(tx: &Transaction<'_>, now: DateTime<Utc>) -> Result<usize, StoreError> {
+/// Parquet export. `in_batch` bounds the ids looked up among the stored
+/// ones (see [`id_bounds`]), so a commit costs its window, not the history.
+/// Returns how many were written.
+fn write_staged(
+    tx: &Transaction<'_>,
+    in_batch: &str,
+    now: DateTime<Utc>,
+) -> Result<usize, StoreError> {
     const DOING: &str = "storing messages";
-    tx.execute_batch(
+    tx.execute_batch(&format!(
         "DELETE FROM stage_messages WHERE (message_id, raw) IN (
              SELECT message_id, CAST(raw AS VARCHAR) FROM messages
-             WHERE message_id IN (SELECT message_id FROM stage_messages));
+             WHERE {in_batch} AND message_id IN (SELECT message_id FROM stage_messages));
          CREATE OR REPLACE TEMP TABLE stage_first AS
              SELECT message_id, first_synced_at FROM messages
-             WHERE message_id IN (SELECT message_id FROM stage_messages);
-         DELETE FROM message_tags WHERE message_id IN (SELECT message_id FROM stage_first);
-         DELETE FROM messages WHERE message_id IN (SELECT message_id FROM stage_first);",
-    )
+             WHERE {in_batch} AND message_id IN (SELECT message_id FROM stage_messages);
+         DELETE FROM message_tags
+             WHERE {in_batch} AND message_id IN (SELECT message_id FROM stage_first);
+         DELETE FROM messages
+             WHERE {in_batch} AND message_id IN (SELECT message_id FROM stage_first);"
+    ))
     .doing(DOING)?;
     let n = tx
         .execute(
