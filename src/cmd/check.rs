@@ -6,8 +6,9 @@
 use super::open_store;
 use crate::config::Config;
 use crate::model::{ACCOUNT_BOT_ID, Window};
-use crate::privacy::{PrivacyChange, PrivacyRecord};
+use crate::privacy::PrivacyChange;
 use crate::store::ParquetTarget;
+use crate::store::StoredPrivacy;
 use crate::sync::build_scopes;
 use anyhow::Context;
 use chrono::{Duration, Utc};
@@ -94,9 +95,18 @@ pub async fn check(config: Config) -> anyhow::Result<bool> {
 
 /// Whether the warehouse's rows were written with the configuration's
 /// privacy settings (checked without recording anything).
-fn privacy_matches(config: &Config, stored: Option<&PrivacyRecord>) -> Result<String, String> {
+fn privacy_matches(config: &Config, stored: Option<&StoredPrivacy>) -> Result<String, String> {
     let wanted = config.sync.privacy.record();
-    let Some(stored) = stored else {
+    if let Some(s) = stored.filter(|s| s.file_pending) {
+        let unfinished = crate::store::StoreError::RewriteUnfinished {
+            path: config.warehouse.path.clone(),
+        };
+        return Err(format!(
+            "rows written with {}; {unfinished}",
+            s.record.describe()
+        ));
+    }
+    let Some(stored) = stored.map(|s| &s.record) else {
         return Ok(format!(
             "nothing stored yet; rows will be written with {}",
             wanted.describe()

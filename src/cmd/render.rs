@@ -82,6 +82,14 @@ pub fn print_status(path: &Path, r: &StatusReport, now: DateTime<Utc>) {
             r.n_gone
         );
     }
+    if let Some(p) = &r.privacy {
+        let unfinished = if p.file_pending {
+            " — a rewrite-privacy was interrupted: run it again"
+        } else {
+            ""
+        };
+        println!("rows written with {}{unfinished}", p.record.describe());
+    }
     for p in &r.publications {
         let what = if p.kind == "read_copy" {
             "read copy"
@@ -173,10 +181,23 @@ pub struct StatusJson<'a> {
     pub n_rejected: i64,
     /// Sessions the API no longer has, kept and marked.
     pub n_gone: i64,
+    /// The privacy settings the rows were written with (null: nothing
+    /// stored yet).
+    pub privacy: Option<PrivacyJson<'a>>,
     pub streams: Vec<StreamJson<'a>>,
     /// Seconds each stream's watermark is behind now, in stream order
     /// (also in each stream, as `behind_seconds`).
     pub behind_seconds: Vec<Option<i64>>,
+}
+
+/// `[privacy]` and `messages.store_text` as the rows were written.
+#[derive(Debug, Serialize)]
+pub struct PrivacyJson<'a> {
+    pub pseudonymize: &'a [String],
+    pub drop_tags: &'a [String],
+    pub store_text: bool,
+    /// A `rewrite-privacy` was interrupted before it wrote the file anew.
+    pub file_pending: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -248,6 +269,12 @@ impl<'a> StatusJson<'a> {
             n_messages: r.n_messages,
             n_rejected: r.n_rejected,
             n_gone: r.n_gone,
+            privacy: r.privacy.as_ref().map(|p| PrivacyJson {
+                pseudonymize: &p.record.pseudonymize,
+                drop_tags: &p.record.drop_tags,
+                store_text: p.record.store_text,
+                file_pending: p.file_pending,
+            }),
             behind_seconds: streams.iter().map(|s| s.behind_seconds).collect(),
             streams,
         }

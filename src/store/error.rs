@@ -85,6 +85,13 @@ pub enum StoreError {
         wanted: String,
         fix: String,
     },
+    /// `rewrite-privacy` rewrote the rows but was stopped before it wrote
+    /// the file anew.
+    #[error(
+        "a `kore-sync rewrite-privacy` of {path} was interrupted after it rewrote the rows but before it wrote \
+         the file anew, so the file's free pages may still hold the old values; run `kore-sync rewrite-privacy` again"
+    )]
+    RewriteUnfinished { path: PathBuf },
     /// A stored record could not be re-read under new privacy settings.
     #[error(
         "could not apply the new privacy settings to stored record {id}: {detail}; nothing was changed"

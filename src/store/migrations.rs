@@ -50,6 +50,11 @@ pub const MIGRATIONS: &[Migration] = &[
         "message_rereads",
         include_str!("../../sql/013_message_rereads.sql"),
     ),
+    migration(
+        14,
+        "privacy_file",
+        include_str!("../../sql/014_privacy_file.sql"),
+    ),
 ];
 
 const fn migration(version: i64, name: &'static str, sql: &'static str) -> Migration {

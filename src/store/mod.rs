@@ -34,7 +34,9 @@ pub use commit::{Advance, Gone};
 pub use connection::ReadOnly;
 pub use error::StoreError;
 pub use lake::{ObjectTarget, ParquetTarget, UploadRetry, is_object_url};
-pub use privacy::{RecordRewrite, Rewritten, looser_fix, rewrite_privacy};
+pub use privacy::{
+    RecordRewrite, Rewritten, StoredPrivacy, finish_rewrite, looser_fix, rewrite_privacy,
+};
 pub use publish::{ReadCopy, ReadCopyForm};
 pub use session_store::SessionStore;
 
@@ -196,4 +198,7 @@ pub struct StatusReport {
     /// Sessions the API no longer has, kept and marked (`deletes = "keep"`).
     pub n_gone: i64,
     pub streams: Vec<StreamStatus>,
+    /// The privacy settings the rows were written with (None: nothing
+    /// stored yet).
+    pub privacy: Option<StoredPrivacy>,
 }

@@ -22,20 +22,45 @@ use std::path::Path;
 /// Rows read and rewritten at a time (each chunk is parsed in memory).
 const CHUNK: usize = 20_000;
 
+/// The privacy settings a warehouse's rows were written with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredPrivacy {
+    pub record: PrivacyRecord,
+    /// `rewrite-privacy` rewrote the rows but has not yet written the file
+    /// anew (it was stopped): the file's free pages may hold old values.
+    pub file_pending: bool,
+}
+
 /// The settings recorded in the warehouse; None: none yet (it is empty).
-pub(super) fn stored(conn: &Connection) -> Result<Option<PrivacyRecord>, StoreError> {
+pub(super) fn stored(conn: &Connection) -> Result<Option<StoredPrivacy>, StoreError> {
     const DOING: &str = "reading the recorded privacy settings";
-    let row: Option<(String, String, bool, Option<String>)> = conn
+    // The lists arrive as JSON text, parsed below.
+    let row: Option<((String, String), StoredPrivacy)> = conn
         .query_row(
             "SELECT CAST(to_json(pseudonymize) AS VARCHAR), CAST(to_json(drop_tags) AS VARCHAR),
-                    store_text, key_check
+                    store_text, key_check, coalesce(file_pending, false)
              FROM privacy_settings",
             [],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            |r| {
+                let record = PrivacyRecord {
+                    pseudonymize: Vec::new(),
+                    drop_tags: Vec::new(),
+                    store_text: r.get(2)?,
+                    key_check: r.get(3)?,
+                };
+                let file_pending = r.get(4)?;
+                Ok((
+                    (r.get(0)?, r.get(1)?),
+                    StoredPrivacy {
+                        record,
+                        file_pending,
+                    },
+                ))
+            },
         )
         .optional()
         .doing(DOING)?;
-    let Some((pseudonymize, drop_tags, store_text, key_check)) = row else {
+    let Some(((pseudonymize, drop_tags), mut stored)) = row else {
         return Ok(None);
     };
     let list = |text: &str| {
@@ -44,30 +69,29 @@ pub(super) fn stored(conn: &Connection) -> Result<Option<PrivacyRecord>, StoreEr
             detail: e.to_string(),
         })
     };
-    Ok(Some(PrivacyRecord {
-        pseudonymize: list(&pseudonymize)?,
-        drop_tags: list(&drop_tags)?,
-        store_text,
-        key_check,
-    }))
+    stored.record.pseudonymize = list(&pseudonymize)?;
+    stored.record.drop_tags = list(&drop_tags)?;
+    Ok(Some(stored))
 }
 
-/// Records `settings` as those the rows are written with.
+/// Records `settings` as those the rows are written with; `file_pending`:
+/// the file is still to be written anew.
 fn record(
     conn: &Connection,
-    settings: &PrivacyRecord,
+    (settings, file_pending): (&PrivacyRecord, bool),
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
     let json = |v: &Vec<String>| serde_json::to_string(v).expect("strings serialize");
     conn.execute(
         "INSERT OR REPLACE INTO privacy_settings
-         VALUES (1, from_json(?, '[\"VARCHAR\"]'), from_json(?, '[\"VARCHAR\"]'), ?, ?, CAST(? AS TIMESTAMPTZ))",
+         VALUES (1, from_json(?, '[\"VARCHAR\"]'), from_json(?, '[\"VARCHAR\"]'), ?, ?, CAST(? AS TIMESTAMPTZ), ?)",
         params![
             json(&settings.pseudonymize),
             json(&settings.drop_tags),
             settings.store_text,
             settings.key_check,
-            ts(now)
+            ts(now),
+            file_pending
         ],
     )
     .doing("recording the privacy settings")?;
@@ -82,9 +106,18 @@ pub(super) fn check(
     wanted: &PrivacyRecord,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    let Some(stored) = stored(conn)? else {
-        return record(conn, wanted, now);
+    let Some(StoredPrivacy {
+        record: stored,
+        file_pending,
+    }) = stored(conn)?
+    else {
+        return record(conn, (wanted, false), now);
     };
+    if file_pending {
+        return Err(StoreError::RewriteUnfinished {
+            path: path.to_owned(),
+        });
+    }
     let fix = match stored.change_to(wanted) {
         PrivacyChange::Same => return Ok(()),
         PrivacyChange::Stricter(added) => format!(
@@ -155,17 +188,37 @@ pub fn rewrite_privacy(
              SELECT DISTINCT CAST(make_timestamp(epoch_us(created_on)) AS DATE) FROM messages;",
     )
     .doing("marking every day for the Parquet export")?;
-    record(&tx, wanted, now)?;
+    record(&tx, (wanted, true), now)?;
     tx.commit().doing("committing the rewrite")?;
     publish::refresh_tags_wide(&conn)?;
+    write_file_anew(conn, settings)?;
+    Ok(done)
+}
+
+/// Finishes a `rewrite-privacy` that was stopped after it committed the
+/// rows: writes the file anew.
+pub fn finish_rewrite(settings: &WarehouseSettings) -> Result<(), StoreError> {
+    let conn = connection::open(
+        &settings.path,
+        &settings.storage_version,
+        settings.modes.warehouse,
+    )?;
+    write_file_anew(conn, settings)
+}
+
+/// Copies the whole warehouse into a new file (clearing `file_pending`
+/// there), closes the old one and moves the new one over it: a database
+/// file keeps freed pages, and the old values in them, until they are
+/// reused.
+fn write_file_anew(conn: Connection, settings: &WarehouseSettings) -> Result<(), StoreError> {
+    let path = &settings.path;
     conn.execute_batch("CHECKPOINT")
         .doing("checkpointing the warehouse")?;
-    let tmp = publish::write_beside(
-        &conn,
-        path,
-        &settings.storage_version,
-        publish::copy_everything,
-    )?;
+    let tmp = publish::write_beside(&conn, path, &settings.storage_version, |c, db| {
+        publish::copy_everything(c, db)?;
+        c.execute_batch("UPDATE kore_publish.privacy_settings SET file_pending = false")
+            .doing("marking the new file written")
+    })?;
     drop(conn);
     // The copy holds everything committed; a log left beside the old file
     // must not be replayed onto the new one.
@@ -184,8 +237,7 @@ pub fn rewrite_privacy(
             ));
         }
     }
-    publish::move_into_place(&tmp, path, settings.modes.warehouse)?;
-    Ok(done)
+    publish::move_into_place(&tmp, path, settings.modes.warehouse)
 }
 
 /// Reads `(id, raw)` rows of `table` after `after`, in id order.

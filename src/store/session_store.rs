@@ -8,6 +8,7 @@ use super::commit::{self, Advance, Gone};
 use super::error::StoreError;
 use super::lake::{ParquetTarget, Sink};
 use super::messages;
+use super::privacy::StoredPrivacy;
 use super::publish::{ReadCopy, ReadCopyForm};
 use super::{
     RunRecord, StatusReport, WarehouseSettings, WindowCommit, connection, parquet, privacy,
@@ -353,7 +354,7 @@ impl SessionStore {
 
     /// The privacy settings the stored rows were written with (None: not
     /// recorded yet).
-    pub async fn privacy_record(&self) -> Result<Option<PrivacyRecord>, StoreError> {
+    pub async fn privacy_record(&self) -> Result<Option<StoredPrivacy>, StoreError> {
         self.with(|c| privacy::stored(c)).await
     }
 

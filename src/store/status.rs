@@ -67,6 +67,7 @@ pub(super) fn status(conn: &Connection) -> Result<StatusReport, StoreError> {
         .query_row("SELECT version()", [], |r| r.get(0))
         .doing("reading the DuckDB version")?;
     Ok(StatusReport {
+        privacy: super::privacy::stored(conn)?,
         publications,
         duckdb_version,
         storage_version,

@@ -10,7 +10,9 @@ use super::publish::{Published, publish};
 use crate::api::wire::{WITHHELD, parse_message_or_reject, parse_or_reject, protect};
 use crate::model::{Message, Session};
 use crate::privacy::{PrivacyChange, PrivacyRecord, PrivacyRules};
-use crate::store::{RecordRewrite, Rewritten, SessionStore, StoreError, WarehouseSettings};
+use crate::store::{
+    RecordRewrite, Rewritten, SessionStore, StoreError, StoredPrivacy, WarehouseSettings,
+};
 use serde_json::value::RawValue;
 
 /// What `rewrite-privacy` did.
@@ -19,6 +21,12 @@ pub enum RewriteOutcome {
     /// The rows were already written with these settings (or there are
     /// none yet: the settings are recorded for the first pass).
     Unchanged(PrivacyRecord),
+    /// An interrupted rewrite was finished: the file written anew, and
+    /// published again.
+    Finished {
+        to: PrivacyRecord,
+        published: Published,
+    },
     /// Every stored row was rewritten, and published again.
     Rewrote {
         from: PrivacyRecord,
@@ -65,11 +73,25 @@ pub async fn rewrite_privacy(
         }
         stored
     };
-    let Some(from) = stored else {
+    let Some(StoredPrivacy {
+        record: from,
+        file_pending,
+    }) = stored
+    else {
         return Ok(RewriteOutcome::Unchanged(rules.record().clone()));
     };
     let to = rules.record().clone();
     match from.change_to(&to) {
+        PrivacyChange::Same if file_pending => {
+            // A rewrite was stopped after its rows were committed: finish
+            // it by writing the file anew, and publish.
+            let s = settings.clone();
+            tokio::task::spawn_blocking(move || crate::store::finish_rewrite(&s))
+                .await
+                .map_err(|e| StoreError::Worker(e.to_string()))??;
+            let published = publish_now(settings).await?;
+            return Ok(RewriteOutcome::Finished { to, published });
+        }
         PrivacyChange::Same => return Ok(RewriteOutcome::Unchanged(to)),
         PrivacyChange::Looser(why) => {
             return Err(StoreError::PrivacyChanged {
@@ -89,20 +111,24 @@ pub async fn rewrite_privacy(
         tokio::task::spawn_blocking(move || crate::store::rewrite_privacy(&s, &rewrite, &t))
             .await
             .map_err(|e| StoreError::Worker(e.to_string()))??;
-    let store = open(settings).await?;
-    // The read copy still holds the old values: it is replaced now, not
-    // after `publish_interval`.
-    let now = WarehouseSettings {
-        publish_interval: std::time::Duration::ZERO,
-        ..settings.clone()
-    };
-    let published = publish(&store, &now, &uuid::Uuid::new_v4().to_string()).await;
+    let published = publish_now(settings).await?;
     Ok(RewriteOutcome::Rewrote {
         from,
         to,
         rewritten,
         published,
     })
+}
+
+/// Publishes the read copy and the Parquet export at once: they still hold
+/// the old values, so `publish_interval` does not apply.
+async fn publish_now(settings: &WarehouseSettings) -> Result<Published, StoreError> {
+    let store = open(settings).await?;
+    let now = WarehouseSettings {
+        publish_interval: std::time::Duration::ZERO,
+        ..settings.clone()
+    };
+    Ok(publish(&store, &now, &uuid::Uuid::new_v4().to_string()).await)
 }
 
 async fn open(settings: &WarehouseSettings) -> Result<SessionStore, StoreError> {

@@ -94,6 +94,18 @@ async fn issue_15_no_user_id_or_caller_number_is_stored_anywhere_and_joins_hold(
     ));
     run_ok(&config, &["sync"]).await;
     let needles = personal_values(&h);
+    let status = run_ok(&config, &["status"]).await;
+    assert!(
+        status.contains(
+            r#"rows written with pseudonymize = ["user_id"], drop_tags = ["callernumber"]"#
+        ),
+        "{status}"
+    );
+    let json: Value = serde_json::from_str(&run_ok(&config, &["status", "--json"]).await).unwrap();
+    assert_eq!(
+        json["privacy"]["pseudonymize"],
+        serde_json::json!(["user_id"])
+    );
 
     for (path, bytes) in written_files(
         &h.warehouse,
@@ -317,4 +329,35 @@ async fn issue_15_a_changed_privacy_setting_is_applied_by_rewrite_privacy_never_
     )
     .unwrap();
     assert!(raw["userId"].as_str().unwrap().starts_with("pz-"), "{raw}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_15_a_rewrite_stopped_before_the_new_file_is_finished_by_running_it_again() {
+    let h = harness(1, 2, 20, |_| {}).await;
+    let config = h.write_config(&h.toml("", &privacy_section(&h, true)));
+    run_ok(&config, &["sync"]).await;
+    // As a rewrite killed after committing its rows leaves it: the rows are
+    // rewritten, the file not yet written anew.
+    db(&h.warehouse)
+        .execute_batch("UPDATE privacy_settings SET file_pending = true")
+        .unwrap();
+    let out = kore_sync(&config).arg("sync").output().await.unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("was interrupted") && stderr.contains("rewrite-privacy"),
+        "{stderr}"
+    );
+    let inode = |p: &Path| std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(p).unwrap());
+    let before = inode(&h.warehouse);
+    let said = run_ok(&config, &["rewrite-privacy"]).await;
+    assert!(said.contains("finished an interrupted rewrite"), "{said}");
+    assert_ne!(inode(&h.warehouse), before, "the file was written anew");
+    let pending: bool = db(&h.warehouse)
+        .query_row("SELECT file_pending FROM privacy_settings", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert!(!pending);
+    run_ok(&config, &["sync"]).await;
 }
