@@ -12,7 +12,7 @@ use super::runs::watermark_with_filter;
 use super::sql::ts;
 use super::{WindowCommit, upsert};
 use crate::model::{
-    Deletes, Keyed, RejectedRecord, SessionBatch, StreamKey, Window, next_watermark,
+    Deletes, Keyed, RejectedRecord, Session, SessionBatch, StreamKey, Window, next_watermark,
 };
 use chrono::{DateTime, Utc};
 use duckdb::{Connection, Transaction, params};
@@ -142,9 +142,63 @@ fn store_batch(
     now: DateTime<Utc>,
 ) -> Result<(usize, usize), StoreError> {
     let sessions = last_version_of_each(&batch.records);
+    if let (Some(watermark), _) = watermark_with_filter(tx, key)? {
+        note_listed_late(tx, &sessions, watermark, now)?;
+    }
     let n_written = upsert::upsert(tx, &sessions, now)?;
     keep_rejected(tx, key, &batch.rejected, now)?;
     Ok((sessions.len(), n_written))
+}
+
+/// Notes, before they are stored, the batch's new sessions that start
+/// before the stream's watermark: the API listed them late, and their
+/// messages may lie where the message streams' date windows will not look
+/// again, so they are read by id (`message_rereads`). Sessions of a
+/// forward window start at or after the watermark and cost nothing here;
+/// the lookback's few are looked up by id within their start times.
+fn note_listed_late(
+    tx: &Transaction<'_>,
+    sessions: &[&Session],
+    watermark: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    const DOING: &str = "noting sessions listed late";
+    let late: Vec<&&Session> = sessions
+        .iter()
+        .filter(|s| s.start_time < watermark)
+        .collect();
+    let (Some(lo), Some(hi)) = (
+        late.iter().map(|s| s.start_time).min(),
+        late.iter().map(|s| s.start_time).max(),
+    ) else {
+        return Ok(());
+    };
+    tx.execute_batch("DELETE FROM stage_late").doing(DOING)?;
+    let mut rows = tx.appender("stage_late").doing(DOING)?;
+    for s in &late {
+        rows.append_row(params![
+            s.session_id,
+            s.bot_id,
+            s.channel,
+            ts(s.start_time),
+            s.end_time.map(ts)
+        ])
+        .doing(DOING)?;
+    }
+    rows.flush().doing(DOING)?;
+    drop(rows);
+    tx.execute(
+        "INSERT OR IGNORE INTO message_rereads
+         SELECT l.session_id, l.bot_id, l.channel, CAST(l.start_time AS TIMESTAMPTZ),
+                CAST(l.end_time AS TIMESTAMPTZ), CAST(? AS TIMESTAMPTZ)
+         FROM stage_late l
+         WHERE l.session_id NOT IN (
+             SELECT session_id FROM sessions
+             WHERE start_time BETWEEN CAST(? AS TIMESTAMPTZ) AND CAST(? AS TIMESTAMPTZ))",
+        params![ts(now), ts(lo), ts(hi)],
+    )
+    .doing(DOING)?;
+    Ok(())
 }
 
 /// Keeps records that could not be parsed (once each).

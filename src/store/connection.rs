@@ -18,6 +18,9 @@ const STAGING: &str = "
     CREATE TEMP TABLE stage_tags (
         session_id VARCHAR, kind VARCHAR, ordinal INTEGER, name VARCHAR, value VARCHAR, value_json VARCHAR);
     CREATE TEMP TABLE stage_changed (session_id VARCHAR);
+    CREATE TEMP TABLE stage_late (
+        session_id VARCHAR, bot_id VARCHAR, channel VARCHAR,
+        start_time VARCHAR, end_time VARCHAR);
 ";
 
 /// Rows per DuckDB row group in the warehouse (DuckDB's default: 122,880).

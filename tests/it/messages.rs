@@ -472,3 +472,29 @@ async fn issue_14_the_simulated_v1_history_pages_by_100_and_holds_what_v2_does()
     assert_eq!(v1, v2, "the same messages, each once");
     assert!(v1.values().all(|&n| n == 1));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_14_a_session_listed_late_has_its_messages_read_too() {
+    let h = harness(1, 2, 10, |_| {}).await;
+    let config = messages_on(&h, "");
+    run_ok(&config, &["sync"]).await;
+    // Upstream lists a closed session of three hours ago only now: the
+    // sessions' reconcile finds it, and its messages lie before the message
+    // streams' lookback.
+    let now = chrono::Utc::now();
+    let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(9);
+    let id = "late00000000000000000001";
+    let mut rec = kore_sync::sim::data::make_session(
+        &mut rng,
+        &h.bots[0].id,
+        now - chrono::Duration::hours(3),
+        now,
+        &["u-late".to_owned()],
+    );
+    rec["sessionId"] = id.into();
+    h.sim.upsert(rec);
+    run_ok(&config, &["sync"]).await;
+    let after = stored(&h.warehouse);
+    assert_eq!(after, want(&h));
+    assert!(after.iter().any(|r| r.1 == id), "its messages landed");
+}
