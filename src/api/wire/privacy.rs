@@ -230,4 +230,38 @@ mod tests {
         assert_eq!(protect(&r, "[\"alice\"]"), None);
         assert_eq!(protect(&r, "not json"), None);
     }
+
+    proptest::proptest! {
+        // Wherever the API puts an end-user id (as a string or not) and
+        // whatever else a record holds, the protected record keeps no trace
+        // of the id or of a dropped tag's value, and still parses.
+        #[test]
+        fn no_id_or_dropped_value_survives(
+            id in "[a-zA-Z0-9@._+-]{6,24}",
+            phone in "\\+[0-9]{8,12}",
+            as_number in proptest::bool::ANY,
+            tag_kind in proptest::sample::select(vec!["userTags", "sessionTags", "messageTags", "altText"]),
+            extra in proptest::collection::btree_map("x[a-z]{1,5}", "[a-z ]{0,8}", 0..4),
+        ) {
+            let r = rules(&["user_id"], &["callerNumber"], true);
+            let user: Value = if as_number { json!(id.len() * 1_000_003 + 7) } else { json!(id) };
+            let mut rec = json!({
+                "_id": "ms-1", "sessionId": "s-1", "botId": "st-1", "type": "incoming",
+                "createdOn": "2026-01-02T03:04:05.678Z", "start_time": "2026-01-02T03:04:05.678Z",
+                "userId": user, "createdBy": user, "lmodifiedBy": user,
+                "channels": [{"type": "rtm", "channelUId": user}],
+                "tags": {tag_kind: [{"name": "channelUId", "value": user}, {"name": "callerNumber", "value": phone}]},
+            });
+            for (k, v) in &extra {
+                rec[k] = json!(v);
+            }
+            let needle = match &user { Value::String(s) => s.clone(), other => other.to_string() };
+            let out = protect(&r, &rec.to_string()).unwrap();
+            proptest::prop_assert!(!out.contains(&needle), "{out}");
+            proptest::prop_assert!(!out.contains(&phone), "{out}");
+            let raw = RawValue::from_string(out).unwrap();
+            proptest::prop_assert!(parse_session(&raw, None).is_ok());
+            proptest::prop_assert!(parse_message(&raw).is_ok());
+        }
+    }
 }
