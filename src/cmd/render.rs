@@ -141,24 +141,35 @@ pub fn print_status(path: &Path, r: &StatusReport, now: DateTime<Utc>) {
 
 /// The demo's summary table of streams.
 pub fn print_demo_streams(r: &StatusReport) {
+    let stream = |s: &crate::store::StreamStatus| {
+        if s.resource == "sessions" {
+            s.containment_type.clone()
+        } else {
+            format!("messages:{}", s.containment_type)
+        }
+    };
+    // Wide enough for the longest stream name (channels vary in length).
+    let width = r
+        .streams
+        .iter()
+        .map(|s| stream(s).len())
+        .max()
+        .unwrap_or(0)
+        .max(20);
     println!(
-        "{:<20} {:<26} {:<20} {:>8}  WATERMARK",
+        "{:<20} {:<26} {:<width$} {:>8}  WATERMARK",
         "BOT", "NAME", "STREAM", "ROWS"
     );
     for s in &r.streams {
         println!(
-            "{:<20} {:<26} {:<20} {:>8}  {}",
+            "{:<20} {:<26} {:<width$} {:>8}  {}",
             if s.bot_id == ACCOUNT_BOT_ID {
                 "(account)"
             } else {
                 &s.bot_id
             },
             s.bot_name.as_deref().unwrap_or("-"),
-            if s.resource == "sessions" {
-                s.containment_type.clone()
-            } else {
-                format!("messages:{}", s.containment_type)
-            },
+            stream(s),
             s.n_sessions,
             s.watermark.map_or("-".into(), |w| w.to_rfc3339()),
         );
