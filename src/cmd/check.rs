@@ -6,9 +6,9 @@
 use super::open_store;
 use crate::config::Config;
 use crate::model::{ACCOUNT_BOT_ID, Window};
-use crate::privacy::PrivacyChange;
 use crate::store::ParquetTarget;
 use crate::store::StoredPrivacy;
+use crate::store::mixing_error;
 use crate::sync::build_scopes;
 use anyhow::Context;
 use chrono::{Duration, Utc};
@@ -94,36 +94,19 @@ pub async fn check(config: Config) -> anyhow::Result<bool> {
 }
 
 /// Whether the warehouse's rows were written with the configuration's
-/// privacy settings (checked without recording anything).
+/// privacy settings (checked without recording anything): the verdict a
+/// pass would reach.
 fn privacy_matches(config: &Config, stored: Option<&StoredPrivacy>) -> Result<String, String> {
     let wanted = config.sync.privacy.record();
-    if let Some(s) = stored.filter(|s| s.file_pending) {
-        let unfinished = crate::store::StoreError::RewriteUnfinished {
-            path: config.warehouse.path.clone(),
-        };
-        return Err(format!(
-            "rows written with {}; {unfinished}",
-            s.record.describe()
-        ));
-    }
-    let Some(stored) = stored.map(|s| &s.record) else {
+    let Some(stored) = stored else {
         return Ok(format!(
             "nothing stored yet; rows will be written with {}",
             wanted.describe()
         ));
     };
-    match stored.change_to(wanted) {
-        PrivacyChange::Same => Ok(format!("rows written with {}", stored.describe())),
-        PrivacyChange::Stricter(added) => Err(format!(
-            "rows written with {}; the configuration adds {}: run `kore-sync rewrite-privacy` before the next pass",
-            stored.describe(),
-            added.join(", ")
-        )),
-        PrivacyChange::Looser(why) => Err(format!(
-            "rows written with {}; {}",
-            stored.describe(),
-            crate::store::looser_fix(&config.warehouse.path, &why)
-        )),
+    match mixing_error(&config.warehouse.path, stored, wanted) {
+        None => Ok(format!("rows written with {}", stored.record.describe())),
+        Some(e) => Err(e.to_string()),
     }
 }
 

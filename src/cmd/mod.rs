@@ -70,8 +70,7 @@ fn log_warnings(config: &Config) {
 
 /// Opens the warehouse off the async runtime.
 async fn open_store(settings: &WarehouseSettings) -> anyhow::Result<SessionStore> {
-    let settings = settings.clone();
-    Ok(tokio::task::spawn_blocking(move || SessionStore::open(&settings)).await??)
+    Ok(SessionStore::open_async(settings).await?)
 }
 
 /// Opens the warehouse to write into it: fails unless its rows were

@@ -53,7 +53,8 @@ pub(super) fn commit_window(
     let tx = conn
         .transaction()
         .doing("beginning the window transaction")?;
-    let (n_received, n_written) = store_batch(&tx, key, batch, now)?;
+    let (stored, _) = watermark_with_filter(&tx, key)?;
+    let (n_received, n_written) = store_batch(&tx, key, batch, (stored, now))?;
     let next = move_watermark(&tx, key, advance, now)?;
     tx.commit().doing("committing the window")?;
     Ok(WindowCommit {
@@ -116,12 +117,14 @@ pub(super) fn commit_refresh(
     let tx = conn
         .transaction()
         .doing("beginning the refresh transaction")?;
-    let (n_received, n_written) = store_batch(&tx, key, batch, now)?;
+    // A refresh never moves the watermark: read once, it serves both the
+    // notes of sessions listed late and the answer.
+    let (stored, stored_filter) = watermark_with_filter(&tx, key)?;
+    let (n_received, n_written) = store_batch(&tx, key, batch, (stored, now))?;
     let (n_deleted, n_marked) = match gone.mode {
         Deletes::Delete => (delete_sessions(&tx, &gone.ids)?, 0),
         Deletes::Keep => (0, mark_sessions_gone(&tx, &gone.ids, now)?),
     };
-    let (stored, stored_filter) = watermark_with_filter(&tx, key)?;
     let filter_changed = stored_filter.as_ref().is_some_and(|f| *f != key.filter);
     tx.commit().doing("committing the refresh")?;
     Ok(WindowCommit {
@@ -134,15 +137,16 @@ pub(super) fn commit_refresh(
 }
 
 /// Stores a batch's sessions (only new or changed ones are written) and its
-/// rejected records. Returns (distinct sessions, sessions written).
+/// rejected records; `watermark` is the stream's before the commit. Returns
+/// (distinct sessions, sessions written).
 fn store_batch(
     tx: &Transaction<'_>,
     key: &StreamKey,
     batch: &SessionBatch,
-    now: DateTime<Utc>,
+    (watermark, now): (Option<DateTime<Utc>>, DateTime<Utc>),
 ) -> Result<(usize, usize), StoreError> {
     let sessions = last_version_of_each(&batch.records);
-    if let (Some(watermark), _) = watermark_with_filter(tx, key)? {
+    if let Some(watermark) = watermark {
         note_listed_late(tx, &sessions, watermark, now)?;
     }
     let n_written = upsert::upsert(tx, &sessions, now)?;

@@ -35,7 +35,8 @@ pub use connection::ReadOnly;
 pub use error::StoreError;
 pub use lake::{ObjectTarget, ParquetTarget, UploadRetry, is_object_url};
 pub use privacy::{
-    RecordRewrite, Rewritten, StoredPrivacy, finish_rewrite, looser_fix, rewrite_privacy,
+    RecordRewrite, Rewritten, StoredPrivacy, finish_rewrite, looser_fix, mixing_error,
+    rewrite_privacy,
 };
 pub use publish::{ReadCopy, ReadCopyForm};
 pub use session_store::SessionStore;

@@ -106,20 +106,27 @@ pub(super) fn check(
     wanted: &PrivacyRecord,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    let Some(StoredPrivacy {
-        record: stored,
-        file_pending,
-    }) = stored(conn)?
-    else {
-        return record(conn, (wanted, false), now);
-    };
-    if file_pending {
-        return Err(StoreError::RewriteUnfinished {
+    match stored(conn)? {
+        None => record(conn, (wanted, false), now),
+        Some(stored) => mixing_error(path, &stored, wanted).map_or(Ok(()), Err),
+    }
+}
+
+/// Why rows written as `stored` must not be joined by rows written under
+/// `wanted`, saying what to do; None when they may.
+pub fn mixing_error(
+    path: &Path,
+    stored: &StoredPrivacy,
+    wanted: &PrivacyRecord,
+) -> Option<StoreError> {
+    if stored.file_pending {
+        return Some(StoreError::RewriteUnfinished {
             path: path.to_owned(),
         });
     }
+    let stored = &stored.record;
     let fix = match stored.change_to(wanted) {
-        PrivacyChange::Same => return Ok(()),
+        PrivacyChange::Same => return None,
         PrivacyChange::Stricter(added) => format!(
             "nothing is stored under mixed settings, so no pass runs until `kore-sync rewrite-privacy` \
              applies them to every stored row ({}) — or set [privacy] back",
@@ -127,7 +134,7 @@ pub(super) fn check(
         ),
         PrivacyChange::Looser(why) => looser_fix(path, &why),
     };
-    Err(StoreError::PrivacyChanged {
+    Some(StoreError::PrivacyChanged {
         path: path.to_owned(),
         stored: stored.describe(),
         wanted: wanted.describe(),

@@ -61,6 +61,14 @@ impl SessionStore {
         })
     }
 
+    /// [`SessionStore::open`] on tokio's blocking pool, for async callers.
+    pub async fn open_async(settings: &WarehouseSettings) -> Result<Self, StoreError> {
+        let settings = settings.clone();
+        tokio::task::spawn_blocking(move || SessionStore::open(&settings))
+            .await
+            .map_err(|e| StoreError::Worker(e.to_string()))?
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }

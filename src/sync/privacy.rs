@@ -65,7 +65,7 @@ pub async fn rewrite_privacy(
     rules: &PrivacyRules,
 ) -> Result<RewriteOutcome, StoreError> {
     let stored = {
-        let store = open(settings).await?;
+        let store = SessionStore::open_async(settings).await?;
         let stored = store.privacy_record().await?;
         if stored.is_none() {
             // Nothing stored yet: the settings are simply recorded.
@@ -123,17 +123,10 @@ pub async fn rewrite_privacy(
 /// Publishes the read copy and the Parquet export at once: they still hold
 /// the old values, so `publish_interval` does not apply.
 async fn publish_now(settings: &WarehouseSettings) -> Result<Published, StoreError> {
-    let store = open(settings).await?;
+    let store = SessionStore::open_async(settings).await?;
     let now = WarehouseSettings {
         publish_interval: std::time::Duration::ZERO,
         ..settings.clone()
     };
     Ok(publish(&store, &now, &uuid::Uuid::new_v4().to_string()).await)
-}
-
-async fn open(settings: &WarehouseSettings) -> Result<SessionStore, StoreError> {
-    let settings = settings.clone();
-    tokio::task::spawn_blocking(move || SessionStore::open(&settings))
-        .await
-        .map_err(|e| StoreError::Worker(e.to_string()))?
 }

@@ -370,22 +370,30 @@ async fn issue_14_a_kill_mid_backfill_loses_no_message() {
     assert_eq!(stored(&h.warehouse), want(&h));
 }
 
+/// A closed session of the first bot that started three hours ago, with
+/// `id` (its other fields drawn from `seed`), not yet in the simulator.
+fn session_started_3h_ago(h: &Harness, id: &str, seed: u64) -> Value {
+    let now = chrono::Utc::now();
+    let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(seed);
+    let mut rec = kore_sync::sim::data::make_session(
+        &mut rng,
+        &h.bots[0].id,
+        now - chrono::Duration::hours(3),
+        now,
+        &[format!("u-{id}")],
+    );
+    rec["sessionId"] = id.into();
+    rec
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn issue_14_a_session_active_past_the_lookback_has_all_its_messages_once_it_closes() {
     let h = harness(1, 2, 10, |_| {}).await;
     // Active for three hours: when it closes, its messages are dated across
     // those hours, mostly before the message stream's lookback (1 h).
     let now = chrono::Utc::now();
-    let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(5);
     let id = "long0000000000000000000001";
-    let mut rec = kore_sync::sim::data::make_session(
-        &mut rng,
-        &h.bots[0].id,
-        now - chrono::Duration::hours(3),
-        now,
-        &["u-long".to_owned()],
-    );
-    rec["sessionId"] = id.into();
+    let mut rec = session_started_3h_ago(&h, id, 5);
     rec["sessionType"] = "interactive".into();
     rec["sessionStatus"] = "active".into();
     rec.as_object_mut().unwrap().remove("end_time");
@@ -481,18 +489,8 @@ async fn issue_14_a_session_listed_late_has_its_messages_read_too() {
     // Upstream lists a closed session of three hours ago only now: the
     // sessions' reconcile finds it, and its messages lie before the message
     // streams' lookback.
-    let now = chrono::Utc::now();
-    let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(9);
     let id = "late00000000000000000001";
-    let mut rec = kore_sync::sim::data::make_session(
-        &mut rng,
-        &h.bots[0].id,
-        now - chrono::Duration::hours(3),
-        now,
-        &["u-late".to_owned()],
-    );
-    rec["sessionId"] = id.into();
-    h.sim.upsert(rec);
+    h.sim.upsert(session_started_3h_ago(&h, id, 9));
     run_ok(&config, &["sync"]).await;
     let after = stored(&h.warehouse);
     assert_eq!(after, want(&h));
