@@ -40,90 +40,27 @@ pub enum LogFormat {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Sync two simulated bots' last 30 days into ./kore-demo.duckdb; needs no credentials or config
-    Demo {
-        /// Where to write the demo warehouse (replaced if it exists)
-        #[arg(long, default_value = "kore-demo.duckdb")]
-        warehouse: PathBuf,
-    },
+    Demo(DemoArgs),
     /// One pass over every configured bot and containment type, then exit (0 only if every stream succeeded)
     Sync,
     /// The daemon: a pass at start, then on the schedule, until SIGTERM or SIGINT
     Run,
     /// Per stream: watermark, how far behind now, last run and its outcome; row counts
-    Status {
-        /// Print JSON instead of a table
-        #[arg(long)]
-        json: bool,
-        /// A warehouse file to read [default: warehouse.path of the configuration]; needs no API settings
-        #[arg(long, value_name = "FILE")]
-        db: Option<PathBuf>,
-    },
+    Status(StatusArgs),
     /// Re-read a past range, upserting; never moves a watermark backwards
-    Backfill {
-        /// Start of the range: yyyy-mm-dd or yyyy-mm-ddThh:mm:ss.mmmZ (GMT)
-        #[arg(long, value_name = "DATE")]
-        from: String,
-        /// End of the range (exclusive), same forms [default: now]
-        #[arg(long, value_name = "DATE")]
-        to: Option<String>,
-        /// Only this bot id (use '*' for the account scope)
-        #[arg(long, value_name = "ID")]
-        bot: Option<String>,
-    },
+    Backfill(BackfillArgs),
     /// Compare stored history with the API's counts, window by window, and repair what differs
-    Verify {
-        /// Start of the range: yyyy-mm-dd or yyyy-mm-ddThh:mm:ss.mmmZ (GMT) [default: sync.start]
-        #[arg(long, value_name = "DATE")]
-        from: Option<String>,
-        /// End of the range (exclusive), same forms [default: each stream's watermark]
-        #[arg(long, value_name = "DATE")]
-        to: Option<String>,
-        /// Only this bot id (use '*' for the account scope)
-        #[arg(long, value_name = "ID")]
-        bot: Option<String>,
-        /// Count only: report the windows that differ, change nothing
-        #[arg(long)]
-        dry_run: bool,
-        /// Print JSON instead of a table
-        #[arg(long)]
-        json: bool,
-    },
+    Verify(VerifyArgs),
     /// Fetch given sessions now (by id, 50 per request, or by external call id) and upsert them
-    Fetch {
-        /// A session id (repeatable; duplicates are dropped)
-        #[arg(long = "session", value_name = "ID")]
-        sessions: Vec<String>,
-        /// An external call id (agent desktop): fetch that call's sessions
-        #[arg(long, value_name = "ID")]
-        call_id: Option<String>,
-        /// The bot to ask (required when several are configured)
-        #[arg(long, value_name = "ID")]
-        bot: Option<String>,
-        /// Remove ids the API reports unknown (invalidSessions) from the warehouse
-        #[arg(long)]
-        prune: bool,
-    },
+    Fetch(FetchArgs),
     /// Check the setup: configuration, a token and one small request per bot, the warehouse; OK or the fix per line
     Check,
     /// Apply stricter [privacy] settings (or messages.store_text = false) to every stored row, the read copy and the Parquet export
     RewritePrivacy,
     /// Write the whole history as hive-partitioned Parquet (sessions/date=…, session_tags/date=…)
-    Export {
-        /// Target directory, or an object store URL (s3://bucket/prefix, gs://…, az://…)
-        #[arg(long, value_name = "DIR|URL")]
-        parquet: String,
-        /// A warehouse file to read [default: warehouse.path of the configuration]; needs no API settings
-        #[arg(long, value_name = "FILE")]
-        db: Option<PathBuf>,
-    },
+    Export(ExportArgs),
     /// Run SQL read-only against the read copy (or --db FILE), with the DuckDB version kore-sync bundles
-    Query {
-        /// Database file [default: the configured read copy, else the warehouse]
-        #[arg(long, value_name = "FILE")]
-        db: Option<PathBuf>,
-        /// The query; without it, one query per line is read from stdin
-        sql: Vec<String>,
-    },
+    Query(QueryArgs),
     /// Benchmark: backfill N simulated sessions in process and report time, requests and memory
     Bench(BenchOptions),
     /// Print a shell completion script
@@ -134,17 +71,112 @@ pub enum Command {
     /// Print the man page (roff)
     Man,
     /// Run the simulated Kore.ai API alone, to try a config or prototype dashboards without credentials
-    Simulate {
-        /// Address to listen on
-        #[arg(long, default_value = "127.0.0.1:8080")]
-        listen: SocketAddr,
-        /// Days of history to generate, ending now
-        #[arg(long, default_value_t = 30)]
-        days: i64,
-        /// Seed for the generated data
-        #[arg(long, default_value_t = 42)]
-        seed: u64,
-    },
+    Simulate(SimulateArgs),
+}
+
+/// `kore-sync demo`'s arguments.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DemoArgs {
+    /// Where to write the demo warehouse (replaced if it exists)
+    #[arg(long, default_value = "kore-demo.duckdb")]
+    pub warehouse: PathBuf,
+}
+
+/// `kore-sync status`'s arguments.
+#[derive(Debug, Clone, clap::Args)]
+pub struct StatusArgs {
+    /// Print JSON instead of a table
+    #[arg(long)]
+    pub json: bool,
+    /// A warehouse file to read [default: warehouse.path of the configuration]; needs no API settings
+    #[arg(long, value_name = "FILE")]
+    pub db: Option<PathBuf>,
+}
+
+/// `kore-sync backfill`'s arguments.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BackfillArgs {
+    /// Start of the range: yyyy-mm-dd or yyyy-mm-ddThh:mm:ss.mmmZ (GMT)
+    #[arg(long, value_name = "DATE")]
+    pub from: String,
+    /// End of the range (exclusive), same forms [default: now]
+    #[arg(long, value_name = "DATE")]
+    pub to: Option<String>,
+    /// Only this bot id (use '*' for the account scope)
+    #[arg(long, value_name = "ID")]
+    pub bot: Option<String>,
+}
+
+/// `kore-sync verify`'s arguments.
+#[derive(Debug, Clone, clap::Args)]
+pub struct VerifyArgs {
+    /// Start of the range: yyyy-mm-dd or yyyy-mm-ddThh:mm:ss.mmmZ (GMT) [default: sync.start]
+    #[arg(long, value_name = "DATE")]
+    pub from: Option<String>,
+    /// End of the range (exclusive), same forms [default: each stream's watermark]
+    #[arg(long, value_name = "DATE")]
+    pub to: Option<String>,
+    /// Only this bot id (use '*' for the account scope)
+    #[arg(long, value_name = "ID")]
+    pub bot: Option<String>,
+    /// Count only: report the windows that differ, change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print JSON instead of a table
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `kore-sync fetch`'s arguments.
+#[derive(Debug, Clone, clap::Args)]
+pub struct FetchArgs {
+    /// A session id (repeatable; duplicates are dropped)
+    #[arg(long = "session", value_name = "ID")]
+    pub sessions: Vec<String>,
+    /// An external call id (agent desktop): fetch that call's sessions
+    #[arg(long, value_name = "ID")]
+    pub call_id: Option<String>,
+    /// The bot to ask (required when several are configured)
+    #[arg(long, value_name = "ID")]
+    pub bot: Option<String>,
+    /// Remove ids the API reports unknown (invalidSessions) from the warehouse
+    #[arg(long)]
+    pub prune: bool,
+}
+
+/// `kore-sync export`'s arguments.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ExportArgs {
+    /// Target directory, or an object store URL (s3://bucket/prefix, gs://…, az://…)
+    #[arg(long, value_name = "DIR|URL")]
+    pub parquet: String,
+    /// A warehouse file to read [default: warehouse.path of the configuration]; needs no API settings
+    #[arg(long, value_name = "FILE")]
+    pub db: Option<PathBuf>,
+}
+
+/// `kore-sync query`'s arguments.
+#[derive(Debug, Clone, clap::Args)]
+pub struct QueryArgs {
+    /// Database file [default: the configured read copy, else the warehouse]
+    #[arg(long, value_name = "FILE")]
+    pub db: Option<PathBuf>,
+    /// The query; without it, one query per line is read from stdin
+    pub sql: Vec<String>,
+}
+
+/// `kore-sync simulate`'s arguments.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SimulateArgs {
+    /// Address to listen on
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Days of history to generate, ending now
+    #[arg(long, default_value_t = 30)]
+    pub days: i64,
+    /// Seed for the generated data
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
 }
 
 /// `kore-sync bench`'s options.

@@ -11,6 +11,7 @@
 //! simulated API the tests and `kore-sync demo` run against) stand apart.
 
 pub mod api;
+pub mod bench;
 pub mod cli;
 pub mod cmd;
 pub mod config;

@@ -5,13 +5,12 @@
 //! Exit codes: 0 success; 1 a stream or the run failed; 2 the configuration
 //! or the command line is wrong.
 
-use clap::{CommandFactory, Parser};
+use clap::Parser;
 use kore_sync::cli::{Cli, Command, LogFormat};
 use kore_sync::cmd;
-use kore_sync::config::{self, ConfigError};
+use kore_sync::config;
 use std::io::IsTerminal;
 use std::process::ExitCode;
-use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
@@ -27,129 +26,19 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(dispatch(cli)) {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::from(1),
+    match runtime.block_on(cmd::run(cli)) {
+        Ok(outcome) => ExitCode::from(outcome.exit_code()),
         Err(e) => {
             eprintln!("kore-sync: {e:#}");
-            if e.downcast_ref::<ConfigError>().is_some() {
-                ExitCode::from(2)
-            } else {
-                ExitCode::from(1)
-            }
+            ExitCode::from(cmd::exit_code(&e))
         }
     }
-}
-
-async fn dispatch(cli: Cli) -> anyhow::Result<bool> {
-    let cancel = CancellationToken::new();
-    cmd::cancel_on_signals(cancel.clone());
-    let load = || config::load(&config::config_path(cli.config.as_deref()));
-    let warehouse = |db: Option<&std::path::Path>| match db {
-        Some(file) => Ok::<_, ConfigError>(config::warehouse_at(file)),
-        None => config::load_warehouse(&config::config_path(cli.config.as_deref())),
-    };
-    match &cli.command {
-        Command::Demo { warehouse } => cmd::demo::demo(warehouse, cancel).await,
-        Command::Simulate { listen, days, seed } => {
-            cmd::demo::simulate(*listen, *days, *seed, cancel)
-                .await
-                .map(|()| true)
-        }
-        Command::Sync => cmd::sync::sync_once(load()?, cancel).await,
-        Command::Check => cmd::check::check(load()?).await,
-        Command::RewritePrivacy => cmd::rewrite_privacy::rewrite(load()?).await,
-        Command::Fetch {
-            sessions,
-            call_id,
-            bot,
-            prune,
-        } => {
-            let args = cmd::fetch::FetchArgs {
-                session_ids: sessions.clone(),
-                call_id: call_id.clone(),
-                bot: bot.clone(),
-                prune: *prune,
-            };
-            cmd::fetch::fetch(load()?, args, cancel).await
-        }
-        Command::Bench(options) => cmd::bench::bench(options.clone()).await.map(|()| true),
-        Command::Completions { shell } => {
-            let mut command = Cli::command();
-            clap_complete::generate(*shell, &mut command, "kore-sync", &mut std::io::stdout());
-            Ok(true)
-        }
-        Command::Man => {
-            clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout())?;
-            Ok(true)
-        }
-        Command::Run => cmd::daemon::run_daemon(load()?, cancel)
-            .await
-            .map(|()| true),
-        // Commands that only read the warehouse need only `[warehouse]`, or
-        // no configuration at all with --db.
-        Command::Status { json, db } => cmd::status::status(&warehouse(db.as_deref())?, *json)
-            .await
-            .map(|()| true),
-        Command::Export { parquet, db } => {
-            let target =
-                config::export_target(parquet, &config::config_path(cli.config.as_deref()))?;
-            cmd::export::export(&warehouse(db.as_deref())?, &target)
-                .await
-                .map(|()| true)
-        }
-        Command::Query { db, sql } => {
-            let file = match db {
-                Some(db) => db.clone(),
-                None => {
-                    let w = warehouse(None)?;
-                    w.publish.unwrap_or(w.path)
-                }
-            };
-            cmd::query::query(&file, sql.clone()).await.map(|()| true)
-        }
-        Command::Verify {
-            from,
-            to,
-            bot,
-            dry_run,
-            json,
-        } => {
-            let opts = kore_sync::sync::VerifyOptions {
-                from: date("--from", from.as_deref())?,
-                to: date("--to", to.as_deref())?,
-                only_bot: bot.clone(),
-                dry_run: *dry_run,
-                // Asked for explicitly: waits out the budget, no deadline.
-                max_budget_wait: None,
-                deadline: None,
-                observer: cmd::progress::terminal_observer(),
-            };
-            cmd::verify::verify_cmd(load()?, opts, *json, cancel).await
-        }
-        Command::Backfill { from, to, bot } => {
-            let request = cmd::sync::BackfillRequest {
-                from: config::parse_instant(from).map_err(|e| anyhow::anyhow!("--from: {e}"))?,
-                to: date("--to", to.as_deref())?,
-                bot: bot.clone(),
-            };
-            cmd::sync::backfill(load()?, request, cancel).await
-        }
-    }
-}
-
-/// An optional date flag, in either of the API's forms.
-fn date(flag: &str, value: Option<&str>) -> anyhow::Result<Option<chrono::DateTime<chrono::Utc>>> {
-    value
-        .map(config::parse_instant)
-        .transpose()
-        .map_err(|e| anyhow::anyhow!("{flag}: {e}"))
 }
 
 fn init_tracing(cli: &Cli) {
     // The demo speaks through its summary; its per-stream log lines would
     // only bury it, so it logs warnings unless asked for more.
-    let default = if matches!(cli.command, Command::Demo { .. }) {
+    let default = if matches!(cli.command, Command::Demo(_)) {
         "warn"
     } else {
         "info"

@@ -3,7 +3,7 @@
 //! an account-level call, made with the account scope's credentials and
 //! request budget.
 
-use super::client::{CallStats, SessionsApi};
+use super::client::{CallStats, KoreApi};
 use super::error::ApiError;
 use super::wire::{BOTS_PAGE, BotsResponse, bot_records};
 use crate::model::Bot;
@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 /// has this many pages of bots.
 const MAX_BOT_PAGES: u32 = 1_000;
 
-impl SessionsApi {
+impl KoreApi {
     /// Every bot of the account, without their `jwtApps`. Only the account
     /// scope's (Admin Console app's) credentials may call it.
     pub async fn list_bots(

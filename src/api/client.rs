@@ -1,4 +1,4 @@
-//! `KoreClient`: one HTTP client for the whole process, and `SessionsApi`,
+//! `KoreClient`: one HTTP client for the whole process, and `KoreApi`,
 //! the view of it for one bot (or the account scope) with that scope's
 //! credentials and request budget.
 //!
@@ -110,21 +110,23 @@ impl KoreClient {
         url
     }
 
-    /// The `getSessions` view for one scope.
-    pub fn sessions_api(
+    /// The view of the API for one scope (a bot, or the account): its
+    /// getSessions URL, credentials, request budget and page size; it also
+    /// reads the scope's messages and, for the account, the bot list.
+    pub fn scope_api(
         &self,
         bot_id: &str,
         credentials: Credentials,
         budget: Arc<RequestBudget>,
         pages: Arc<PageSize>,
-    ) -> SessionsApi {
+    ) -> KoreApi {
         let path: &[&str] = if bot_id == ACCOUNT_BOT_ID {
             &["getSessions"]
         } else {
             &["bot", bot_id, "getSessions"]
         };
         let url = self.public_url(path);
-        SessionsApi {
+        KoreApi {
             client: self.clone(),
             bot_id: bot_id.to_owned(),
             url,
@@ -154,9 +156,11 @@ impl std::ops::AddAssign for CallStats {
     }
 }
 
-/// `getSessions` for one bot or for the account scope.
+/// Kore.ai's API as one scope (a bot, or the account) sees it: getSessions,
+/// getMessagesV2 (`api::messages`) and the Admin Console's bot list
+/// (`api::bots`), every call within the scope's request budget.
 #[derive(Debug, Clone)]
-pub struct SessionsApi {
+pub struct KoreApi {
     client: KoreClient,
     bot_id: String,
     url: Url,
@@ -167,7 +171,7 @@ pub struct SessionsApi {
     pages: Arc<PageSize>,
 }
 
-impl SessionsApi {
+impl KoreApi {
     pub fn bot_id(&self) -> &str {
         &self.bot_id
     }
@@ -194,15 +198,14 @@ impl SessionsApi {
         max_budget_wait: Option<Duration>,
         cancel: &CancellationToken,
     ) -> (Result<SessionsResponse, ApiError>, CallStats) {
+        let query = body.query_pairs(containment);
         let request = || {
-            let mut req = self.client.http.post(self.url.clone()).json(body);
-            if let Some(c) = containment {
-                req = req.query(&[("containmentType", c.as_str())]);
+            let req = self.client.http.post(self.url.clone()).json(body);
+            if query.is_empty() {
+                req
+            } else {
+                req.query(&query)
             }
-            if let Some(call_id) = &body.call_id {
-                req = req.query(&[("callId", call_id.as_str())]);
-            }
-            req
         };
         self.call(&self.url, request, max_budget_wait, cancel).await
     }
@@ -361,7 +364,7 @@ mod tests {
         .unwrap();
         let creds = Credentials::Token(crate::secret::Secret::new("t"));
         let budget = Arc::new(RequestBudget::unlimited());
-        let bot = client.sessions_api(
+        let bot = client.scope_api(
             "st-1",
             creds.clone(),
             budget.clone(),
@@ -371,7 +374,7 @@ mod tests {
             bot.url.as_str(),
             "https://bots.kore.ai/api/public/bot/st-1/getSessions"
         );
-        let account = client.sessions_api(
+        let account = client.scope_api(
             ACCOUNT_BOT_ID,
             creds,
             budget,

@@ -3,13 +3,13 @@
 //! bot's request budget is shared with getSessions (assumed, as the API does
 //! not say otherwise). Bot scopes only: the account scope has no such call.
 
-use super::client::{CallStats, SessionsApi};
+use super::client::{CallStats, KoreApi};
 use super::error::ApiError;
 use super::wire::{MessagesRequest, MessagesResponse};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-impl SessionsApi {
+impl KoreApi {
     /// One page of messages.
     pub async fn get_messages(
         &self,

@@ -24,6 +24,6 @@ pub mod wire;
 
 pub use auth::Credentials;
 pub use budget::RequestBudget;
-pub use client::{CallStats, ClientSettings, KoreClient, RetryPolicy, SessionsApi};
+pub use client::{CallStats, ClientSettings, KoreApi, KoreClient, RetryPolicy};
 pub use error::ApiError;
 pub use page_size::PageSize;

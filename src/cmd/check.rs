@@ -3,7 +3,7 @@
 //! warehouse, and the publication directories. (Configuration problems are
 //! reported before this runs.)
 
-use super::open_store;
+use super::{Invocation, Outcome, open_store};
 use crate::config::Config;
 use crate::model::{ACCOUNT_BOT_ID, Window};
 use crate::store::ParquetTarget;
@@ -32,8 +32,9 @@ impl Lines {
     }
 }
 
-/// `kore-sync check`. True if every line is OK.
-pub async fn check(config: Config) -> anyhow::Result<bool> {
+/// `kore-sync check`. Complete if every line is OK.
+pub async fn run(inv: &Invocation) -> anyhow::Result<Outcome> {
+    let config = inv.load()?;
     let mut out = Lines { ok: true };
     out.line(
         "configuration",
@@ -90,7 +91,7 @@ pub async fn check(config: Config) -> anyhow::Result<bool> {
             );
         }
     }
-    Ok(out.ok)
+    Ok(Outcome::of(out.ok))
 }
 
 /// Whether the warehouse's rows were written with the configuration's

@@ -10,7 +10,7 @@
 //! process. Passes and verifies never overlap (`schedule::drive` awaits
 //! each).
 
-use super::{log_warnings, open_store_to_write};
+use super::{Invocation, Outcome, log_warnings, open_store_to_write};
 use crate::config::Config;
 use crate::model::StreamKey;
 use crate::ops::health::{self, Health, StreamPassHealth};
@@ -27,9 +27,13 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
-/// `kore-sync run`.
-pub async fn run_daemon(config: Config, cancel: CancellationToken) -> anyhow::Result<()> {
-    Daemon::start(config, cancel).await?.serve().await
+/// `kore-sync run`: until shutdown; an error only when it cannot start.
+pub async fn run(inv: &Invocation) -> anyhow::Result<Outcome> {
+    Daemon::start(inv.load()?, inv.cancel.clone())
+        .await?
+        .serve()
+        .await?;
+    Ok(Outcome::Complete)
 }
 
 /// The daemon's long-lived parts.
@@ -204,7 +208,7 @@ impl Daemon {
                     "verify finished"
                 );
                 if written + gone > 0 {
-                    publish::after_pass(&ctx, &PassReport::default()).await;
+                    publish::publish_now(&ctx).await;
                 }
             }
             Err(e) => {

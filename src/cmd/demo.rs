@@ -1,9 +1,10 @@
-//! `kore-sync demo` and `kore-sync simulate`: the simulated Kore.ai API on
-//! loopback with two made-up bots, so kore-sync can be tried without
-//! credentials — synced into a warehouse (`demo`), or served alone with a
-//! config that points at it (`simulate`).
+//! `kore-sync demo`: the simulated Kore.ai API on loopback with two made-up
+//! bots, synced into a warehouse, so kore-sync can be tried without
+//! credentials; and the demo bots and their config, which `simulate` serves
+//! alone.
 
-use super::{open_context, render};
+use super::{Invocation, Outcome, open_context, render};
+use crate::cli::DemoArgs;
 use crate::config;
 use crate::sim::{SimApp, SimBot, SimSettings, Simulator, data};
 use crate::sync::{PassOptions, run_pass};
@@ -11,7 +12,6 @@ use anyhow::Context;
 use chrono::{DateTime, Duration, Utc};
 use std::net::SocketAddr;
 use std::path::Path;
-use tokio_util::sync::CancellationToken;
 
 /// The demo's two bots and their (public, made-up) app credentials.
 pub fn demo_bots() -> Vec<SimBot> {
@@ -85,7 +85,8 @@ pub fn demo_config_toml(base_url: &str, warehouse: &Path, start: DateTime<Utc>) 
 
 /// `kore-sync demo`: simulated API on loopback, 30 days of two bots, synced
 /// into `warehouse`, then a summary.
-pub async fn demo(warehouse: &Path, cancel: CancellationToken) -> anyhow::Result<bool> {
+pub async fn run(args: DemoArgs, inv: &Invocation) -> anyhow::Result<Outcome> {
+    let warehouse = args.warehouse.as_path();
     let days = 30;
     let sim = start_demo_simulator(SocketAddr::from(([127, 0, 0, 1], 0)), days, 42).await?;
     if warehouse.exists() {
@@ -109,7 +110,7 @@ pub async fn demo(warehouse: &Path, cancel: CancellationToken) -> anyhow::Result
     let config = config::from_toml(&toml).context("the demo configuration is invalid (a bug)")?;
     let ctx = open_context(&config).await?;
     let started = std::time::Instant::now();
-    let report = run_pass(&ctx, &PassOptions::manual(), &cancel).await?;
+    let report = run_pass(&ctx, &PassOptions::manual(), &inv.cancel).await?;
     let elapsed = started.elapsed();
     sim.stop();
     let requests: u32 = report.streams.iter().map(|s| s.requests).sum();
@@ -128,6 +129,10 @@ pub async fn demo(warehouse: &Path, cancel: CancellationToken) -> anyhow::Result
             println!("  {line}");
         }
     }
+    // The store is closed once the context is gone; its spill directory
+    // is empty then and would only clutter the user's directory.
+    drop(ctx);
+    crate::store::remove_empty_spill_dir(warehouse);
     let path = warehouse.display();
     println!(
         "\nOpen it:\n  duckdb {path} -c \"SELECT * FROM daily_containment ORDER BY day DESC LIMIT 10\"\n  \
@@ -138,31 +143,5 @@ pub async fn demo(warehouse: &Path, cancel: CancellationToken) -> anyhow::Result
         status.duckdb_version,
         crate::store::DEFAULT_STORAGE_VERSION
     );
-    Ok(report.all_succeeded())
-}
-
-/// `kore-sync simulate`: the simulated API alone, until Ctrl-C.
-pub async fn simulate(
-    listen: SocketAddr,
-    days: i64,
-    seed: u64,
-    cancel: CancellationToken,
-) -> anyhow::Result<()> {
-    let sim = start_demo_simulator(listen, days, seed).await?;
-    let warehouse = Path::new("kore-sim.duckdb");
-    println!(
-        "simulated Kore.ai Sessions API listening on {} ({days} days of sessions, seed {seed}).\n\
-         A config that syncs from it (save as kore-sync.toml):\n\n{}\n\
-         The account scope is available with client_id \"cs-demo-account\", client_secret \"demo-account-secret\".\n\
-         Stop with Ctrl-C.",
-        sim.base_url(),
-        demo_config_toml(
-            &sim.base_url(),
-            warehouse,
-            Utc::now() - Duration::days(days)
-        )
-    );
-    cancel.cancelled().await;
-    sim.stop();
-    Ok(())
+    Ok(Outcome::of(report.all_succeeded()))
 }

@@ -3,29 +3,15 @@
 //! refresh. Ids the API does not know are listed, and removed from the
 //! warehouse with `--prune`.
 
-use super::{open_context, require_configured};
-use crate::config::Config;
-use crate::sync::{FetchByIdRequest, PassReport, fetch_by_id, publish};
+use super::{Invocation, Outcome, open_context, require_configured};
+use crate::cli::FetchArgs;
+use crate::sync::{FetchByIdRequest, fetch_by_id, publish};
 use anyhow::bail;
-use tokio_util::sync::CancellationToken;
 
-/// What was asked on the command line.
-#[derive(Debug, Clone)]
-pub struct FetchArgs {
-    pub session_ids: Vec<String>,
-    pub call_id: Option<String>,
-    /// Which bot; may be left out when only one is configured.
-    pub bot: Option<String>,
-    pub prune: bool,
-}
-
-/// `kore-sync fetch`. True if every id was found (or pruned).
-pub async fn fetch(
-    config: Config,
-    args: FetchArgs,
-    cancel: CancellationToken,
-) -> anyhow::Result<bool> {
-    if args.session_ids.is_empty() && args.call_id.is_none() {
+/// `kore-sync fetch`. Complete if every id was found (or pruned).
+pub async fn run(args: FetchArgs, inv: &Invocation) -> anyhow::Result<Outcome> {
+    let config = inv.load()?;
+    if args.sessions.is_empty() && args.call_id.is_none() {
         bail!("nothing to fetch: give --session ID (repeatable) or --call-id ID");
     }
     let bot_id = match (&args.bot, config.scopes.as_slice()) {
@@ -39,11 +25,11 @@ pub async fn fetch(
     let ctx = open_context(&config).await?;
     let request = FetchByIdRequest {
         bot_id: bot_id.clone(),
-        session_ids: args.session_ids,
+        session_ids: args.sessions,
         call_id: args.call_id.clone(),
         prune: args.prune,
     };
-    let found = fetch_by_id(&ctx, &request, &cancel).await?;
+    let found = fetch_by_id(&ctx, &request, &inv.cancel).await?;
     if let Some(c) = &args.call_id {
         println!("call id {c}: fetched with the other sessions below");
     }
@@ -59,6 +45,6 @@ pub async fn fetch(
         };
         println!("unknown to the API: {id}{what}");
     }
-    publish::after_pass(&ctx, &PassReport::default()).await;
-    Ok(found.unknown.is_empty() || args.prune)
+    publish::publish_now(&ctx).await;
+    Ok(Outcome::of(found.unknown.is_empty() || args.prune))
 }

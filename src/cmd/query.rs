@@ -3,18 +3,27 @@
 //! arguments, runs them and exits; otherwise reads one statement per line
 //! from stdin and answers each, ending every answer with an empty line.
 
+use super::{Invocation, Outcome};
+use crate::cli::QueryArgs;
 use crate::store::ReadOnly;
 use anyhow::Context;
 use std::io::Write;
-use std::path::Path;
 
-/// `kore-sync query [--db PATH] [SQL…]`, against `path`.
-pub async fn query(path: &Path, sql: Vec<String>) -> anyhow::Result<()> {
-    let reader = ReadOnly::open(path)?;
+/// `kore-sync query [--db PATH] [SQL…]`: against `--db`, else the read
+/// copy, else the warehouse.
+pub async fn run(args: QueryArgs, inv: &Invocation) -> anyhow::Result<Outcome> {
+    let file = match args.db {
+        Some(db) => db,
+        None => {
+            let w = inv.warehouse(None)?;
+            w.publish.unwrap_or(w.path)
+        }
+    };
+    let (reader, sql) = (ReadOnly::open(&file)?, args.sql);
     let mut out = std::io::stdout().lock();
     if !sql.is_empty() {
         reader.print(&sql.join(" "), &mut out)?;
-        return Ok(());
+        return Ok(Outcome::Complete);
     }
     for line in std::io::stdin().lines() {
         let line = line.context("reading stdin")?;
@@ -27,5 +36,5 @@ pub async fn query(path: &Path, sql: Vec<String>) -> anyhow::Result<()> {
         writeln!(out)?;
         out.flush()?;
     }
-    Ok(())
+    Ok(Outcome::Complete)
 }

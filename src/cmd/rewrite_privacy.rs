@@ -6,12 +6,14 @@
 //! an id); the error says to start a fresh warehouse instead. A rewrite that
 //! was stopped before it wrote the file anew is finished by running it again.
 
+use super::{Invocation, Outcome};
 use crate::config::Config;
 use crate::sync::privacy::{RewriteOutcome, rewrite_privacy};
 use crate::sync::publish::Published;
 
-/// `kore-sync rewrite-privacy`.
-pub async fn rewrite(config: Config) -> anyhow::Result<bool> {
+/// `kore-sync rewrite-privacy`. Complete when every row is rewritten.
+pub async fn run(inv: &Invocation) -> anyhow::Result<Outcome> {
+    let config = inv.load()?;
     super::log_warnings(&config);
     let outcome = rewrite_privacy(&config.warehouse, &config.sync.privacy).await?;
     let published = match outcome {
@@ -20,7 +22,7 @@ pub async fn rewrite(config: Config) -> anyhow::Result<bool> {
                 "nothing to rewrite: the warehouse's rows are written with {}",
                 settings.describe()
             );
-            return Ok(true);
+            return Ok(Outcome::Complete);
         }
         RewriteOutcome::Finished { to, published } => {
             println!(
@@ -53,7 +55,7 @@ pub async fn rewrite(config: Config) -> anyhow::Result<bool> {
         "Copies made before now — backups, older object versions in a versioned bucket, BI \
          extracts — still hold the old values; replace or delete them."
     );
-    Ok(complete)
+    Ok(Outcome::of(complete))
 }
 
 /// Prints what was published again; false if a configured publication

@@ -3,19 +3,25 @@
 //! (unless `--dry-run`). Exit 0 when the warehouse ends equal (with
 //! `--dry-run`: when nothing differs), 1 otherwise.
 
-use super::{open_context, render, require_configured};
-use crate::config::Config;
-use crate::sync::{PassReport, VerifyOptions, publish, verify};
+use super::{Invocation, Outcome, date_flag, open_context, progress, render, require_configured};
+use crate::cli::VerifyArgs;
+use crate::sync::{VerifyOptions, publish, verify};
 use anyhow::bail;
-use tokio_util::sync::CancellationToken;
 
-/// `kore-sync verify`. True if the warehouse equals the API over the range.
-pub async fn verify_cmd(
-    config: Config,
-    opts: VerifyOptions,
-    json: bool,
-    cancel: CancellationToken,
-) -> anyhow::Result<bool> {
+/// `kore-sync verify`. Complete if the warehouse equals the API over the
+/// range.
+pub async fn run(args: VerifyArgs, inv: &Invocation) -> anyhow::Result<Outcome> {
+    let opts = VerifyOptions {
+        from: date_flag("--from", args.from.as_deref())?,
+        to: date_flag("--to", args.to.as_deref())?,
+        only_bot: args.bot,
+        dry_run: args.dry_run,
+        // Asked for explicitly: waits out the budget, no deadline.
+        max_budget_wait: None,
+        deadline: None,
+        observer: progress::terminal_observer(),
+    };
+    let config = inv.load()?;
     if let Some(b) = &opts.only_bot {
         require_configured(&config, b)?;
     }
@@ -25,8 +31,8 @@ pub async fn verify_cmd(
         bail!("--to ({to}) must be after --from ({from})");
     }
     let ctx = open_context(&config).await?;
-    let report = verify(&ctx, &opts, &cancel).await?;
-    if json {
+    let report = verify(&ctx, &opts, &inv.cancel).await?;
+    if args.json {
         println!(
             "{}",
             serde_json::to_string_pretty(&render::VerifyJson::new(&report))?
@@ -39,7 +45,7 @@ pub async fn verify_cmd(
         .iter()
         .any(|s| s.sessions_written + s.sessions_deleted + s.sessions_marked > 0);
     if changed {
-        publish::after_pass(&ctx, &PassReport::default()).await;
+        publish::publish_now(&ctx).await;
     }
-    Ok(report.all_equal())
+    Ok(Outcome::of(report.all_equal()))
 }

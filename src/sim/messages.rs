@@ -9,16 +9,17 @@
 //! narrows a request to those sessions. Rate limits (shared with
 //! getSessions), faults and the 7-day rule are the sessions endpoint's.
 
-use super::server::{RequestBody, admit, apply_fault, date_range, error, finish, next_fault};
-use super::{LoggedRequest, SimState};
+use super::auth::admit;
+use super::faults::{apply_fault, next_fault};
+use super::http::{DatesAsked, Refusal, date_range, finish};
+use super::{LoggedRequest, Shared, SimState};
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Duration, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use std::sync::{Arc, Mutex};
 
 #[derive(Debug, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
@@ -36,7 +37,7 @@ struct MessagesBody {
 pub const V1_MAX_PAGE: usize = 100;
 
 /// The conversation history routes: v2, and v1 with its 100-message page.
-pub(super) fn routes() -> axum::Router<Arc<Mutex<SimState>>> {
+pub(super) fn routes() -> axum::Router<Shared> {
     axum::Router::new()
         .route(
             "/api/public/bot/{bot_id}/getMessagesV2",
@@ -50,7 +51,7 @@ pub(super) fn routes() -> axum::Router<Arc<Mutex<SimState>>> {
 
 /// `POST /api/public/bot/{bot_id}/getMessagesV2`.
 async fn get_messages_v2(
-    state: State<Arc<Mutex<SimState>>>,
+    state: State<Shared>,
     bot_id: Path<String>,
     headers: HeaderMap,
     body: Bytes,
@@ -61,7 +62,7 @@ async fn get_messages_v2(
 /// `POST /api/public/bot/{bot_id}/getMessages`: the same history, at most
 /// [`V1_MAX_PAGE`] a page.
 async fn get_messages_v1(
-    state: State<Arc<Mutex<SimState>>>,
+    state: State<Shared>,
     bot_id: Path<String>,
     headers: HeaderMap,
     body: Bytes,
@@ -78,7 +79,7 @@ async fn get_messages_v1(
 /// Either version; `resource` labels the log, `page_cap` bounds a page below
 /// the simulator's own limit.
 async fn get_messages(
-    State(state): State<Arc<Mutex<SimState>>>,
+    State(state): State<Shared>,
     Path(bot_id): Path<String>,
     (headers, body): (HeaderMap, Bytes),
     (resource, page_cap): (&'static str, Option<usize>),
@@ -94,9 +95,7 @@ async fn get_messages(
         &mut log,
         fault.as_ref(),
     );
-    log.status = response.status().as_u16();
-    st.log.push(log);
-    st.answered.send_modify(|n| *n += 1);
+    st.record(log, &response);
     response
 }
 
@@ -108,16 +107,18 @@ fn answer(
     fault: Option<&super::Fault>,
 ) -> Response {
     if !st.settings.bots.iter().any(|b| b.id == bot_id) {
-        return error(StatusCode::NOT_FOUND, &format!("Bot {bot_id} not found"));
+        return Refusal::new(StatusCode::NOT_FOUND, format!("Bot {bot_id} not found"))
+            .into_response();
     }
-    if let Err(resp) = admit(st, bot_id, headers) {
-        return resp;
+    if let Err(refusal) = admit(st, bot_id, headers) {
+        return refusal.into_response();
     }
     if st.settings.deny_chat_history.iter().any(|b| b == bot_id) {
-        return error(
+        return Refusal::new(
             StatusCode::FORBIDDEN,
             "The app is not authorized to access this API (Chat History scope)",
-        );
+        )
+        .into_response();
     }
     if let Some(resp) = apply_fault(st, fault) {
         return resp;
@@ -127,17 +128,18 @@ fn answer(
     } else {
         match serde_json::from_slice(body) {
             Ok(b) => b,
-            Err(e) => return error(StatusCode::BAD_REQUEST, &format!("Invalid JSON body: {e}")),
+            Err(e) => {
+                return Refusal::bad_request(format!("Invalid JSON body: {e}")).into_response();
+            }
         }
     };
-    let range = RequestBody {
-        date_from: body.date_from.clone(),
-        date_to: body.date_to.clone(),
-        ..RequestBody::default()
+    let dates = DatesAsked {
+        from: body.date_from.as_deref(),
+        to: body.date_to.as_deref(),
     };
-    let (from, to) = match date_range(&range, log) {
+    let (from, to) = match date_range(dates, log) {
         Ok(r) => r,
-        Err(resp) => return resp,
+        Err(refusal) => return refusal.into_response(),
     };
     let channel = body.channel_type.clone().unwrap_or_else(|| "rtm".into());
     log.channel_type = body.channel_type;
@@ -184,7 +186,8 @@ fn answer(
     )
 }
 
-fn created_on(m: &Value) -> DateTime<Utc> {
+/// When a message was created (the earliest time if it says nothing).
+pub(super) fn created_on(m: &Value) -> DateTime<Utc> {
     m["createdOn"]
         .as_str()
         .and_then(|s| DateTime::parse_from_rfc3339(s).ok())

@@ -9,10 +9,25 @@
 //!
 //! Tests drive it through [`Simulator`]: change records (`upsert`, `modify`,
 //! `remove`), queue faults, and read the request log.
+//!
+//! The files mirror `api/`: one per endpoint family (`sessions`, `messages`,
+//! `bots`), plus who may call (`auth`), the rate limit (`limits`), injected
+//! faults (`faults`), what every answer shares (`http`), the switches
+//! (`settings`) and the records (`data`, `synthetic`).
 
+mod auth;
+mod bots;
 pub mod data;
+mod faults;
+mod http;
+mod limits;
 mod messages;
-mod server;
+mod sessions;
+mod settings;
+mod synthetic;
+
+pub use settings::{Fault, SimApp, SimBot, SimSettings};
+pub use synthetic::Synthetic;
 
 use chrono::{DateTime, Utc};
 use rand::SeedableRng;
@@ -21,263 +36,8 @@ use serde_json::Value;
 use std::collections::{HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-
-/// One JWT app the simulator accepts.
-#[derive(Debug, Clone)]
-pub struct SimApp {
-    pub client_id: String,
-    pub client_secret: String,
-}
-
-/// One simulated bot and the app allowed to read it.
-#[derive(Debug, Clone)]
-pub struct SimBot {
-    pub id: String,
-    pub app: SimApp,
-}
-
-/// A fault to inject into one answer.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Fault {
-    /// An error status with a JSON error body.
-    Status(u16),
-    /// A 502 with an HTML page, as gateways send.
-    HtmlBadGateway,
-    /// 429, with or without Retry-After (seconds).
-    RateLimited { retry_after: Option<u64> },
-    /// The connection drops halfway through the body.
-    DropConnection,
-    /// A 200 whose JSON body is cut short.
-    TruncatedBody,
-    /// The answer comes after this delay.
-    Slow(Duration),
-    /// Not a fault: this record is added (or replaced) just before the
-    /// request is answered, as if it landed while a window was being paged.
-    UpsertFirst(Value),
-    /// Not a fault: this session is deleted just before the request is answered.
-    RemoveFirst(String),
-}
-
-/// The simulator's switches.
-#[derive(Debug, Clone)]
-pub struct SimSettings {
-    pub bots: Vec<SimBot>,
-    /// The Admin Console app for the account-wide endpoint, if any.
-    pub account_app: Option<SimApp>,
-    /// Largest page the server returns, whatever `limit` asks for.
-    pub max_page_size: usize,
-    /// Largest page of messages getMessagesV2 returns (the API: 10,000).
-    pub max_messages_page: usize,
-    /// Bots whose apps lack the Chat History scope: getMessagesV2 answers 403.
-    pub deny_chat_history: Vec<String>,
-    /// Answer 400 to a `limit` above this, instead of clamping.
-    pub refuse_limit_above: Option<usize>,
-    /// `limit` when the request has none.
-    pub default_page_size: usize,
-    /// Refuse `skip` beyond this with a 400.
-    pub max_skip: Option<u64>,
-    /// Whether a session starting exactly at `dateTo` is included.
-    pub date_to_inclusive: bool,
-    /// Refuse tokens without a `jti`, and replayed ones.
-    pub enforce_jti: bool,
-    /// Per-bot (and per-account) limits as (per minute, per hour); None = off.
-    pub rate_limit: Option<(u32, u32)>,
-    /// Share of requests, 0.0–1.0, that get a random fault.
-    pub fault_rate: f64,
-    /// How long a random `Fault::Slow` takes (set it above the client's timeout).
-    pub slow_fault: Duration,
-    /// Added to every answer, to make passes long enough to interrupt.
-    pub latency: Duration,
-    /// Generate each bot's sessions on demand instead of storing them, for
-    /// benchmarks with millions of sessions (bot scope only).
-    pub synthetic: Option<Synthetic>,
-    pub seed: u64,
-}
-
-impl Default for SimSettings {
-    fn default() -> Self {
-        SimSettings {
-            bots: Vec::new(),
-            account_app: None,
-            max_page_size: 100,
-            max_messages_page: 10_000,
-            deny_chat_history: Vec::new(),
-            default_page_size: 100,
-            refuse_limit_above: None,
-            max_skip: None,
-            date_to_inclusive: true,
-            enforce_jti: false,
-            rate_limit: None,
-            fault_rate: 0.0,
-            slow_fault: Duration::from_secs(3),
-            latency: Duration::ZERO,
-            synthetic: None,
-            seed: 1,
-        }
-    }
-}
-
-/// On-demand sessions: `per_bot` per bot, evenly spread over `[from, to)`.
-/// Session `i` of a bot is a pure function of (seed, bot, i), so nothing is
-/// stored and a page costs only the records on it.
-#[derive(Debug, Clone)]
-pub struct Synthetic {
-    pub per_bot: u64,
-    pub from: DateTime<Utc>,
-    pub to: DateTime<Utc>,
-}
-
-impl Synthetic {
-    /// Start time of session `i`, in milliseconds; non-decreasing in `i`.
-    pub fn start_ms(&self, i: u64) -> i64 {
-        let span = (self.to - self.from).num_milliseconds().max(1) as i128;
-        self.from.timestamp_millis()
-            + (i128::from(i) * span / i128::from(self.per_bot.max(1))) as i64
-    }
-
-    /// The first index whose start is at or after `t_ms` (or after it, with `strictly_after`).
-    pub fn first_index_at(&self, t_ms: i64, strictly_after: bool) -> u64 {
-        let (mut lo, mut hi) = (0u64, self.per_bot);
-        while lo < hi {
-            let mid = lo + (hi - lo) / 2;
-            let s = self.start_ms(mid);
-            if s < t_ms || (strictly_after && s == t_ms) {
-                lo = mid + 1;
-            } else {
-                hi = mid;
-            }
-        }
-        lo
-    }
-
-    /// The containment type of session `i` of `bot`, without building it.
-    ///
-    /// Indices come in blocks of [`BLOCK`]; each block holds exactly 13
-    /// self-service, 4 drop-off and 3 agent sessions (65/20/15 %), rotated
-    /// by a hash of the block, so a window's count per type is arithmetic
-    /// and a page costs only the records on it (see [`Synthetic::count`]).
-    pub fn containment(seed: u64, bot: &str, i: u64) -> &'static str {
-        let block = i / BLOCK;
-        let rotation =
-            mix(seed ^ bot_hash(bot) ^ block.wrapping_mul(0x9E37_79B9_7F4A_7C15)) % BLOCK;
-        match (i % BLOCK + rotation) % BLOCK {
-            0..13 => "selfService",
-            13..17 => "dropOff",
-            _ => "agent",
-        }
-    }
-
-    /// How many of the indices in `lo..hi` have containment type `ct`
-    /// (all of them when `ct` is `None`), in O(1) block steps.
-    pub fn count(seed: u64, bot: &str, ct: Option<&str>, lo: u64, hi: u64) -> u64 {
-        let Some(ct) = ct else {
-            return hi.saturating_sub(lo);
-        };
-        if hi <= lo {
-            return 0;
-        }
-        let matches = |a: u64, b: u64| {
-            (a..b)
-                .filter(|i| Self::containment(seed, bot, *i) == ct)
-                .count() as u64
-        };
-        // Every block holds the same mix, so block 0 tells how many.
-        let per_block = matches(0, BLOCK);
-        let first_full = lo.div_ceil(BLOCK) * BLOCK;
-        let last_full = hi / BLOCK * BLOCK;
-        if first_full >= last_full {
-            return matches(lo, hi);
-        }
-        matches(lo, first_full)
-            + (last_full - first_full) / BLOCK * per_block
-            + matches(last_full, hi)
-    }
-
-    /// The indices of a newest-first page: those in `lo..hi` with type `ct`,
-    /// from the highest down, skipping `skip` and taking up to `limit`.
-    /// Whole blocks are skipped arithmetically, so the cost is the page's.
-    pub fn page(
-        seed: u64,
-        bot: &str,
-        ct: Option<&str>,
-        (lo, hi): (u64, u64),
-        skip: u64,
-        limit: usize,
-    ) -> Vec<u64> {
-        // Find the highest index `top` such that `skip` matches lie in `top..hi`.
-        let mut top = hi;
-        let mut to_skip = skip;
-        while top > lo && to_skip > 0 {
-            let block_start = ((top - 1) / BLOCK * BLOCK).max(lo);
-            let n = Self::count(seed, bot, ct, block_start, top);
-            if n <= to_skip {
-                to_skip -= n;
-                top = block_start;
-            } else {
-                // The skip ends inside this block: walk it one by one.
-                while to_skip > 0 {
-                    top -= 1;
-                    if ct.is_none_or(|c| Self::containment(seed, bot, top) == c) {
-                        to_skip -= 1;
-                    }
-                }
-            }
-        }
-        (lo..top)
-            .rev()
-            .filter(|i| ct.is_none_or(|c| Self::containment(seed, bot, *i) == c))
-            .take(limit)
-            .collect()
-    }
-
-    /// Session `i` of `bot` as the API would send it, appended to `out` as
-    /// JSON text (no `Value` is built: the benchmark serves millions).
-    pub fn write_record(&self, seed: u64, bot: &str, i: u64, out: &mut String) {
-        let mut rng = StdRng::seed_from_u64(mix(seed ^ bot_hash(bot) ^ i));
-        let start = DateTime::from_timestamp_millis(self.start_ms(i)).expect("in range");
-        let users = [format!("u-{:08x}", mix(i) % 5000)];
-        // Shaped like Kore.ai's ids (MongoDB ObjectIds): creation time in
-        // seconds first, so ids sort by start time as real ones do.
-        let session_id = format!(
-            "{:08x}{:08x}{:08x}",
-            start.timestamp() as u32,
-            bot_hash(bot) as u32,
-            i as u32
-        );
-        let overrides = data::Overrides {
-            session_id: &session_id,
-            containment_type: Self::containment(seed, bot, i),
-        };
-        data::write_session(
-            &mut rng,
-            bot,
-            start,
-            self.to + chrono::Duration::days(1),
-            &users,
-            Some(&overrides),
-            out,
-        );
-    }
-}
-
-/// Indices per containment block (see [`Synthetic::containment`]).
-const BLOCK: u64 = 20;
-
-fn bot_hash(bot: &str) -> u64 {
-    bot.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    })
-}
-
-/// splitmix64's finaliser: a cheap, well-mixed hash of a counter.
-fn mix(mut z: u64) -> u64 {
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
 
 /// One request as the simulator saw it.
 #[derive(Debug, Clone, PartialEq)]
@@ -372,7 +132,17 @@ pub(crate) struct SimState {
     answered: tokio::sync::watch::Sender<usize>,
 }
 
+/// The state every handler shares, behind one lock.
+type Shared = Arc<Mutex<SimState>>;
+
 impl SimState {
+    /// Logs an answered request and wakes those awaiting a request count.
+    fn record(&mut self, mut log: LoggedRequest, response: &axum::response::Response) {
+        log.status = response.status().as_u16();
+        self.log.push(log);
+        self.answered.send_modify(|n| *n += 1);
+    }
+
     fn sort(&mut self) {
         self.records.sort_by(|a, b| {
             b.start
@@ -414,8 +184,9 @@ impl Simulator {
         let listener = TcpListener::bind(listen).await?;
         let addr = listener.local_addr()?;
         let shutdown = CancellationToken::new();
-        let app = server::routes()
+        let app = sessions::routes()
             .merge(messages::routes())
+            .route("/api/public/bots", axum::routing::get(bots::list_bots))
             .with_state(state.clone());
         let stop = shutdown.clone();
         tokio::spawn(async move {
@@ -478,6 +249,20 @@ impl Simulator {
         }
     }
 
+    /// When each message was created (milliseconds), by channel: what a
+    /// benchmark needs to count the fewest requests that read them.
+    pub fn message_times_by_channel(&self) -> std::collections::BTreeMap<String, Vec<i64>> {
+        let mut per_channel: std::collections::BTreeMap<String, Vec<i64>> = Default::default();
+        self.for_each_message(|m| {
+            let at = messages::created_on(m).timestamp_millis();
+            per_channel
+                .entry(m["chnl"].as_str().unwrap_or_default().to_owned())
+                .or_default()
+                .push(at);
+        });
+        per_channel
+    }
+
     /// Adds a record, or replaces the one with the same sessionId.
     pub fn upsert(&self, record: Value) {
         let rec = SimRecord::from_value(record);
@@ -506,6 +291,16 @@ impl Simulator {
         let before = st.records.len();
         st.records.retain(|r| r.session_id != session_id);
         st.records.len() != before
+    }
+
+    /// Adds a closed session of `bot` with id `id`, started at `at`.
+    pub fn add_session(&self, bot: &str, id: &str, at: DateTime<Utc>) {
+        let mut rng = StdRng::seed_from_u64(1);
+        let users = ["bench-user@example.com".to_owned()];
+        let mut rec = data::make_session(&mut rng, bot, at, Utc::now(), &users);
+        rec["sessionId"] = Value::from(id);
+        rec["sessionStatus"] = Value::from("closed");
+        self.upsert(rec);
     }
 
     /// Late arrivals: lists `n` closed sessions of `bot` that started between
@@ -576,40 +371,5 @@ impl Simulator {
     pub async fn wait_for_requests(&self, n: usize) {
         let mut rx = self.lock().answered.subscribe();
         let _ = rx.wait_for(|count| *count >= n).await;
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::Synthetic;
-    use proptest::prelude::*;
-
-    const TYPES: [Option<&str>; 4] = [None, Some("selfService"), Some("dropOff"), Some("agent")];
-
-    proptest! {
-        // The arithmetic count and page equal the brute-force walk over the
-        // window, so the bench's pages are what a stored list would give.
-        #[test]
-        fn synthetic_count_and_page_match_a_walk(
-            lo in 0u64..200, len in 0u64..200, t in 0usize..4, skip in 0u64..120, limit in 1usize..50,
-        ) {
-            let (hi, ct) = (lo + len, TYPES[t]);
-            let walk: Vec<u64> = (lo..hi)
-                .rev()
-                .filter(|i| ct.is_none_or(|c| Synthetic::containment(7, "st-x", *i) == c))
-                .collect();
-            prop_assert_eq!(Synthetic::count(7, "st-x", ct, lo, hi), walk.len() as u64);
-            let want: Vec<u64> = walk.iter().copied().skip(skip as usize).take(limit).collect();
-            prop_assert_eq!(Synthetic::page(7, "st-x", ct, (lo, hi), skip, limit), want);
-        }
-    }
-
-    #[test]
-    fn synthetic_containment_shares_are_65_20_15() {
-        let n = |ct| Synthetic::count(7, "st-x", Some(ct), 0, 2_000);
-        assert_eq!(
-            (n("selfService"), n("dropOff"), n("agent")),
-            (1_300, 400, 300)
-        );
     }
 }

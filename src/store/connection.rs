@@ -2,7 +2,7 @@
 //! group size, bounded memory, migrated, staging tables ready) and the
 //! read-only connection behind `kore-sync query`.
 
-use super::error::{QueryContext, StoreError};
+use super::error::{QueryContext, StorageProblem, StoreError};
 use super::sql::lit;
 use duckdb::Connection;
 use std::path::{Path, PathBuf};
@@ -43,6 +43,12 @@ fn open_error(path: &Path, source: duckdb::Error) -> StoreError {
         StoreError::Locked {
             path: path.to_owned(),
             detail,
+        }
+    } else if let Some(problem) = StorageProblem::in_text(&detail) {
+        StoreError::Storage {
+            doing: "opening the warehouse",
+            problem,
+            path: Some(path.to_owned()),
         }
     } else {
         StoreError::Open {
@@ -125,6 +131,14 @@ fn restrict(path: &Path, mode: u32) -> Result<(), StoreError> {
             .map_err(|e| io("creating the spill directory", &spill, e))?;
     }
     super::set_mode(&spill, 0o700).map_err(|e| io("restricting the spill directory", &spill, e))
+}
+
+/// Removes the warehouse's spill directory if nothing is in it, for
+/// commands that leave no trace in the user's directory (`demo`). Call it
+/// once the store is closed.
+pub fn remove_empty_spill_dir(warehouse: &Path) {
+    // Fails, harmlessly, when the directory holds files or is gone.
+    let _ = std::fs::remove_dir(spill_dir(warehouse));
 }
 
 fn spill_dir(path: &Path) -> PathBuf {

@@ -1,6 +1,9 @@
-//! Errors of the store layer.
+//! Errors of the store layer. A file system that refuses a write (full,
+//! read-only, permission denied) is recognised wherever the store or
+//! publishing writes — in DuckDB's answers and in file operations alike —
+//! and told in plain words as [`StoreError::Storage`].
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -30,6 +33,21 @@ pub enum StoreError {
         name: &'static str,
         #[source]
         source: duckdb::Error,
+    },
+    /// The file system refused a write; what was being written was rolled
+    /// back (a transaction, or a file not yet renamed into place).
+    #[error(
+        "{} while {doing}: could not write {}. Nothing was lost: what was being written was rolled back, \
+         and the warehouse and the published copies hold what they held before. {}",
+        problem.what(),
+        path.as_deref().map_or("a file of the warehouse".to_owned(), |p| p.display().to_string()),
+        problem.fix()
+    )]
+    Storage {
+        doing: &'static str,
+        problem: StorageProblem,
+        /// The file the write was for, when the error names it.
+        path: Option<PathBuf>,
     },
     #[error("warehouse query failed while {doing}: {source}")]
     Query {
@@ -107,12 +125,104 @@ impl StoreError {
     }
 }
 
+/// A write the file system refused, for a reason the operator can fix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StorageProblem {
+    NoSpace,
+    PermissionDenied,
+    ReadOnly,
+}
+
+impl StorageProblem {
+    /// Recognises the problem in an error's text (DuckDB passes the
+    /// operating system's words on, e.g. `No space left on device`).
+    pub fn in_text(text: &str) -> Option<Self> {
+        let text = text.to_ascii_lowercase();
+        if text.contains("no space left on device") || text.contains("disk quota exceeded") {
+            Some(StorageProblem::NoSpace)
+        } else if text.contains("read-only file system") {
+            Some(StorageProblem::ReadOnly)
+        } else if text.contains("permission denied") || text.contains("operation not permitted") {
+            Some(StorageProblem::PermissionDenied)
+        } else {
+            None
+        }
+    }
+
+    /// Recognises the problem in a file operation's error.
+    pub fn of_io(e: &std::io::Error) -> Option<Self> {
+        match e.kind() {
+            std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded => {
+                Some(StorageProblem::NoSpace)
+            }
+            std::io::ErrorKind::ReadOnlyFilesystem => Some(StorageProblem::ReadOnly),
+            std::io::ErrorKind::PermissionDenied => Some(StorageProblem::PermissionDenied),
+            _ => StorageProblem::in_text(&e.to_string()),
+        }
+    }
+
+    /// What happened, in plain words.
+    fn what(self) -> &'static str {
+        match self {
+            StorageProblem::NoSpace => "the disk is full",
+            StorageProblem::PermissionDenied => "permission was denied",
+            StorageProblem::ReadOnly => "the file system is read-only",
+        }
+    }
+
+    /// What to do about it.
+    fn fix(self) -> &'static str {
+        match self {
+            StorageProblem::NoSpace => {
+                "Free space on that file system (the warehouse also needs room for its write-ahead log \
+                 and its spill directory <warehouse>.tmp/), or move warehouse.path to a larger one, then run kore-sync again."
+            }
+            StorageProblem::PermissionDenied => {
+                "Give the user kore-sync runs as write access to that file and its directory \
+                 (under systemd: the unit's User= and StateDirectory=), then run kore-sync again."
+            }
+            StorageProblem::ReadOnly => {
+                "Remount that file system read-write, or move warehouse.path (and warehouse.publish) to a writable one \
+                 (under systemd: ProtectSystem= makes most of / read-only; use StateDirectory=), then run kore-sync again."
+            }
+        }
+    }
+}
+
+/// The file a DuckDB error names (its first double-quoted text), if any.
+fn quoted_path(text: &str) -> Option<PathBuf> {
+    let start = text.find('"')? + 1;
+    let len = text[start..].find('"')?;
+    Some(PathBuf::from(&text[start..start + len]))
+}
+
+/// A DuckDB failure while `doing`: a refused write in plain words, else
+/// the query's error.
+pub(super) fn query_err(doing: &'static str, source: duckdb::Error) -> StoreError {
+    let text = source.to_string();
+    match StorageProblem::in_text(&text) {
+        Some(problem) => StoreError::Storage {
+            doing,
+            problem,
+            path: quoted_path(&text),
+        },
+        None => StoreError::Query { doing, source },
+    }
+}
+
 /// A file operation of publishing that failed, with the file.
-pub(super) fn io_err(doing: &'static str, path: &std::path::Path, e: std::io::Error) -> StoreError {
-    StoreError::Publish {
-        doing,
-        path: path.to_owned(),
-        source: e,
+pub(super) fn io_err(doing: &'static str, path: &Path, e: std::io::Error) -> StoreError {
+    match StorageProblem::of_io(&e) {
+        Some(problem) => StoreError::Storage {
+            doing,
+            problem,
+            path: Some(path.to_owned()),
+        },
+        None => StoreError::Publish {
+            doing,
+            path: path.to_owned(),
+            source: e,
+        },
     }
 }
 
@@ -122,6 +232,60 @@ pub(crate) trait QueryContext<T> {
 
 impl<T> QueryContext<T> for Result<T, duckdb::Error> {
     fn doing(self, doing: &'static str) -> Result<T, StoreError> {
-        self.map_err(|source| StoreError::Query { doing, source })
+        self.map_err(|source| query_err(doing, source))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_disk_in_duckdbs_words_is_told_plainly_with_its_file() {
+        let duckdb = "IO Error: Could not write file \"/var/lib/kore-sync/kore.duckdb.wal\": \
+                      No space left on device\n\nError code 1: Unknown error code";
+        let problem = StorageProblem::in_text(duckdb);
+        assert_eq!(problem, Some(StorageProblem::NoSpace));
+        let e = StoreError::Storage {
+            doing: "storing sessions",
+            problem: StorageProblem::NoSpace,
+            path: quoted_path(duckdb),
+        };
+        let text = e.to_string();
+        assert!(text.starts_with("the disk is full while storing sessions: could not write /var/lib/kore-sync/kore.duckdb.wal."), "{text}");
+        assert!(text.contains("Nothing was lost"), "{text}");
+        assert!(text.contains("Free space"), "{text}");
+        assert!(!text.contains("Error code"), "{text}");
+    }
+
+    #[test]
+    fn permission_and_read_only_are_recognised_in_text_and_io_errors() {
+        use std::io::{Error, ErrorKind};
+        assert_eq!(
+            StorageProblem::in_text("Cannot open file \"/x\": Permission denied"),
+            Some(StorageProblem::PermissionDenied)
+        );
+        assert_eq!(
+            StorageProblem::in_text("Could not write file \"/x\": Read-only file system"),
+            Some(StorageProblem::ReadOnly)
+        );
+        assert_eq!(
+            StorageProblem::of_io(&Error::from(ErrorKind::ReadOnlyFilesystem)),
+            Some(StorageProblem::ReadOnly)
+        );
+        assert_eq!(
+            StorageProblem::of_io(&Error::from_raw_os_error(28)),
+            Some(StorageProblem::NoSpace)
+        );
+        assert_eq!(
+            StorageProblem::in_text("Catalog Error: no such table"),
+            None
+        );
+        let e = io_err(
+            "renaming the read copy",
+            Path::new("/srv/read.duckdb"),
+            Error::from(ErrorKind::PermissionDenied),
+        );
+        assert!(e.to_string().starts_with("permission was denied while renaming the read copy: could not write /srv/read.duckdb."), "{e}");
     }
 }

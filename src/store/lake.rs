@@ -11,7 +11,7 @@
 //! secrets) are never printed; `Debug` and `Display` show the URL and the
 //! option names only.
 
-use super::error::{StoreError, io_err};
+use super::error::{StorageProblem, StoreError, io_err};
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt, ObjectStoreScheme, PutPayload, RetryConfig};
 use std::fmt;
@@ -93,10 +93,19 @@ pub(super) enum Sink {
 }
 
 fn lake_err(doing: &'static str, target: &str, e: impl fmt::Display) -> StoreError {
+    let detail = e.to_string();
+    // A local directory (or the staging one) that refuses the write.
+    if let Some(problem) = StorageProblem::in_text(&detail) {
+        return StoreError::Storage {
+            doing,
+            problem,
+            path: Some(PathBuf::from(target)),
+        };
+    }
     StoreError::Lake {
         doing,
         target: target.to_owned(),
-        detail: e.to_string(),
+        detail,
     }
 }
 

@@ -5,7 +5,7 @@
 //! Architecture invariant: a migration, once released, never changes; a
 //! change to the schema is a new numbered file.
 
-use super::error::StoreError;
+use super::error::{StorageProblem, StoreError, query_err};
 use duckdb::Connection;
 use std::path::Path;
 
@@ -63,10 +63,7 @@ const fn migration(version: i64, name: &'static str, sql: &'static str) -> Migra
 
 /// Applies every migration newer than the warehouse's version.
 pub fn apply(conn: &Connection, path: &Path) -> Result<(), StoreError> {
-    let err = |source| StoreError::Query {
-        doing: "reading schema_migrations",
-        source,
-    };
+    let err = |source| query_err("reading schema_migrations", source);
     conn.execute_batch(
         "CREATE TABLE IF NOT EXISTS schema_migrations (
              version INTEGER PRIMARY KEY, name VARCHAR NOT NULL, applied_at TIMESTAMPTZ NOT NULL)",
@@ -88,10 +85,15 @@ pub fn apply(conn: &Connection, path: &Path) -> Result<(), StoreError> {
         });
     }
     for m in MIGRATIONS.iter().filter(|m| m.version > current) {
-        let merr = |source| StoreError::Migration {
-            version: m.version,
-            name: m.name,
-            source,
+        let merr = |source: duckdb::Error| {
+            if StorageProblem::in_text(&source.to_string()).is_some() {
+                return query_err("applying a migration", source);
+            }
+            StoreError::Migration {
+                version: m.version,
+                name: m.name,
+                source,
+            }
         };
         conn.execute_batch("BEGIN TRANSACTION").map_err(merr)?;
         let applied = conn.execute_batch(m.sql).and_then(|()| {

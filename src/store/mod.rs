@@ -31,8 +31,8 @@ mod upsert;
 
 pub use bots::BotSource;
 pub use commit::{Advance, Gone};
-pub use connection::ReadOnly;
-pub use error::StoreError;
+pub use connection::{ReadOnly, remove_empty_spill_dir};
+pub use error::{StorageProblem, StoreError};
 pub use lake::{ObjectTarget, ParquetTarget, UploadRetry, is_object_url};
 pub use privacy::{
     RecordRewrite, Rewritten, StoredPrivacy, finish_rewrite, looser_fix, mixing_error,

@@ -74,13 +74,24 @@ pub(super) fn stored(conn: &Connection) -> Result<Option<StoredPrivacy>, StoreEr
     Ok(Some(stored))
 }
 
-/// Records `settings` as those the rows are written with; `file_pending`:
-/// the file is still to be written anew.
+/// Whether the database file still holds pages from before a rewrite.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FileState {
+    /// Nothing to do: no row was rewritten, or the file was written anew.
+    Current,
+    /// Rows were rewritten; the file must be written anew before any writer
+    /// may use it (a database file keeps freed pages).
+    ToWriteAnew,
+}
+
+/// Records `settings` as those the rows are written with, and whether the
+/// file is still to be written anew.
 fn record(
     conn: &Connection,
-    (settings, file_pending): (&PrivacyRecord, bool),
+    (settings, file): (&PrivacyRecord, FileState),
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
+    let file_pending = file == FileState::ToWriteAnew;
     let json = |v: &Vec<String>| serde_json::to_string(v).expect("strings serialize");
     conn.execute(
         "INSERT OR REPLACE INTO privacy_settings
@@ -107,7 +118,7 @@ pub(super) fn check(
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
     match stored(conn)? {
-        None => record(conn, (wanted, false), now),
+        None => record(conn, (wanted, FileState::Current), now),
         Some(stored) => mixing_error(path, &stored, wanted).map_or(Ok(()), Err),
     }
 }
@@ -195,7 +206,7 @@ pub fn rewrite_privacy(
              SELECT DISTINCT CAST(make_timestamp(epoch_us(created_on)) AS DATE) FROM messages;",
     )
     .doing("marking every day for the Parquet export")?;
-    record(&tx, (wanted, true), now)?;
+    record(&tx, (wanted, FileState::ToWriteAnew), now)?;
     tx.commit().doing("committing the rewrite")?;
     publish::refresh_tags_wide(&conn)?;
     write_file_anew(conn, settings)?;

@@ -11,7 +11,7 @@
 //! `warehouse.publish_interval`.
 
 use super::error::{QueryContext, StoreError, io_err};
-use super::sql::{from_micros, ident, lit, ts};
+use super::sql::{count_rows, from_micros, ident, lit, ts};
 use chrono::{DateTime, Utc};
 use duckdb::{Connection, OptionalExt, params};
 use std::path::{Path, PathBuf};
@@ -57,9 +57,7 @@ pub(super) fn record_publication(
     target: &str,
     now: DateTime<Utc>,
 ) -> Result<i64, StoreError> {
-    let n: i64 = conn
-        .query_row("SELECT count(*) FROM sessions", [], |r| r.get(0))
-        .doing("counting sessions")?;
+    let n = count_rows(conn, "SELECT count(*) FROM sessions")?;
     conn.execute(
         "INSERT INTO publications (kind, target, published_at, n_sessions, storage_version)
          VALUES (?, ?, CAST(? AS TIMESTAMPTZ), ?, ?)

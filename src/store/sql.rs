@@ -1,7 +1,16 @@
-//! Small helpers for writing SQL text: quoting literals and identifiers, and
-//! moving instants in and out of DuckDB without its ICU extension.
+//! Small helpers for writing SQL text: quoting literals and identifiers,
+//! moving instants in and out of DuckDB without its ICU extension, and
+//! counting rows.
 
+use super::error::{QueryContext, StoreError};
 use chrono::{DateTime, Utc};
+use duckdb::Connection;
+
+/// The one number a `SELECT count(*) …` answers.
+pub(super) fn count_rows(conn: &Connection, sql: &str) -> Result<i64, StoreError> {
+    conn.query_row(sql, [], |r| r.get::<_, i64>(0))
+        .doing("counting rows")
+}
 
 /// Quotes a string as an SQL literal.
 pub(super) fn lit(s: &str) -> String {

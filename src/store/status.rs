@@ -2,15 +2,12 @@
 //! run, and when the read copy and the Parquet export were last published.
 
 use super::error::{QueryContext, StoreError};
-use super::sql::from_micros;
+use super::sql::{count_rows, from_micros};
 use super::{Publication, StatusReport, StreamStatus};
 use duckdb::Connection;
 
 pub(super) fn status(conn: &Connection) -> Result<StatusReport, StoreError> {
-    let count = |sql: &str| {
-        conn.query_row(sql, [], |r| r.get::<_, i64>(0))
-            .doing("counting rows")
-    };
+    let count = |sql: &str| count_rows(conn, sql);
     let n_sessions = count("SELECT count(*) FROM sessions")?;
     let n_tags = count("SELECT count(*) FROM session_tags")?;
     let n_messages = count("SELECT count(*) FROM messages")?;

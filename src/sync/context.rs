@@ -6,8 +6,7 @@
 use super::plan::PlanSettings;
 use super::resource::window_request;
 use crate::api::{
-    ApiError, CallStats, ClientSettings, Credentials, KoreClient, PageSize, RequestBudget,
-    SessionsApi,
+    ApiError, CallStats, ClientSettings, Credentials, KoreApi, KoreClient, PageSize, RequestBudget,
 };
 use crate::model::{ContainmentType, Deletes, StreamFilter, Window};
 use crate::privacy::PrivacyRules;
@@ -69,7 +68,7 @@ pub struct Scope {
 #[derive(Debug, Clone)]
 pub struct ScopeApi {
     pub scope: Scope,
-    pub api: SessionsApi,
+    pub api: KoreApi,
     /// The page size of its message streams, learned apart from sessions'
     /// (getMessagesV2 answers up to 10,000 a page).
     pub message_pages: Arc<PageSize>,
@@ -167,7 +166,7 @@ pub fn build_scopes(
             ));
             let pages = Arc::new(PageSize::new(client.page_size, client.max_page_size));
             ScopeApi {
-                api: http.sessions_api(&scope.bot_id, scope.credentials.clone(), budget, pages),
+                api: http.scope_api(&scope.bot_id, scope.credentials.clone(), budget, pages),
                 message_pages: Arc::new(PageSize::new(client.page_size, MESSAGES_PAGE)),
                 scope: scope.clone(),
             }

@@ -26,13 +26,14 @@ pub async fn after_pass(ctx: &SyncContext, report: &PassReport) -> Published {
         warn!("not publishing: a stream failed or was interrupted; readers keep the previous copy");
         return Published::default();
     }
-    // Commands that are not passes (verify, fetch) export under an id of
-    // their own, so the manifest still names who wrote each day.
-    let pass_id = if report.pass_id.is_empty() {
-        uuid::Uuid::new_v4().to_string()
-    } else {
-        report.pass_id.clone()
-    };
+    publish(&ctx.store, &ctx.warehouse, &report.pass_id).await
+}
+
+/// Publishes now, outside a pass: for commands that changed the warehouse
+/// without one (`verify`, `fetch`). They export under an id of their own,
+/// so the Parquet manifest still names who wrote each day.
+pub async fn publish_now(ctx: &SyncContext) -> Published {
+    let pass_id = uuid::Uuid::new_v4().to_string();
     publish(&ctx.store, &ctx.warehouse, &pass_id).await
 }
 

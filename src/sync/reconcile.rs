@@ -52,10 +52,20 @@ pub fn counts_match(api: Option<u64>, stored: (u64, u64)) -> bool {
     api.is_some_and(|t| t == stored.0 || t == stored.1)
 }
 
-/// Checks windows of one stream, and repairs them when `repair` is set.
+/// Whether a window whose count differs is read again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Differing {
+    /// Page the window again and store what it holds.
+    Repair,
+    /// Only report it (`verify --dry-run`).
+    Report,
+}
+
+/// Checks windows of one stream, and repairs those that differ unless told
+/// only to report them.
 pub(super) struct Reconcile<'a> {
     pub sessions: &'a Sessions<'a>,
-    pub repair: bool,
+    pub differing: Differing,
 }
 
 impl Reconcile<'_> {
@@ -113,7 +123,7 @@ impl Reconcile<'_> {
             deleted: 0,
             equal: counts_match(api_count, stored),
         };
-        if check.equal || !self.repair {
+        if check.equal || self.differing == Differing::Report {
             return Ok(check);
         }
         tracing::info!(stream = %s.io.key, window_start = %window.start, window_end = %window.end,
@@ -185,7 +195,7 @@ pub(super) async fn reconcile_behind(
     let plan = plan::plan_reconcile(report.watermark, &settings.plan, settings.reconcile);
     let job = Reconcile {
         sessions,
-        repair: true,
+        differing: Differing::Repair,
     };
     job.windows(&plan.windows, report, stop).await?;
     Ok(())

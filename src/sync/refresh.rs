@@ -203,15 +203,7 @@ pub async fn fetch_by_id(
         });
     }
     let refresh = Refresh {
-        io: StreamIo {
-            api: &scope.api,
-            store: &ctx.store,
-            key: &key,
-            history_start: ctx.settings.plan.start,
-            max_budget_wait: None,
-            cancel,
-            privacy: &ctx.settings.privacy,
-        },
+        io: StreamIo::new((ctx, scope), &key, None, cancel),
         containment: None,
         unknown: request.prune.then_some(ctx.settings.deletes),
     };

@@ -6,8 +6,9 @@
 //! in beside sessions (partitioned by containment type) by implementing this
 //! trait, without a copy of the paging, chunking or commit logic.
 
+use super::context::{ScopeApi, SyncContext};
 use crate::api::wire::{SessionsRequest, format_api_time, parse_or_reject};
-use crate::api::{ApiError, CallStats, PageSize, SessionsApi};
+use crate::api::{ApiError, CallStats, KoreApi, PageSize};
 use crate::model::{
     Batch, Deletes, Keyed, RejectedRecord, Session, StreamFilter, StreamKey, Window,
 };
@@ -86,7 +87,7 @@ pub(super) fn window_request(
 /// view, the warehouse, the stream, and the pass's limits and rules.
 #[derive(Clone, Copy)]
 pub(super) struct StreamIo<'a> {
-    pub api: &'a SessionsApi,
+    pub api: &'a KoreApi,
     pub store: &'a SessionStore,
     pub key: &'a StreamKey,
     /// Where the stream's history begins (`sync.start`).
@@ -96,6 +97,28 @@ pub(super) struct StreamIo<'a> {
     /// Applied to every record before it is parsed (`[privacy]`,
     /// `messages.store_text`).
     pub privacy: &'a PrivacyRules,
+}
+
+impl<'a> StreamIo<'a> {
+    /// What stream `key` of `scope` reads and stores with under `ctx`'s
+    /// settings, waiting at most `max_budget_wait` for the budget (None:
+    /// as long as it takes) and stopping on `cancel`.
+    pub(super) fn new(
+        (ctx, scope): (&'a SyncContext, &'a ScopeApi),
+        key: &'a StreamKey,
+        max_budget_wait: Option<Duration>,
+        cancel: &'a CancellationToken,
+    ) -> Self {
+        StreamIo {
+            api: &scope.api,
+            store: &ctx.store,
+            key,
+            history_start: ctx.settings.plan.start,
+            max_budget_wait,
+            cancel,
+            privacy: &ctx.settings.privacy,
+        }
+    }
 }
 
 /// Sessions of one scope and one containment type (`getSessions`).

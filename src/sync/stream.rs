@@ -66,15 +66,12 @@ pub(super) async fn run_stream(run: StreamRun<'_>) -> Result<StreamReport, Store
 impl StreamRun<'_> {
     /// What this stream reads and stores with.
     fn io(&self) -> StreamIo<'_> {
-        StreamIo {
-            api: &self.scope.api,
-            store: &self.ctx.store,
-            key: &self.key,
-            history_start: self.ctx.settings.plan.start,
-            max_budget_wait: self.opts.max_budget_wait,
-            cancel: &self.stop.token,
-            privacy: &self.ctx.settings.privacy,
-        }
+        StreamIo::new(
+            (self.ctx, self.scope),
+            &self.key,
+            self.opts.max_budget_wait,
+            &self.stop.token,
+        )
     }
 
     /// A sessions stream: its windows, then behind the watermark (sessions

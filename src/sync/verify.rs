@@ -7,7 +7,7 @@
 
 use super::context::{ScopeApi, SyncContext};
 use super::plan;
-use super::reconcile::{Reconcile, WindowCheck};
+use super::reconcile::{Differing, Reconcile, WindowCheck};
 use super::report::{Observer, StreamReport};
 use super::resource::{Sessions, StreamIo};
 use super::stop::Stop;
@@ -109,21 +109,17 @@ async fn verify_scope(
         let run_id = ctx.store.begin_run(pass_id, &key, "verify").await?;
         let mut report = StreamReport::new(key.clone(), windows.len(), watermark);
         let sessions = Sessions {
-            io: StreamIo {
-                api: &scope.api,
-                store: &ctx.store,
-                key: &key,
-                history_start: ctx.settings.plan.start,
-                max_budget_wait: opts.max_budget_wait,
-                cancel: &stop.token,
-                privacy: &ctx.settings.privacy,
-            },
+            io: StreamIo::new((ctx, scope), &key, opts.max_budget_wait, &stop.token),
             filter: &scope.scope.filter,
             deletes: ctx.settings.deletes,
         };
         let job = Reconcile {
             sessions: &sessions,
-            repair: !opts.dry_run,
+            differing: if opts.dry_run {
+                Differing::Report
+            } else {
+                Differing::Repair
+            },
         };
         let observer = opts.observer.as_ref();
         if let Some(o) = observer {

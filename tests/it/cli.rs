@@ -28,29 +28,33 @@ async fn demo_needs_no_credentials_and_fills_the_warehouse() {
         stdout.contains("duckdb kore-demo.duckdb"),
         "says how to open it: {stdout}"
     );
+    // The demo cleans up after itself (issue 20): no spill directory is
+    // left in the user's directory.
+    let left: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        left.contains(&"kore-demo.duckdb".to_owned()) && !left.iter().any(|f| f.ends_with(".tmp")),
+        "{left:?}"
+    );
     let path = dir.path().join("kore-demo.duckdb");
     let conn = db(&path);
-    let bots: i64 = conn
-        .query_row("SELECT count(DISTINCT bot_id) FROM sessions", [], |r| {
-            r.get(0)
-        })
-        .unwrap();
-    assert_eq!(bots, 2);
-    let streams: i64 = conn
-        .query_row(
-            "SELECT count(*) FROM sync_state WHERE resource = 'sessions'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
-    assert_eq!(streams, 6);
-    let message_streams: i64 = conn
-        .query_row(
-            "SELECT count(*) FROM sync_state WHERE resource = 'messages'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    assert_eq!(
+        count(&conn, "SELECT count(DISTINCT bot_id) FROM sessions"),
+        2
+    );
+    assert_eq!(
+        count(
+            &conn,
+            "SELECT count(*) FROM sync_state WHERE resource = 'sessions'"
+        ),
+        6
+    );
+    let message_streams = count(
+        &conn,
+        "SELECT count(*) FROM sync_state WHERE resource = 'messages'",
+    );
     assert!(
         message_streams >= 2,
         "a messages stream per bot and channel: {message_streams}"

@@ -239,6 +239,30 @@ pub fn db(path: &Path) -> duckdb::Connection {
     duckdb::Connection::open(path).expect("warehouse opens for reading")
 }
 
+/// Records a pass kept as rejected, over all its streams.
+pub fn n_rejected(report: &PassReport) -> u64 {
+    report.streams.iter().map(|s| s.records_rejected).sum()
+}
+
+/// Every `.rs` file under `dir`, recursively.
+pub fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+/// The one number a `SELECT count(*) …` (or any single-integer query)
+/// answers.
+pub fn count(conn: &duckdb::Connection, sql: &str) -> i64 {
+    conn.query_row(sql, [], |r| r.get(0))
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
+
 pub fn read_sessions(path: &Path) -> Vec<SessionRow> {
     let conn = db(path);
     let mut stmt = conn

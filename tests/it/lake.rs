@@ -202,9 +202,7 @@ async fn issue_13_the_s3_export_uploads_exactly_the_changed_days_and_reads_back_
         .filter(|p| p["table"] == "sessions")
         .map(|p| p["rows"].as_i64().unwrap())
         .sum();
-    let n: i64 = db(&h.warehouse)
-        .query_row("SELECT count(*) FROM sessions", [], |r| r.get(0))
-        .unwrap();
+    let n = count(&db(&h.warehouse), "SELECT count(*) FROM sessions");
     assert_eq!(rows, n);
     assert!(parts.iter().all(|p| p["pass_id"].is_string()), "{manifest}");
 

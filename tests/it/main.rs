@@ -2,14 +2,17 @@
 //! linked once: the real binary and the library against the simulated
 //! Kore.ai API on port 0, sharing the helpers in `common`.
 
+mod architecture;
 mod cli;
 mod common;
 mod deploy;
+mod disk;
 mod fetch;
 mod filters;
 mod lake;
 mod layers;
 mod messages;
+mod messages_late;
 mod names;
 mod ops;
 mod paging;
@@ -20,6 +23,7 @@ mod python;
 mod read_side;
 mod readers;
 mod reconcile;
+mod recovery;
 mod reliability;
 mod security;
 mod sync;

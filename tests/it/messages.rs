@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 /// What a stored message row should hold for a simulator record.
-fn expected(m: &Value) -> (String, String, String, i64, String, Option<String>, usize) {
+pub(crate) fn expected(m: &Value) -> (String, String, String, i64, String, Option<String>, usize) {
     let text: Vec<&str> = m["components"]
         .as_array()
         .unwrap()
@@ -36,9 +36,9 @@ fn expected(m: &Value) -> (String, String, String, i64, String, Option<String>, 
     )
 }
 
-type Row = (String, String, String, i64, String, Option<String>, usize);
+pub(crate) type Row = (String, String, String, i64, String, Option<String>, usize);
 
-fn stored(warehouse: &Path) -> Vec<Row> {
+pub(crate) fn stored(warehouse: &Path) -> Vec<Row> {
     let conn = db(warehouse);
     let mut stmt = conn
         .prepare(
@@ -63,13 +63,13 @@ fn stored(warehouse: &Path) -> Vec<Row> {
     .unwrap()
 }
 
-fn want(h: &Harness) -> Vec<Row> {
+pub(crate) fn want(h: &Harness) -> Vec<Row> {
     let mut rows: Vec<Row> = h.sim.messages().iter().map(expected).collect();
     rows.sort();
     rows
 }
 
-fn messages_on(h: &Harness, extra: &str) -> std::path::PathBuf {
+pub(crate) fn messages_on(h: &Harness, extra: &str) -> std::path::PathBuf {
     h.write_config(&h.toml("", &format!("[messages]\nenabled = true\n{extra}")))
 }
 
@@ -96,13 +96,10 @@ async fn issue_14_a_backfill_stores_every_channels_messages_as_the_api_has_them(
     let sim = h.sim.messages();
     let original = sim.iter().find(|m| m["_id"] == raw["_id"]).unwrap();
     assert_eq!(&raw, original);
-    let kinds: i64 = conn
-        .query_row(
-            "SELECT count(*) FROM message_tags WHERE kind = 'message' AND name = 'intent'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let kinds = count(
+        &conn,
+        "SELECT count(*) FROM message_tags WHERE kind = 'message' AND name = 'intent'",
+    );
     assert!(kinds > 0);
     // The Parquet export and the read copy hold them too.
     let exported: i64 = conn
@@ -161,14 +158,11 @@ async fn issue_14_a_backfill_stores_every_channels_messages_as_the_api_has_them(
         .unwrap();
     assert!(transcript.starts_with("USER: "), "{transcript}");
     assert!(transcript.contains("\nBOT: "), "{transcript}");
-    let firsts: i64 = conn
-        .query_row(
-            "SELECT count(*) FROM first_user_messages f JOIN sessions s USING (session_id)
+    let firsts = count(
+        &conn,
+        "SELECT count(*) FROM first_user_messages f JOIN sessions s USING (session_id)
              WHERE s.containment_type NOT IN ('dropOff', 'agent')",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    );
     assert_eq!(firsts, 0);
     drop(conn);
 
@@ -176,13 +170,10 @@ async fn issue_14_a_backfill_stores_every_channels_messages_as_the_api_has_them(
     // keeps them equal.
     run_ok(&config, &["backfill", "--from", &h.start.to_rfc3339()]).await;
     assert_eq!(stored(&h.warehouse), want(&h));
-    let rewritten: i64 = db(&h.warehouse)
-        .query_row(
-            "SELECT count(*) FROM messages WHERE last_synced_at > first_synced_at",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let rewritten = count(
+        &db(&h.warehouse),
+        "SELECT count(*) FROM messages WHERE last_synced_at > first_synced_at",
+    );
     assert_eq!(rewritten, 0, "unchanged messages were written again");
 }
 
@@ -221,13 +212,10 @@ async fn issue_14_without_store_text_no_message_content_is_stored() {
     let h = harness(1, 3, 10, |_| {}).await;
     let config = messages_on(&h, "store_text = false\n");
     run_ok(&config, &["sync"]).await;
-    let n: i64 = db(&h.warehouse)
-        .query_row(
-            "SELECT count(*) FROM messages WHERE text IS NULL",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let n = count(
+        &db(&h.warehouse),
+        "SELECT count(*) FROM messages WHERE text IS NULL",
+    );
     assert_eq!(n as usize, h.sim.messages().len());
     // Scan the files: none of the simulator's message texts is anywhere.
     for file in [h.warehouse.clone(), h.dir.path().join("kore-read.duckdb")] {
@@ -368,131 +356,4 @@ async fn issue_14_a_kill_mid_backfill_loses_no_message() {
     }
     run_ok(&config, &["sync"]).await;
     assert_eq!(stored(&h.warehouse), want(&h));
-}
-
-/// A closed session of the first bot that started three hours ago, with
-/// `id` (its other fields drawn from `seed`), not yet in the simulator.
-fn session_started_3h_ago(h: &Harness, id: &str, seed: u64) -> Value {
-    let now = chrono::Utc::now();
-    let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(seed);
-    let mut rec = kore_sync::sim::data::make_session(
-        &mut rng,
-        &h.bots[0].id,
-        now - chrono::Duration::hours(3),
-        now,
-        &[format!("u-{id}")],
-    );
-    rec["sessionId"] = id.into();
-    rec
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn issue_14_a_session_active_past_the_lookback_has_all_its_messages_once_it_closes() {
-    let h = harness(1, 2, 10, |_| {}).await;
-    // Active for three hours: when it closes, its messages are dated across
-    // those hours, mostly before the message stream's lookback (1 h).
-    let now = chrono::Utc::now();
-    let id = "long0000000000000000000001";
-    let mut rec = session_started_3h_ago(&h, id, 5);
-    rec["sessionType"] = "interactive".into();
-    rec["sessionStatus"] = "active".into();
-    rec.as_object_mut().unwrap().remove("end_time");
-    h.sim.upsert(rec);
-    let config = messages_on(&h, "");
-    run_ok(&config, &["sync"]).await;
-    assert_eq!(stored(&h.warehouse), want(&h));
-    let of_long = |rows: &[Row]| rows.iter().filter(|r| r.1 == id).count();
-    assert_eq!(
-        of_long(&stored(&h.warehouse)),
-        2,
-        "an active session shows two"
-    );
-
-    h.sim.modify(id, |r| {
-        r["sessionStatus"] = "closed".into();
-        r["end_time"] = (now - chrono::Duration::minutes(1))
-            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-            .into();
-    });
-    run_ok(&config, &["sync"]).await;
-    let after = stored(&h.warehouse);
-    assert_eq!(after, want(&h));
-    assert!(of_long(&after) > 2, "its later messages landed");
-    // Its messages were read by id, so its note is gone.
-    let notes: i64 = db(&h.warehouse)
-        .query_row("SELECT count(*) FROM message_rereads", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(notes, 0);
-}
-
-/// Every message of the rtm channel over the last `days`, paging `version`
-/// of the simulated history; returns the ids and the largest page.
-async fn page_all(h: &Harness, version: &str, days: i64) -> (BTreeMap<String, usize>, usize) {
-    let auth = kore_sync::api::Credentials::ClientSecret {
-        client_id: h.bots[0].app.client_id.clone(),
-        client_secret: kore_sync::secret::Secret::new(h.bots[0].app.client_secret.clone()),
-    }
-    .header_value()
-    .unwrap();
-    let url = format!(
-        "{}/api/public/bot/{}/{version}",
-        h.sim.base_url(),
-        h.bots[0].id
-    );
-    let now = chrono::Utc::now();
-    let (mut ids, mut largest, mut skip) = (BTreeMap::new(), 0, 0);
-    loop {
-        let body = serde_json::json!({
-            "dateFrom": (now - chrono::Duration::days(days)).to_rfc3339(),
-            "dateTo": now.to_rfc3339(),
-            "skip": skip, "limit": 10_000, "channelType": "rtm",
-        });
-        let page: Value = reqwest::Client::new()
-            .post(&url)
-            .header("auth", auth.expose())
-            .json(&body)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let messages = page["messages"].as_array().unwrap();
-        largest = largest.max(messages.len());
-        for m in messages {
-            *ids.entry(m["_id"].as_str().unwrap().to_owned())
-                .or_default() += 1;
-        }
-        skip += messages.len();
-        if page["moreAvailable"] != true || messages.is_empty() {
-            return (ids, largest);
-        }
-    }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn issue_14_the_simulated_v1_history_pages_by_100_and_holds_what_v2_does() {
-    let h = harness(1, 6, 60, |_| {}).await;
-    let (v2, v2_page) = page_all(&h, "getMessagesV2", 6).await;
-    let (v1, v1_page) = page_all(&h, "getMessages", 6).await;
-    assert!(v2_page > 100, "v2 pages beyond 100 ({v2_page})");
-    assert_eq!(v1_page, 100);
-    assert_eq!(v1, v2, "the same messages, each once");
-    assert!(v1.values().all(|&n| n == 1));
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn issue_14_a_session_listed_late_has_its_messages_read_too() {
-    let h = harness(1, 2, 10, |_| {}).await;
-    let config = messages_on(&h, "");
-    run_ok(&config, &["sync"]).await;
-    // Upstream lists a closed session of three hours ago only now: the
-    // sessions' reconcile finds it, and its messages lie before the message
-    // streams' lookback.
-    let id = "late00000000000000000001";
-    h.sim.upsert(session_started_3h_ago(&h, id, 9));
-    run_ok(&config, &["sync"]).await;
-    let after = stored(&h.warehouse);
-    assert_eq!(after, want(&h));
-    assert!(after.iter().any(|r| r.1 == id), "its messages landed");
 }

@@ -82,13 +82,10 @@ async fn issue_13_bots_are_named_from_the_admin_console_and_their_secrets_go_now
         )
         .unwrap();
     assert_eq!(name, bot_name(&id));
-    let n_unnamed: i64 = conn
-        .query_row(
-            "SELECT count(*) FROM daily_containment WHERE bot_name IS NULL",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let n_unnamed = count(
+        &conn,
+        "SELECT count(*) FROM daily_containment WHERE bot_name IS NULL",
+    );
     assert_eq!(n_unnamed, 0);
     let raw: String = conn
         .query_row("SELECT CAST(raw AS VARCHAR) FROM bots LIMIT 1", [], |r| {

@@ -135,9 +135,7 @@ async fn issue_6_a_busy_day_exports_to_parquet_within_the_memory_limit() {
     );
     let config = h.write_config(&toml);
     run_ok(&config, &["sync"]).await;
-    let n: i64 = db(&h.warehouse)
-        .query_row("SELECT count(*) FROM sessions", [], |r| r.get(0))
-        .unwrap();
+    let n = count(&db(&h.warehouse), "SELECT count(*) FROM sessions");
     assert_eq!(n, 120_000);
     assert_parquet_equals_warehouse(&h.warehouse, &parquet);
 }

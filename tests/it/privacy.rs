@@ -77,10 +77,6 @@ fn written_files(warehouse: &Path, read_copy: &Path, parquet: &Path) -> Vec<(Pat
     files
 }
 
-fn count(conn: &duckdb::Connection, sql: &str) -> i64 {
-    conn.query_row(sql, [], |r| r.get(0)).unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn issue_15_no_user_id_or_caller_number_is_stored_anywhere_and_joins_hold() {
     let h = harness(2, 6, 40, |_| {}).await;

@@ -86,13 +86,10 @@ async fn sigkill_at_random_moments_loses_nothing_and_doubles_nothing() {
     run_ok(&path, &["sync"]).await;
     assert_warehouse_equals(&h.warehouse, &records);
     let conn = db(&h.warehouse);
-    let abandoned: i64 = conn
-        .query_row(
-            "SELECT count(*) FROM sync_runs WHERE outcome = 'abandoned'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let abandoned = count(
+        &conn,
+        "SELECT count(*) FROM sync_runs WHERE outcome = 'abandoned'",
+    );
     assert!(
         abandoned >= 4,
         "killed runs are recorded as abandoned: {abandoned}"
@@ -115,13 +112,10 @@ async fn sigterm_during_a_pass_records_it_interrupted_and_exits_0_within_10_seco
     assert_eq!(status.code(), Some(0));
     assert!(sent.elapsed() < Duration::from_secs(10));
     let conn = db(&h.warehouse);
-    let interrupted: i64 = conn
-        .query_row(
-            "SELECT count(*) FROM sync_runs WHERE outcome = 'interrupted'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let interrupted = count(
+        &conn,
+        "SELECT count(*) FROM sync_runs WHERE outcome = 'interrupted'",
+    );
     assert!(interrupted >= 1);
     drop(conn);
     assert_watermarks_not_ahead(&h.warehouse, &h.sim_records());

@@ -94,9 +94,7 @@ async fn the_analyst_views_answer_without_knowing_the_raw_tables() {
     let config = h.write_config(&h.toml("", ""));
     run_ok(&config, &["sync"]).await;
     let conn = db(&h.dir.path().join("kore-read.duckdb"));
-    let n: i64 = conn
-        .query_row("SELECT count(*) FROM sessions", [], |r| r.get(0))
-        .unwrap();
+    let n = count(&conn, "SELECT count(*) FROM sessions");
     let overview: i64 = conn
         .query_row("SELECT sum(n_sessions) FROM daily_overview", [], |r| {
             r.get(0)
@@ -111,30 +109,21 @@ async fn the_analyst_views_answer_without_knowing_the_raw_tables() {
         )
         .unwrap();
     assert!(rate_ok);
-    let durations: i64 = conn
-        .query_row(
-            "SELECT count(*) FROM sessions_enriched WHERE duration_s >= 0",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let durations = count(
+        &conn,
+        "SELECT count(*) FROM sessions_enriched WHERE duration_s >= 0",
+    );
     assert!(durations > 0);
     // tags_wide has a column per common tag name, with the first value.
-    let plan_col: i64 = conn
-        .query_row(
-            "SELECT count(*) FROM tags_wide w JOIN tags_long l USING (session_id)
+    let plan_col = count(
+        &conn,
+        "SELECT count(*) FROM tags_wide w JOIN tags_long l USING (session_id)
              WHERE l.name = 'plan' AND w.plan = l.value",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
-    let plans: i64 = conn
-        .query_row(
-            "SELECT count(*) FROM session_tags WHERE name = 'plan'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    );
+    let plans = count(
+        &conn,
+        "SELECT count(*) FROM session_tags WHERE name = 'plan'",
+    );
     assert!(plans > 0);
     assert_eq!(plan_col, plans);
 }
@@ -190,9 +179,7 @@ async fn issue_13_a_pass_that_changes_nothing_leaves_the_read_copy_alone() {
 async fn issue_13_read_only_commands_need_no_api_settings() {
     let h = harness(1, 2, 10, |_| {}).await;
     run_ok(&h.write_config(&h.toml("", "")), &["sync"]).await;
-    let n: i64 = db(&h.warehouse)
-        .query_row("SELECT count(*) FROM sessions", [], |r| r.get(0))
-        .unwrap();
+    let n = count(&db(&h.warehouse), "SELECT count(*) FROM sessions");
     let only = h.dir.path().join("only-warehouse.toml");
     std::fs::write(
         &only,

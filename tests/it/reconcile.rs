@@ -134,13 +134,10 @@ async fn issue_12_verify_finds_sessions_erased_anywhere_in_60_days_and_a_dry_run
     assert!(out.contains("repaired"), "{out}");
     assert_warehouse_equals(&h.warehouse, &h.sim_records());
     let conn = db(&h.warehouse);
-    let deleted: i64 = conn
-        .query_row(
-            "SELECT sum(sessions_deleted) FROM sync_runs WHERE trigger = 'verify'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let deleted = count(
+        &conn,
+        "SELECT sum(sessions_deleted) FROM sync_runs WHERE trigger = 'verify'",
+    );
     assert_eq!(deleted, 8);
     drop(conn);
     // And now it is equal: a dry run agrees.
@@ -214,13 +211,10 @@ async fn issue_12_with_deletes_keep_erased_sessions_are_marked_not_removed() {
     let status: serde_json::Value = serde_json::from_str(&status).unwrap();
     assert_eq!(status["n_gone"], serde_json::json!(4));
     let conn = db(&h.warehouse);
-    let counted: i64 = conn
-        .query_row(
-            "SELECT sum(sessions_marked_deleted) FROM sync_runs WHERE trigger = 'verify'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let counted = count(
+        &conn,
+        "SELECT sum(sessions_marked_deleted) FROM sync_runs WHERE trigger = 'verify'",
+    );
     assert_eq!(counted, 4);
 }
 
@@ -300,13 +294,10 @@ async fn issue_12_verify_killed_midway_loses_nothing_and_a_repeat_finishes_the_j
     run_ok(&path, &["verify"]).await;
     assert_warehouse_equals(&h.warehouse, &h.sim_records());
     let conn = db(&h.warehouse);
-    let abandoned: i64 = conn
-        .query_row(
-            "SELECT count(*) FROM sync_runs WHERE trigger = 'verify' AND outcome = 'abandoned'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let abandoned = count(
+        &conn,
+        "SELECT count(*) FROM sync_runs WHERE trigger = 'verify' AND outcome = 'abandoned'",
+    );
     assert_eq!(abandoned, 1);
 }
 
@@ -342,13 +333,10 @@ async fn issue_12_the_daemon_runs_verify_on_its_schedule_between_passes() {
     assert!(child.wait().await.unwrap().success());
     assert_warehouse_equals(&h.warehouse, &h.sim_records());
     let conn = db(&h.warehouse);
-    let verified: i64 = conn
-        .query_row(
-            "SELECT count(*) FROM sync_runs WHERE trigger = 'verify'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let verified = count(
+        &conn,
+        "SELECT count(*) FROM sync_runs WHERE trigger = 'verify'",
+    );
     assert!(verified >= 3, "{verified}");
 }
 

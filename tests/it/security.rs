@@ -47,9 +47,7 @@ async fn issue_15_a_redirect_is_refused_and_the_other_host_never_sees_the_token(
     );
     // The simulator (the other origin) was never asked anything.
     assert!(h.sim.requests().is_empty(), "{:?}", h.sim.requests());
-    let n: i64 = db(&h.warehouse)
-        .query_row("SELECT count(*) FROM sessions", [], |r| r.get(0))
-        .unwrap();
+    let n = count(&db(&h.warehouse), "SELECT count(*) FROM sessions");
     assert_eq!(n, 0);
 }
 
@@ -64,9 +62,7 @@ async fn issue_15_an_answer_larger_than_the_limit_is_refused() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("api.max_response_size"), "{stderr}");
-    let n: i64 = db(&h.warehouse)
-        .query_row("SELECT count(*) FROM sessions", [], |r| r.get(0))
-        .unwrap();
+    let n = count(&db(&h.warehouse), "SELECT count(*) FROM sessions");
     assert_eq!(n, 0, "nothing of a refused answer is stored");
     // Not retried: the same answer would come again.
     let statuses: Vec<u16> = h.sim.requests().iter().map(|r| r.status).collect();

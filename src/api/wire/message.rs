@@ -4,7 +4,9 @@
 //! privacy rules (among them `messages.store_text`) are applied to the
 //! record before it is parsed (`super::privacy`).
 
-use super::session::{RecordError, excerpt, is_null, opt_string, parse_tags, parse_time};
+use super::fields::{excerpt, is_null, opt_string, parse_time};
+use super::session::RecordError;
+use super::tags::parse_tags;
 use crate::model::Message;
 use serde::Deserialize;
 use serde_json::Value;

@@ -6,15 +6,18 @@
 //! field names.
 
 mod bots;
+mod fields;
 mod message;
 mod privacy;
 mod session;
+mod tags;
 
 pub use bots::{BOTS_PAGE, BotsResponse, bot_records};
 pub use message::parse_message;
 pub use privacy::{WITHHELD, parse_message_or_reject, parse_or_reject, protect};
 pub use session::{RecordError, parse_session, session_id_of};
 
+use crate::model::ContainmentType;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -47,6 +50,19 @@ pub struct SessionsRequest {
 }
 
 impl SessionsRequest {
+    /// The query string of a `getSessions` request: the containment type
+    /// asked for, and the external call id variant.
+    pub fn query_pairs(&self, containment: Option<ContainmentType>) -> Vec<(&'static str, &str)> {
+        let mut pairs = Vec::new();
+        if let Some(c) = containment {
+            pairs.push(("containmentType", c.as_str()));
+        }
+        if let Some(call_id) = &self.call_id {
+            pairs.push(("callId", call_id.as_str()));
+        }
+        pairs
+    }
+
     /// Adds a stream's filters to a date-window request.
     pub fn with_filter(mut self, f: &crate::model::StreamFilter) -> Self {
         self.user_id = f.user_id.clone();

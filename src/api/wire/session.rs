@@ -3,12 +3,11 @@
 //! the two, never a panic — and fields it does not know are kept in
 //! `Session::raw` untouched.
 
-use crate::model::{ContainmentType, Session, Tag};
-use chrono::{DateTime, Utc};
+use super::fields::{excerpt, opt_flag, opt_i32, opt_string, opt_string_list, parse_time};
+use super::tags::parse_tags;
+use crate::model::{ContainmentType, Session};
 use serde::Deserialize;
 use serde_json::value::RawValue;
-use std::borrow::Cow;
-use std::collections::BTreeMap;
 
 /// Why a record could not be turned into a [`Session`].
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -48,14 +47,6 @@ struct WireSession<'a> {
     tasks_executed: Option<&'a RawValue>,
     #[serde(borrow, default)]
     tags: Option<&'a RawValue>,
-}
-
-#[derive(Deserialize)]
-struct WireTag<'a> {
-    #[serde(borrow, default)]
-    name: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    value: Option<&'a RawValue>,
 }
 
 /// Parses one raw record. `stream_containment` fills `containment_type` when
@@ -123,173 +114,10 @@ pub fn session_id_of(raw: &RawValue) -> Option<String> {
         .and_then(|r| r.session_id)
 }
 
-pub(super) fn is_null(raw: &RawValue) -> bool {
-    raw.get().trim() == "null"
-}
-
-pub(super) fn opt_string(
-    raw: Option<&RawValue>,
-    field: &str,
-) -> Result<Option<String>, RecordError> {
-    match raw {
-        None => Ok(None),
-        Some(r) if is_null(r) => Ok(None),
-        Some(r) => serde_json::from_str::<String>(r.get())
-            .map(Some)
-            .map_err(|_| RecordError(format!("{field} should be a string, got {}", excerpt(r)))),
-    }
-}
-
-fn opt_string_list(
-    raw: Option<&RawValue>,
-    field: &str,
-) -> Result<Option<Vec<String>>, RecordError> {
-    match raw {
-        None => Ok(None),
-        Some(r) if is_null(r) => Ok(None),
-        Some(r) => {
-            // The API documents an array; a lone string is accepted as a
-            // one-element list rather than rejecting the whole session.
-            if let Ok(list) = serde_json::from_str::<Vec<String>>(r.get()) {
-                return Ok(Some(list));
-            }
-            serde_json::from_str::<String>(r.get())
-                .map(|s| Some(vec![s]))
-                .map_err(|_| {
-                    RecordError(format!(
-                        "{field} should be a list of strings, got {}",
-                        excerpt(r)
-                    ))
-                })
-        }
-    }
-}
-
-fn opt_i32(raw: Option<&RawValue>, field: &str) -> Result<Option<i32>, RecordError> {
-    match raw {
-        None => Ok(None),
-        Some(r) if is_null(r) => Ok(None),
-        Some(r) => {
-            if let Ok(n) = serde_json::from_str::<i32>(r.get()) {
-                return Ok(Some(n));
-            }
-            // Some serializers write counts as floats ("3.0") or strings ("3").
-            let as_float = serde_json::from_str::<f64>(r.get()).ok().or_else(|| {
-                serde_json::from_str::<String>(r.get())
-                    .ok()
-                    .and_then(|s| s.trim().parse::<f64>().ok())
-            });
-            match as_float {
-                Some(f) if f.fract() == 0.0 && f >= i32::MIN as f64 && f <= i32::MAX as f64 => {
-                    Ok(Some(f as i32))
-                }
-                _ => Err(RecordError(format!(
-                    "{field} should be a whole number that fits 32 bits, got {}",
-                    excerpt(r)
-                ))),
-            }
-        }
-    }
-}
-
-/// isDeveloper is documented both as a Boolean and as "1 for Yes, 0 for No".
-fn opt_flag(raw: Option<&RawValue>, field: &str) -> Result<Option<bool>, RecordError> {
-    let Some(r) = raw else { return Ok(None) };
-    match r.get().trim() {
-        "null" => Ok(None),
-        "true" | "1" | "\"true\"" | "\"1\"" => Ok(Some(true)),
-        "false" | "0" | "\"false\"" | "\"0\"" => Ok(Some(false)),
-        _ => Err(RecordError(format!(
-            "{field} should be true/false or 1/0, got {}",
-            excerpt(r)
-        ))),
-    }
-}
-
-pub(super) fn parse_time(s: &str, field: &str) -> Result<DateTime<Utc>, RecordError> {
-    DateTime::parse_from_rfc3339(s)
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| RecordError(format!("{field} is not an ISO-8601 timestamp ({e}): {s:?}")))
-}
-
-pub(super) fn excerpt(r: &RawValue) -> String {
-    let s = r.get();
-    if s.chars().count() > 60 {
-        format!("{}…", s.chars().take(60).collect::<String>())
-    } else {
-        s.to_owned()
-    }
-}
-
-/// Flattens `tags`: every array under it becomes rows of its own kind.
-/// Non-array members (null, objects) carry no rows; they stay in `raw`.
-pub(super) fn parse_tags(raw: Option<&RawValue>) -> Result<Vec<Tag>, RecordError> {
-    let Some(raw) = raw else {
-        return Ok(Vec::new());
-    };
-    if is_null(raw) {
-        return Ok(Vec::new());
-    }
-    let groups: BTreeMap<Cow<'_, str>, &RawValue> = serde_json::from_str(raw.get())
-        .map_err(|_| RecordError(format!("tags should be an object, got {}", excerpt(raw))))?;
-    let mut tags = Vec::new();
-    for (key, list) in groups {
-        let Ok(items) = serde_json::from_str::<Vec<&RawValue>>(list.get()) else {
-            continue;
-        };
-        let kind = match key.as_ref() {
-            "userTags" => "user".to_owned(),
-            "sessionTags" => "session".to_owned(),
-            // A message's own tags (conversation history).
-            "messageTags" => "message".to_owned(),
-            other => other.to_owned(),
-        };
-        for (ordinal, item) in items.into_iter().enumerate() {
-            let ordinal = i32::try_from(ordinal)
-                .map_err(|_| RecordError(format!("tags.{key} has too many entries")))?;
-            tags.push(parse_tag(&kind, ordinal, item));
-        }
-    }
-    Ok(tags)
-}
-
-fn parse_tag(kind: &str, ordinal: i32, item: &RawValue) -> Tag {
-    match serde_json::from_str::<WireTag<'_>>(item.get()) {
-        Ok(t) => Tag {
-            kind: kind.to_owned(),
-            ordinal,
-            name: t.name.and_then(json_to_text),
-            value: t.value.and_then(json_to_text),
-            value_json: t
-                .value
-                .map_or_else(|| "null".to_owned(), |v| v.get().to_owned()),
-        },
-        // A bare value instead of {name, value}: keep it as a nameless tag.
-        Err(_) => Tag {
-            kind: kind.to_owned(),
-            ordinal,
-            name: None,
-            value: json_to_text(item),
-            value_json: item.get().to_owned(),
-        },
-    }
-}
-
-/// A string as is; null as None; anything else as its JSON text.
-fn json_to_text(raw: &RawValue) -> Option<String> {
-    let s = raw.get().trim();
-    if s == "null" {
-        None
-    } else if s.starts_with('"') {
-        serde_json::from_str::<String>(s).ok()
-    } else {
-        Some(s.to_owned())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::Tag;
     use proptest::prelude::*;
 
     fn raw(s: &str) -> Box<RawValue> {

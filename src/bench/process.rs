@@ -5,7 +5,7 @@ use anyhow::Context;
 use std::path::PathBuf;
 
 /// Peak resident set size of this process so far, in MiB (Linux).
-pub fn peak_rss_mib() -> Option<f64> {
+pub(super) fn peak_rss_mib() -> Option<f64> {
     status_mib("VmHWM:")
 }
 

@@ -4,18 +4,21 @@
 //! changed nothing, then after one that changed one day (a new session in
 //! the last day).
 
-use crate::api::wire::parse_session;
-use crate::model::{ContainmentType, SessionBatch, StreamKey};
-use crate::store::{Gone, ParquetTarget, ReadCopyForm, WarehouseSettings};
-use crate::sync::SyncContext;
+use crate::sim::Simulator;
+use crate::store::{ParquetTarget, ReadCopyForm, WarehouseSettings};
 use crate::sync::publish::publish;
+use crate::sync::{FetchByIdRequest, SyncContext, fetch_by_id};
 use chrono::{DateTime, Duration, Utc};
-use rand::SeedableRng;
 use std::path::Path;
 use std::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 /// Publishes three times and prints what each cost.
-pub async fn measure(ctx: &SyncContext, dir: &Path, now: DateTime<Utc>) -> anyhow::Result<()> {
+pub(super) async fn measure(
+    (ctx, sim): (&SyncContext, &Simulator),
+    dir: &Path,
+    now: DateTime<Utc>,
+) -> anyhow::Result<()> {
     let parquet_dir = dir.join("parquet");
     let copy = WarehouseSettings {
         publish: Some(dir.join("bench-read.duckdb")),
@@ -26,7 +29,7 @@ pub async fn measure(ctx: &SyncContext, dir: &Path, now: DateTime<Utc>) -> anyho
     println!("publishing, publish_as = \"copy\" (Parquet export + full read copy)");
     one(ctx, &copy, "first, everything").await?;
     one(ctx, &copy, "after an idle pass").await?;
-    add_one_session(ctx, now, "bench-one-day-change-1").await?;
+    add_one_session((ctx, sim), now, "bench-one-day-change-1").await?;
     one(ctx, &copy, "after a pass changing one day").await?;
     let views = WarehouseSettings {
         publish: Some(dir.join("bench-catalog.duckdb")),
@@ -36,7 +39,7 @@ pub async fn measure(ctx: &SyncContext, dir: &Path, now: DateTime<Utc>) -> anyho
     println!("publishing, publish_as = \"views\" (Parquet export + catalog over it)");
     one(ctx, &views, "first (export already done)").await?;
     one(ctx, &views, "after an idle pass").await?;
-    add_one_session(ctx, now, "bench-one-day-change-2").await?;
+    add_one_session((ctx, sim), now, "bench-one-day-change-2").await?;
     one(ctx, &views, "after a pass changing one day").await?;
     Ok(())
 }
@@ -68,26 +71,22 @@ fn written_bytes() -> Option<u64> {
         .and_then(|v| v.trim().parse().ok())
 }
 
-/// Stores one new session that started an hour ago, as a pass would.
-async fn add_one_session(ctx: &SyncContext, now: DateTime<Utc>, id: &str) -> anyhow::Result<()> {
+/// A new session that started an hour ago lands upstream and is read by
+/// id, through the same parsing and privacy rules as a pass.
+async fn add_one_session(
+    (ctx, sim): (&SyncContext, &Simulator),
+    now: DateTime<Utc>,
+    id: &str,
+) -> anyhow::Result<()> {
     let bot = ctx.scopes[0].scope.bot_id.clone();
-    let mut rng = rand::rngs::StdRng::seed_from_u64(1);
-    let users = vec!["bench-user@example.com".to_owned()];
-    let mut record = crate::sim::data::make_session(
-        &mut rng,
-        &bot.clone(),
-        now - Duration::hours(1),
-        now,
-        &users,
-    );
-    record["sessionId"] = serde_json::json!(id);
-    let raw = serde_json::value::to_raw_value(&record)?;
-    let session = parse_session(&raw, None)?;
-    let key = StreamKey::sessions(&bot, ContainmentType::SelfService, "");
-    let batch = SessionBatch {
-        records: vec![session],
-        rejected: Vec::new(),
+    sim.add_session(&bot, id, now - Duration::hours(1));
+    let request = FetchByIdRequest {
+        bot_id: bot,
+        session_ids: vec![id.to_owned()],
+        call_id: None,
+        prune: false,
     };
-    ctx.store.commit_refresh(&key, batch, Gone::none()).await?;
+    let found = fetch_by_id(ctx, &request, &CancellationToken::new()).await?;
+    anyhow::ensure!(found.n_written == 1, "the new session was not stored");
     Ok(())
 }

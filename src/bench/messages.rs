@@ -4,14 +4,13 @@
 //! requests against the fewest the API allows — per channel and window
 //! (under 7 days), ⌈messages / 10,000⌉, at least one.
 
-use super::bench_env::{peak_rss_mib, tempfile_dir};
+use super::process::{peak_rss_mib, tempfile_dir};
 use crate::config;
 use crate::sim::{SimApp, SimBot, SimSettings, Simulator, data};
 use crate::store::SessionStore;
 use crate::sync::plan::plan_range;
 use crate::sync::{MESSAGES_PAGE, PassOptions, SyncContext, run_pass};
 use chrono::{DateTime, Duration, Utc};
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -97,15 +96,7 @@ fn minimum_requests(
     window: chrono::TimeDelta,
 ) -> u64 {
     let plan = plan_range(from, now, window);
-    let mut per_channel: BTreeMap<String, Vec<i64>> = BTreeMap::new();
-    sim.for_each_message(|m| {
-        let at = DateTime::parse_from_rfc3339(m["createdOn"].as_str().unwrap_or_default())
-            .map_or(0, |t| t.timestamp_millis());
-        per_channel
-            .entry(m["chnl"].as_str().unwrap_or_default().to_owned())
-            .or_default()
-            .push(at);
-    });
+    let per_channel = sim.message_times_by_channel();
     let mut total = 0;
     for times in per_channel.values() {
         for w in &plan.windows {

@@ -1,0 +1,81 @@
+//! Who may call the simulated API: routing a scope to the apps allowed to
+//! read it, HS256 JWTs signed with one of their secrets (with `appId`, and
+//! a fresh `jti` when the app enforces it), then the scope's rate limit.
+
+use super::SimState;
+use super::http::Refusal;
+use super::limits::rate_limit;
+use axum::http::{HeaderMap, StatusCode};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde::Deserialize;
+
+/// Routing, authentication and the rate limit, in the gateway's order.
+pub(super) fn admit(st: &mut SimState, scope: &str, headers: &HeaderMap) -> Result<(), Refusal> {
+    let allowed_apps: Vec<(String, String)> = if scope == "*" {
+        st.settings
+            .account_app
+            .iter()
+            .map(|a| (a.client_id.clone(), a.client_secret.clone()))
+            .collect()
+    } else {
+        match st.settings.bots.iter().find(|b| b.id == scope) {
+            Some(b) => vec![(b.app.client_id.clone(), b.app.client_secret.clone())],
+            None => {
+                return Err(Refusal::new(
+                    StatusCode::NOT_FOUND,
+                    format!("Bot {scope} not found"),
+                ));
+            }
+        }
+    };
+    authenticate(st, headers, &allowed_apps)?;
+    rate_limit(st, scope)
+}
+
+#[derive(Debug, Deserialize)]
+struct SimClaims {
+    #[serde(rename = "appId")]
+    app_id: Option<String>,
+    jti: Option<String>,
+}
+
+/// Accepts a token signed by one of `apps` and naming it in `appId`.
+fn authenticate(
+    st: &mut SimState,
+    headers: &HeaderMap,
+    apps: &[(String, String)],
+) -> Result<(), Refusal> {
+    let unauthorized = |msg: &str| Refusal::new(StatusCode::UNAUTHORIZED, msg);
+    let Some(token) = headers.get("auth").and_then(|v| v.to_str().ok()) else {
+        return Err(unauthorized("auth header is missing"));
+    };
+    let mut validation = Validation::new(Algorithm::HS256);
+    validation.required_spec_claims.clear();
+    validation.validate_exp = true;
+    for (client_id, secret) in apps {
+        let Ok(data) = jsonwebtoken::decode::<SimClaims>(
+            token,
+            &DecodingKey::from_secret(secret.as_bytes()),
+            &validation,
+        ) else {
+            continue;
+        };
+        if data.claims.app_id.as_deref() != Some(client_id.as_str()) {
+            continue;
+        }
+        if st.settings.enforce_jti {
+            match data.claims.jti {
+                None => return Err(unauthorized("jti claim is required for this app")),
+                Some(jti) => {
+                    if !st.seen_jti.insert(jti) {
+                        return Err(unauthorized("jti has already been used"));
+                    }
+                }
+            }
+        }
+        return Ok(());
+    }
+    Err(unauthorized(
+        "Invalid token: the signature or appId does not match an app with access to this bot",
+    ))
+}
