@@ -14,6 +14,7 @@ use super::{Invocation, Outcome, log_warnings, open_store_to_write};
 use crate::config::Config;
 use crate::model::StreamKey;
 use crate::ops::health::{self, Health, StreamPassHealth};
+use crate::ops::metrics::WarehouseCounted;
 use crate::ops::notify;
 use crate::schedule;
 use crate::schedule::Work;
@@ -207,7 +208,7 @@ impl Daemon {
                     n_gone = gone,
                     "verify finished"
                 );
-                if written + gone > 0 {
+                if report.changed() {
                     publish::publish_now(&ctx).await;
                 }
             }
@@ -229,6 +230,13 @@ impl Daemon {
         let result = run_pass(&ctx, &PassOptions::scheduled(), &self.cancel).await;
         if let Ok(report) = &result {
             publish::after_pass(&ctx, report).await;
+            match ctx.store.messages_without_session().await {
+                Ok(n) => WarehouseCounted {
+                    messages_without_session: n,
+                }
+                .emit(),
+                Err(e) => warn!(error = %e, "could not count messages without a session"),
+            }
         }
         // Release the warehouse before saying the pass is over.
         drop(ctx);

@@ -5,6 +5,7 @@
 
 use crate::model::ACCOUNT_BOT_ID;
 use crate::store::{StatusReport, StreamStatus};
+use crate::sync::orphans::OrphanCheck;
 use crate::sync::reconcile::WindowCheck;
 use crate::sync::{PassReport, StreamReport, VerifyReport};
 use chrono::{DateTime, Utc};
@@ -80,6 +81,13 @@ pub fn print_status(path: &Path, r: &StatusReport, now: DateTime<Utc>) {
         println!(
             "{} sessions the API no longer has are kept, marked in sessions.deleted_at (sync.deletes = \"keep\")",
             r.n_gone
+        );
+    }
+    if r.n_messages_without_session > 0 {
+        println!(
+            "{} messages have no session in the warehouse (should be 0; they were stored by an earlier kore-sync: \
+             `kore-sync verify` confirms their sessions with the API)",
+            r.n_messages_without_session
         );
     }
     if let Some(p) = &r.privacy {
@@ -192,6 +200,8 @@ pub struct StatusJson<'a> {
     pub n_rejected: i64,
     /// Sessions the API no longer has, kept and marked.
     pub n_gone: i64,
+    /// Messages whose session is not in the warehouse (should stay 0).
+    pub n_messages_without_session: i64,
     /// The privacy settings the rows were written with (null: nothing
     /// stored yet).
     pub privacy: Option<PrivacyJson<'a>>,
@@ -280,6 +290,7 @@ impl<'a> StatusJson<'a> {
             n_messages: r.n_messages,
             n_rejected: r.n_rejected,
             n_gone: r.n_gone,
+            n_messages_without_session: r.n_messages_without_session,
             privacy: r.privacy.as_ref().map(|p| PrivacyJson {
                 pseudonymize: &p.record.pseudonymize,
                 drop_tags: &p.record.drop_tags,
@@ -340,6 +351,25 @@ pub fn print_verify(report: &VerifyReport, dry_run: bool) {
             stream_error(s),
         );
     }
+    for o in report
+        .orphans
+        .iter()
+        .filter(|o| o.n_sessions > 0 || o.error.is_some())
+    {
+        let what = if dry_run {
+            format!("{} sessions to confirm with the API", o.n_sessions)
+        } else {
+            format!(
+                "{} sessions looked up: {} stored, {} gone upstream; {} still missing",
+                o.n_sessions, o.n_found, o.n_gone, o.n_left
+            )
+        };
+        let error = o
+            .error
+            .as_deref()
+            .map_or(String::new(), |e| format!("  error: {e}"));
+        println!("messages of {} without a session: {what}{error}", o.bot_id);
+    }
 }
 
 /// What `verify --json` writes.
@@ -347,6 +377,8 @@ pub fn print_verify(report: &VerifyReport, dry_run: bool) {
 pub struct VerifyJson<'a> {
     pub equal: bool,
     pub windows: Vec<VerifyWindowJson<'a>>,
+    /// Per bot: the sessions of messages that had none (issue 21).
+    pub messages_without_session: &'a [OrphanCheck],
 }
 
 #[derive(Debug, Serialize)]
@@ -374,6 +406,7 @@ impl<'a> VerifyJson<'a> {
                     check: &row.check,
                 })
                 .collect(),
+            messages_without_session: &r.orphans,
         }
     }
 }

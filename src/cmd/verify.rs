@@ -40,11 +40,7 @@ pub async fn run(args: VerifyArgs, inv: &Invocation) -> anyhow::Result<Outcome> 
     } else {
         render::print_verify(&report, opts.dry_run);
     }
-    let changed = report
-        .streams
-        .iter()
-        .any(|s| s.sessions_written + s.sessions_deleted + s.sessions_marked > 0);
-    if changed {
+    if report.changed() {
         publish::publish_now(&ctx).await;
     }
     Ok(Outcome::of(report.all_equal()))

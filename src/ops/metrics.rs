@@ -54,6 +54,7 @@ pub struct Metrics {
     pub sessions_deleted: Counter,
     pub records_rejected: Counter,
     pub watermark_lag_seconds: Family<StreamLabel, Gauge<f64, AtomicU64>>,
+    pub messages_without_session: Gauge,
 }
 
 impl Metrics {
@@ -71,6 +72,7 @@ impl Metrics {
             sessions_deleted: Counter::default(),
             records_rejected: Counter::default(),
             watermark_lag_seconds: Family::default(),
+            messages_without_session: Gauge::default(),
         };
         register!(registry,
             m.stream_passes => "stream_passes", "Stream passes by outcome";
@@ -83,6 +85,7 @@ impl Metrics {
             m.sessions_deleted => "sessions_deleted", "Sessions deleted because the API no longer has them";
             m.records_rejected => "records_rejected", "Records kept in rejected_records";
             m.watermark_lag_seconds => "watermark_lag_seconds", "How far each stream's watermark is behind now";
+            m.messages_without_session => "messages_without_session", "Stored messages whose session is not in the warehouse (should be 0)";
         );
         Metrics { registry, ..m }
     }
@@ -100,6 +103,21 @@ impl Metrics {
 pub fn metrics() -> &'static Metrics {
     static METRICS: OnceLock<Metrics> = OnceLock::new();
     METRICS.get_or_init(Metrics::new)
+}
+
+/// The warehouse was counted after a pass (emitted by the daemon).
+#[derive(Debug, Clone, Copy)]
+pub struct WarehouseCounted {
+    /// Stored messages whose session is not in the warehouse.
+    pub messages_without_session: i64,
+}
+
+impl WarehouseCounted {
+    pub fn emit(&self) {
+        metrics()
+            .messages_without_session
+            .set(self.messages_without_session);
+    }
 }
 
 /// One stream's pass ended (emitted by the sync runner).

@@ -26,6 +26,7 @@ mod sessions;
 mod settings;
 mod synthetic;
 
+pub use messages::messages_of;
 pub use settings::{Fault, SimApp, SimBot, SimSettings};
 pub use synthetic::Synthetic;
 

@@ -29,6 +29,7 @@ pub(super) fn commit_messages(
         0
     } else {
         stage(&tx, &messages)?;
+        skip_without_session(&tx, &messages)?;
         write_staged(&tx, &id_bounds(&messages), now)?
     };
     keep_rejected(&tx, key, &batch.rejected, now)?;
@@ -96,6 +97,40 @@ pub(super) fn stage(tx: &Transaction<'_>, messages: &[&Message]) -> Result<(), S
     tags.flush().doing(DOING)
 }
 
+/// Drops from the staged batch the messages whose session is not stored
+/// (issue 21): a message is stored only with its session. Its session is
+/// either filtered out by the bot's session filters (the filter means what
+/// it says for messages too), or not listed yet — listed late, its
+/// messages are read again by session id once it is stored (see
+/// `commit::note_listed_late`). Messages without a session id are kept.
+/// The session ids looked up are bounded like the message ids (see
+/// [`id_bounds`]). Returns how many were dropped.
+fn skip_without_session(tx: &Transaction<'_>, messages: &[&Message]) -> Result<usize, StoreError> {
+    let ids = || messages.iter().filter_map(|m| m.session_id.as_deref());
+    let (Some(lo), Some(hi)) = (ids().min(), ids().max()) else {
+        return Ok(0);
+    };
+    let n = tx
+        .execute(
+            &format!(
+                "DELETE FROM stage_messages WHERE session_id IS NOT NULL AND session_id NOT IN (
+                     SELECT session_id FROM sessions WHERE session_id BETWEEN {} AND {}
+                     AND session_id IN (SELECT session_id FROM stage_messages))",
+                lit(lo),
+                lit(hi)
+            ),
+            [],
+        )
+        .doing("leaving out messages whose session is not stored")?;
+    if n > 0 {
+        tracing::debug!(
+            n_messages = n,
+            "left out messages whose session is not stored"
+        );
+    }
+    Ok(n)
+}
+
 /// The least and greatest id of a non-empty batch, as a SQL condition on
 /// `message_id`. Kore.ai's message ids are `ms-` and a MongoDB ObjectId,
 /// which begins with its creation time: a window's ids are narrow, and
@@ -159,6 +194,34 @@ fn write_staged(
     )
     .doing(DOING)?;
     Ok(n)
+}
+
+/// The sessions of `bot_id`'s stored messages that are not in the
+/// warehouse (issue 21), at most `limit`: left by an earlier kore-sync,
+/// they are to be confirmed with the API.
+pub(super) fn sessions_of_orphans(
+    conn: &Connection,
+    bot_id: &str,
+    limit: usize,
+) -> Result<Vec<String>, StoreError> {
+    const DOING: &str = "finding messages without a session";
+    let mut stmt = conn
+        .prepare(
+            "SELECT DISTINCT m.session_id FROM messages m
+             WHERE m.bot_id = ? AND m.session_id IS NOT NULL
+               AND NOT EXISTS (SELECT 1 FROM sessions s WHERE s.session_id = m.session_id)
+             ORDER BY 1 LIMIT ?",
+        )
+        .doing(DOING)?;
+    let ids = stmt
+        .query_map(
+            params![bot_id, i64::try_from(limit).unwrap_or(i64::MAX)],
+            |r| r.get(0),
+        )
+        .doing(DOING)?
+        .collect::<Result<_, _>>()
+        .doing(DOING)?;
+    Ok(ids)
 }
 
 /// One transcript to show (the demo): of a dropped-off or agent-handled

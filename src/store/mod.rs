@@ -198,6 +198,8 @@ pub struct StatusReport {
     pub n_rejected: i64,
     /// Sessions the API no longer has, kept and marked (`deletes = "keep"`).
     pub n_gone: i64,
+    /// Messages whose session is not in the warehouse: stays 0 (issue 21).
+    pub n_messages_without_session: i64,
     pub streams: Vec<StreamStatus>,
     /// The privacy settings the rows were written with (None: nothing
     /// stored yet).

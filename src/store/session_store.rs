@@ -312,6 +312,25 @@ impl SessionStore {
             .await
     }
 
+    /// How many stored messages have no session in the warehouse (issue 21;
+    /// should be 0).
+    pub async fn messages_without_session(&self) -> Result<i64, StoreError> {
+        self.with(|c| super::sql::count_rows(c, super::status::MESSAGES_WITHOUT_SESSION))
+            .await
+    }
+
+    /// Sessions of `bot_id`'s stored messages that are not stored
+    /// themselves, at most `limit` (issue 21).
+    pub async fn sessions_of_orphan_messages(
+        &self,
+        bot_id: &str,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        let bot_id = bot_id.to_owned();
+        self.with(move |c| messages::sessions_of_orphans(c, &bot_id, limit))
+            .await
+    }
+
     /// Forgets sessions seen closing: `ids`, or all of the bot's (None).
     pub async fn forget_closed(
         &self,

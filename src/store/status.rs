@@ -6,6 +6,13 @@ use super::sql::{count_rows, from_micros};
 use super::{Publication, StatusReport, StreamStatus};
 use duckdb::Connection;
 
+/// Messages whose session is not in the warehouse (issue 21): 0 unless
+/// something went wrong, since a message is stored only with its session
+/// and removed with it.
+pub(super) const MESSAGES_WITHOUT_SESSION: &str = "SELECT count(*) FROM messages m
+     WHERE m.session_id IS NOT NULL
+       AND NOT EXISTS (SELECT 1 FROM sessions s WHERE s.session_id = m.session_id)";
+
 pub(super) fn status(conn: &Connection) -> Result<StatusReport, StoreError> {
     let count = |sql: &str| count_rows(conn, sql);
     let n_sessions = count("SELECT count(*) FROM sessions")?;
@@ -13,6 +20,7 @@ pub(super) fn status(conn: &Connection) -> Result<StatusReport, StoreError> {
     let n_messages = count("SELECT count(*) FROM messages")?;
     let n_rejected = count("SELECT count(*) FROM rejected_records")?;
     let n_gone = count("SELECT count(*) FROM sessions WHERE deleted_at IS NOT NULL")?;
+    let n_messages_without_session = count(MESSAGES_WITHOUT_SESSION)?;
     let mut stmt = conn
         .prepare(
             "WITH last_run AS (
@@ -73,6 +81,7 @@ pub(super) fn status(conn: &Connection) -> Result<StatusReport, StoreError> {
         n_messages,
         n_rejected,
         n_gone,
+        n_messages_without_session,
         streams,
     })
 }

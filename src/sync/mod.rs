@@ -16,6 +16,7 @@ mod fetch;
 mod messages;
 pub mod names;
 pub mod options;
+pub mod orphans;
 pub mod pass;
 pub mod plan;
 pub mod privacy;

@@ -9,6 +9,7 @@ use super::stream::{StreamRun, run_stream};
 use crate::model::{ACCOUNT_BOT_ID, Partition, StreamKey};
 use crate::ops::metrics::PassEnded;
 use crate::store::StoreError;
+use chrono::{DateTime, Utc};
 use std::time::Instant;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -97,17 +98,21 @@ impl ScopeTask {
         api.budget().load_history(&history);
         let mut reports = Vec::new();
         let filter = self.scope.scope.filter.fingerprint();
-        let sessions = self
+        let sessions: Vec<StreamKey> = self
             .ctx
             .settings
             .containment_types
             .iter()
-            .map(|&ct| StreamKey::sessions(api.bot_id(), ct, &filter));
-        let mut result = self.run_streams(sessions, &mut reports).await;
-        // Messages after sessions, so sessions always get the budget first.
+            .map(|&ct| StreamKey::sessions(api.bot_id(), ct, &filter))
+            .collect();
+        let mut result = self
+            .run_streams(sessions.iter().cloned(), None, &mut reports)
+            .await;
+        // Messages after sessions, so sessions always get the budget first;
+        // and never past what the sessions have read (issue 21).
         if result.is_ok() && self.messages_enabled() {
-            result = match self.message_streams().await {
-                Ok(keys) => self.run_streams(keys.into_iter(), &mut reports).await,
+            result = match self.message_streams(&sessions).await {
+                Ok((keys, read)) => self.run_streams(keys.into_iter(), read, &mut reports).await,
                 Err(e) => Err(e),
             };
         } else if result.is_ok() {
@@ -122,9 +127,11 @@ impl ScopeTask {
     }
 
     /// Runs `keys` in turn; stops at the first warehouse failure.
+    /// `sessions_read` bounds message streams (see `StreamRun`).
     async fn run_streams(
         &self,
         keys: impl Iterator<Item = StreamKey>,
+        sessions_read: Option<DateTime<Utc>>,
         reports: &mut Vec<StreamReport>,
     ) -> Result<(), StoreError> {
         for key in keys {
@@ -135,6 +142,7 @@ impl ScopeTask {
                 opts: &self.opts,
                 pass_id: &self.pass_id,
                 stop: &self.stop,
+                sessions_read,
             };
             reports.push(run_stream(run).await?);
         }
@@ -151,20 +159,38 @@ impl ScopeTask {
 
     /// One messages stream per channel: those the bot's stored sessions use
     /// (the API reads `rtm` alone unless told a channel) and the configured
-    /// ones.
-    async fn message_streams(&self) -> Result<Vec<StreamKey>, StoreError> {
+    /// ones; and how far the bot's session streams (`sessions`) have read:
+    /// the lowest of their watermarks under their current filter, None while
+    /// any has none.
+    async fn message_streams(
+        &self,
+        sessions: &[StreamKey],
+    ) -> Result<(Vec<StreamKey>, Option<DateTime<Utc>>), StoreError> {
+        let mut read: Option<DateTime<Utc>> = None;
+        for (n, key) in sessions.iter().enumerate() {
+            let (watermark, filter) = self.ctx.store.watermark_with_filter(key).await?;
+            // As the stream itself reads it: a watermark reached under
+            // another filter counts as absent.
+            let watermark = watermark.filter(|_| filter.as_deref().is_none_or(|f| f == key.filter));
+            read = match (n, watermark) {
+                (0, w) => w,
+                (_, Some(w)) => read.map(|r| r.min(w)),
+                (_, None) => None,
+            };
+        }
         let bot_id = &self.scope.scope.bot_id;
         let mut channels = self.ctx.store.session_channels(bot_id).await?;
         channels.extend(self.ctx.settings.messages.channels.iter().cloned());
         channels.sort();
         channels.dedup();
-        Ok(channels
+        let keys = channels
             .into_iter()
             .map(|channel| StreamKey {
                 bot_id: bot_id.clone(),
                 partition: Partition::Channel(channel),
                 filter: String::new(),
             })
-            .collect())
+            .collect();
+        Ok((keys, read))
     }
 }

@@ -44,6 +44,31 @@ pub fn plan_pass(
     plan_range(begin, now - s.lag, s.window)
 }
 
+/// Cuts `plan` at `limit`: the windows of a message stream end no later
+/// than its bot's session streams have read (the lowest of their
+/// watermarks), so every stored message's session has been listed first.
+/// `None` (a session stream has read nothing yet) leaves nothing to read.
+pub fn ending_by(plan: WindowPlan, limit: Option<DateTime<Utc>>) -> WindowPlan {
+    let end = limit
+        .map_or(plan.begin, to_millis)
+        .min(plan.end)
+        .max(plan.begin);
+    let windows = plan
+        .windows
+        .into_iter()
+        .filter(|w| w.start < end)
+        .map(|w| Window {
+            start: w.start,
+            end: w.end.min(end),
+        })
+        .collect();
+    WindowPlan {
+        begin: plan.begin,
+        end,
+        windows,
+    }
+}
+
 /// Plans a backfill: exactly `[from, to)`, but never closer to now than
 /// `lag`.
 pub fn plan_backfill(
@@ -279,5 +304,52 @@ mod tests {
                 prop_assert!(w.start >= s.start);
             }
         }
+
+        // Issue 21: a message stream's plan, cut at its bot's sessions,
+        // still covers its span contiguously from the same begin, and no
+        // window ends after what the sessions have read.
+        #[test]
+        fn issue_21_a_plan_ending_by_the_sessions_never_passes_them(
+            wm_offset_ms in proptest::option::of(0i64..90 * 86_400_000),
+            now_offset_ms in 0i64..120 * 86_400_000,
+            limit_offset_ms in proptest::option::of(-86_400_000i64..120 * 86_400_000),
+        ) {
+            let s = settings();
+            let wm = wm_offset_ms.map(|o| s.start + TimeDelta::milliseconds(o));
+            let now = s.start + TimeDelta::milliseconds(now_offset_ms);
+            let limit = limit_offset_ms.map(|o| s.start + TimeDelta::milliseconds(o));
+            let full = plan_pass(wm, now, &s);
+            let cut = ending_by(full.clone(), limit);
+            prop_assert_eq!(cut.begin, full.begin);
+            let want_end = limit.map_or(full.begin, |l| l.min(full.end).max(full.begin));
+            prop_assert_eq!(cut.end, want_end);
+            let mut cursor = cut.begin;
+            for w in &cut.windows {
+                prop_assert_eq!(w.start, cursor);
+                prop_assert!(w.end > w.start && w.end <= cut.end);
+                prop_assert!(limit.is_some_and(|l| w.end <= l));
+                cursor = w.end;
+            }
+            prop_assert_eq!(cursor, cut.end);
+        }
+    }
+
+    #[test]
+    fn issue_21_message_windows_stop_where_the_sessions_stopped() {
+        let s = settings();
+        let now = t("2025-03-10T12:00:00Z");
+        let full = plan_pass(Some(t("2025-03-10T00:00:00Z")), now, &s);
+        // The sessions read up to 10:00: the messages stop there too.
+        let cut = ending_by(full.clone(), Some(t("2025-03-10T10:00:00Z")));
+        assert_eq!(cut.end, t("2025-03-10T10:00:00Z"));
+        assert_eq!(cut.windows.last().unwrap().end, t("2025-03-10T10:00:00Z"));
+        // A session stream that has read nothing: no message window.
+        assert!(ending_by(full.clone(), None).windows.is_empty());
+        // Sessions behind the messages' lookback: nothing to read either.
+        assert!(
+            ending_by(full, Some(t("2025-03-09T00:00:00Z")))
+                .windows
+                .is_empty()
+        );
     }
 }

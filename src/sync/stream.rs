@@ -34,6 +34,11 @@ pub(super) struct StreamRun<'a> {
     pub opts: &'a PassOptions,
     pub pass_id: &'a str,
     pub stop: &'a Stop,
+    /// How far the bot's session streams have read (the lowest of their
+    /// watermarks; None while any has none). A message stream's windows end
+    /// no later (`plan::ending_by`), so every message stored has had its
+    /// session listed first (issue 21). Unused by session streams.
+    pub sessions_read: Option<DateTime<Utc>>,
 }
 
 /// Runs one stream's pass and records it in `sync_runs`. `Err` only when
@@ -203,9 +208,13 @@ impl StreamRun<'_> {
     /// The windows to read: a backfill's range, or from the watermark.
     fn plan(&self, watermark: Option<DateTime<Utc>>) -> WindowPlan {
         let (now, settings) = (Utc::now(), &self.ctx.settings.plan);
-        match self.opts.range {
+        let plan = match self.opts.range {
             Some((from, to)) => plan::plan_backfill(from, to, now, settings),
             None => plan::plan_pass(watermark, now, settings),
+        };
+        match self.key.partition {
+            Partition::Containment(_) => plan,
+            Partition::Channel(_) => plan::ending_by(plan, self.sessions_read),
         }
     }
 }

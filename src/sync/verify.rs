@@ -6,12 +6,13 @@
 //! with passes (the daemon never runs both at once).
 
 use super::context::{ScopeApi, SyncContext};
+use super::orphans::{self, OrphanCheck};
 use super::plan;
 use super::reconcile::{Differing, Reconcile, WindowCheck};
 use super::report::{Observer, StreamReport};
 use super::resource::{Sessions, StreamIo};
 use super::stop::Stop;
-use crate::model::{RunOutcome, StreamKey};
+use crate::model::{ACCOUNT_BOT_ID, RunOutcome, StreamKey};
 use crate::store::StoreError;
 use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
@@ -48,13 +49,27 @@ pub struct VerifyRow {
 pub struct VerifyReport {
     pub rows: Vec<VerifyRow>,
     pub streams: Vec<StreamReport>,
+    /// Per bot: messages whose session is not in the warehouse (issue 21).
+    pub orphans: Vec<OrphanCheck>,
 }
 
 impl VerifyReport {
-    /// Every window checked matches the API (after repairs), and no stream
-    /// stopped early.
+    /// Whether verify changed the warehouse (so there is something new to
+    /// publish).
+    pub fn changed(&self) -> bool {
+        self.streams
+            .iter()
+            .any(|s| s.sessions_written + s.sessions_deleted + s.sessions_marked > 0)
+            || self.orphans.iter().any(|o| o.n_found + o.n_gone > 0)
+    }
+
+    /// Every window checked matches the API (after repairs), no stream
+    /// stopped early, and no message lacks its session.
     pub fn all_equal(&self) -> bool {
-        self.rows.iter().all(|r| r.check.equal)
+        self.orphans
+            .iter()
+            .all(|o| o.n_left == 0 && o.error.is_none())
+            && self.rows.iter().all(|r| r.check.equal)
             && self
                 .streams
                 .iter()
@@ -76,7 +91,16 @@ pub async fn verify(
         let api = &scope.api;
         api.budget()
             .load_history(&ctx.store.request_history(api.bot_id()).await?);
-        let result = verify_scope(ctx, scope, opts, (&pass_id, &stop), &mut report).await;
+        let mut result = verify_scope(ctx, scope, opts, (&pass_id, &stop), &mut report).await;
+        // After the sessions are repaired, the messages they left without
+        // one (getMessagesV2 has no account-wide form).
+        if result.is_ok() && scope.scope.bot_id != ACCOUNT_BOT_ID {
+            let wait = opts.max_budget_wait;
+            match orphans::confirm((ctx, scope), opts.dry_run, wait, &stop).await {
+                Ok(check) => report.orphans.push(check),
+                Err(e) => result = Err(e),
+            }
+        }
         ctx.store
             .record_requests(api.bot_id(), api.budget().take_unsaved())
             .await?;

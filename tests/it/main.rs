@@ -15,6 +15,7 @@ mod messages;
 mod messages_late;
 mod names;
 mod ops;
+mod orphans;
 mod paging;
 mod parquet;
 mod privacy;

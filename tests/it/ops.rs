@@ -172,3 +172,36 @@ async fn healthz_is_503_with_the_error_when_a_stream_fails() {
     signal(&child, "-TERM");
     assert_eq!(child.wait().await.unwrap().code(), Some(0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_21_metrics_show_messages_without_a_session() {
+    let h = harness(1, 2, 10, |_| {}).await;
+    let config = h.dir.path().join("kore-sync.toml");
+    let toml = h.toml(
+        "interval = \"1h\"",
+        "[server]\nlisten = \"127.0.0.1:0\"\n[messages]\nenabled = true\n",
+    );
+    std::fs::write(&config, &toml).unwrap();
+    run_ok(&config, &["sync"]).await;
+    // One message whose session is not stored, as an earlier release could
+    // leave it: the daemon's pass counts it.
+    db(&h.warehouse)
+        .execute_batch(
+            "INSERT INTO messages SELECT * REPLACE ('ms-orphan-1' AS message_id, 'gone0000000000000001' AS session_id)
+             FROM messages LIMIT 1",
+        )
+        .unwrap();
+    let (mut child, addr, _) = start_daemon(&config, &[]).await;
+    let metrics = reqwest::get(format!("http://{addr}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("kore_sync_messages_without_session 1"),
+        "{metrics}"
+    );
+    signal(&child, "-TERM");
+    assert_eq!(child.wait().await.unwrap().code(), Some(0));
+}
