@@ -132,9 +132,7 @@ fn unresolved(path: &str, all: &[(PathBuf, String)]) -> Option<String> {
         None if segs[0].starts_with(char::is_uppercase) => all.iter().map(|(_, t)| t).collect(),
         None => return None,
     };
-    let Some(item) = segs.get(i) else {
-        return None;
-    };
+    let item = segs.get(i)?;
     let owners: Vec<&&String> = texts
         .iter()
         .filter(|t| {
