@@ -8,7 +8,7 @@ use super::WindowCommit;
 use super::commit::{Advance, keep_rejected, last_version_of_each, move_watermark};
 use super::error::{QueryContext, StoreError};
 use super::sql::{from_micros, lit, ts};
-use crate::model::{ClosedSession, Message, MessageBatch, StreamKey};
+use crate::model::{ClosedSession, Message, MessageBatch, StreamKey, Window};
 use chrono::{DateTime, Utc};
 use duckdb::{Connection, OptionalExt, Transaction, params};
 
@@ -194,6 +194,30 @@ fn write_staged(
     )
     .doing(DOING)?;
     Ok(n)
+}
+
+/// The messages of stream `key` (a bot and a channel) created within
+/// `window`, counted with its end excluded and included.
+pub(super) fn count_stored(
+    conn: &Connection,
+    key: &StreamKey,
+    window: Window,
+) -> Result<(u64, u64), StoreError> {
+    let (excluded, included): (i64, i64) = conn
+        .query_row(
+            "SELECT count(*) FILTER (WHERE created_on < CAST(?3 AS TIMESTAMPTZ)), count(*)
+             FROM messages WHERE bot_id = ?1 AND channel = ?2
+               AND created_on >= CAST(?4 AS TIMESTAMPTZ) AND created_on <= CAST(?3 AS TIMESTAMPTZ)",
+            params![
+                key.bot_id,
+                key.partition.name(),
+                ts(window.end),
+                ts(window.start)
+            ],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .doing("counting stored messages")?;
+    Ok((excluded.max(0) as u64, included.max(0) as u64))
 }
 
 /// The sessions of `bot_id`'s stored messages that are not in the

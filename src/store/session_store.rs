@@ -319,6 +319,18 @@ impl SessionStore {
             .await
     }
 
+    /// The messages stream `key` (a bot and a channel) holds in `window`,
+    /// counted with the window's end excluded and included.
+    pub async fn count_stored_messages(
+        &self,
+        key: &StreamKey,
+        window: Window,
+    ) -> Result<(u64, u64), StoreError> {
+        let key = key.clone();
+        self.with(move |c| messages::count_stored(c, &key, window))
+            .await
+    }
+
     /// Sessions of `bot_id`'s stored messages that are not stored
     /// themselves, at most `limit` (issue 21).
     pub async fn sessions_of_orphan_messages(

@@ -8,12 +8,15 @@
 //! names its channel, and a bot's message streams are the channels its
 //! stored sessions use plus `messages.channels`.
 
+use super::context::{ScopeApi, SyncContext};
 use super::resource::{Page, Resource, StreamIo};
 use crate::api::wire::{
     MESSAGE_SESSION_IDS, MessagesRequest, format_api_time, parse_message_or_reject,
 };
 use crate::api::{ApiError, CallStats, PageSize};
-use crate::model::{Batch, ClosedSession, Message, RejectedRecord, StreamKey, Window};
+use crate::model::{
+    ACCOUNT_BOT_ID, Batch, ClosedSession, Message, Partition, RejectedRecord, StreamKey, Window,
+};
 use crate::store::{Advance, StoreError, WindowCommit};
 use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::value::RawValue;
@@ -59,6 +62,33 @@ pub(super) fn reread_groups(
         }
     }
     groups
+}
+
+/// Whether a scope's messages are synced: a bot (getMessagesV2 has no
+/// account-wide form) with messages on, by its table or `[messages]`.
+pub(super) fn syncs_messages(ctx: &SyncContext, scope: &ScopeApi) -> bool {
+    let scope = &scope.scope;
+    scope.bot_id != ACCOUNT_BOT_ID && scope.messages.unwrap_or(ctx.settings.messages.enabled)
+}
+
+/// A bot's message streams, one per channel: those its stored sessions use
+/// (the API reads `rtm` alone unless told a channel) and `messages.channels`.
+pub(super) async fn message_keys(
+    ctx: &SyncContext,
+    bot_id: &str,
+) -> Result<Vec<StreamKey>, StoreError> {
+    let mut channels = ctx.store.session_channels(bot_id).await?;
+    channels.extend(ctx.settings.messages.channels.iter().cloned());
+    channels.sort();
+    channels.dedup();
+    Ok(channels
+        .into_iter()
+        .map(|channel| StreamKey {
+            bot_id: bot_id.to_owned(),
+            partition: Partition::Channel(channel),
+            filter: String::new(),
+        })
+        .collect())
 }
 
 /// The messages of one bot and one channel.

@@ -29,6 +29,7 @@ mod stop;
 mod store_pipe;
 mod stream;
 pub mod verify;
+mod verify_messages;
 
 pub use context::{
     MESSAGES_PAGE, MessagesSettings, Scope, ScopeApi, SyncContext, SyncSettings, SyncSetup,

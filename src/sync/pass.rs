@@ -2,11 +2,12 @@
 //! streams one after another (they share the scope's request budget).
 
 use super::context::{ScopeApi, SyncContext};
+use super::messages::{message_keys, syncs_messages};
 use super::options::PassOptions;
 use super::report::{PassReport, StreamReport};
 use super::stop::Stop;
 use super::stream::{StreamRun, run_stream};
-use crate::model::{ACCOUNT_BOT_ID, Partition, StreamKey};
+use crate::model::StreamKey;
 use crate::ops::metrics::PassEnded;
 use crate::store::StoreError;
 use chrono::{DateTime, Utc};
@@ -149,12 +150,9 @@ impl ScopeTask {
         Ok(())
     }
 
-    /// Whether this scope's messages are synced: a bot (getMessagesV2 has
-    /// no account-wide form) with messages on, by its table or `[messages]`.
+    /// Whether this scope's messages are synced (see `syncs_messages`).
     fn messages_enabled(&self) -> bool {
-        let scope = &self.scope.scope;
-        scope.bot_id != ACCOUNT_BOT_ID
-            && scope.messages.unwrap_or(self.ctx.settings.messages.enabled)
+        syncs_messages(&self.ctx, &self.scope)
     }
 
     /// One messages stream per channel: those the bot's stored sessions use
@@ -178,19 +176,7 @@ impl ScopeTask {
                 (_, None) => None,
             };
         }
-        let bot_id = &self.scope.scope.bot_id;
-        let mut channels = self.ctx.store.session_channels(bot_id).await?;
-        channels.extend(self.ctx.settings.messages.channels.iter().cloned());
-        channels.sort();
-        channels.dedup();
-        let keys = channels
-            .into_iter()
-            .map(|channel| StreamKey {
-                bot_id: bot_id.clone(),
-                partition: Partition::Channel(channel),
-                filter: String::new(),
-            })
-            .collect();
+        let keys = message_keys(&self.ctx, &self.scope.scope.bot_id).await?;
         Ok((keys, read))
     }
 }

@@ -223,7 +223,7 @@ impl StreamRun<'_> {
 /// is read (store jobs run one at a time and in order, see `StorePipe`), so
 /// the watermark still moves window by window, oldest first, each in the
 /// transaction that stored it. Ends at the first API failure or stop.
-async fn read_windows<R: Resource>(
+pub(super) async fn read_windows<R: Resource>(
     resource: &R,
     windows: &[Window],
     report: &mut StreamReport,

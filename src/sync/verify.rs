@@ -12,7 +12,8 @@ use super::reconcile::{Differing, Reconcile, WindowCheck};
 use super::report::{Observer, StreamReport};
 use super::resource::{Sessions, StreamIo};
 use super::stop::Stop;
-use crate::model::{ACCOUNT_BOT_ID, RunOutcome, StreamKey};
+use super::verify_messages::verify_messages;
+use crate::model::{ACCOUNT_BOT_ID, RunOutcome, StreamKey, Window};
 use crate::store::StoreError;
 use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
@@ -92,8 +93,13 @@ pub async fn verify(
         api.budget()
             .load_history(&ctx.store.request_history(api.bot_id()).await?);
         let mut result = verify_scope(ctx, scope, opts, (&pass_id, &stop), &mut report).await;
-        // After the sessions are repaired, the messages they left without
-        // one (getMessagesV2 has no account-wide form).
+        // After the sessions are repaired, the messages: counted per
+        // channel, and those left without a session (getMessagesV2 has no
+        // account-wide form).
+        if result.is_ok() && scope.scope.bot_id != ACCOUNT_BOT_ID {
+            let during = (pass_id.as_str(), &stop);
+            result = verify_messages((ctx, scope), opts, during, &mut report).await;
+        }
         if result.is_ok() && scope.scope.bot_id != ACCOUNT_BOT_ID {
             let wait = opts.max_budget_wait;
             match orphans::confirm((ctx, scope), opts.dry_run, wait, &stop).await {
@@ -107,6 +113,23 @@ pub async fn verify(
         result?;
     }
     Ok(report)
+}
+
+/// What verify checks of stream `key`: its watermark (a watermark reached
+/// under another filter counts as absent) and the windows of `[from, to)`
+/// — by default `sync.start` to the watermark; None without either.
+pub(super) async fn span_to_verify(
+    ctx: &SyncContext,
+    key: &StreamKey,
+    opts: &VerifyOptions,
+) -> Result<Option<(Option<DateTime<Utc>>, Vec<Window>)>, StoreError> {
+    let (watermark, filter) = ctx.store.watermark_with_filter(key).await?;
+    let watermark = watermark.filter(|_| filter.as_deref() == Some(key.filter.as_str()));
+    let from = opts.from.unwrap_or(ctx.settings.plan.start);
+    let Some(to) = opts.to.or(watermark) else {
+        return Ok(None);
+    };
+    Ok(Some((watermark, plan::plan_verify(from, to).windows)))
 }
 
 /// One scope's streams, in turn.
@@ -123,13 +146,9 @@ async fn verify_scope(
             containment_type,
             &scope.scope.filter.fingerprint(),
         );
-        let (watermark, filter) = ctx.store.watermark_with_filter(&key).await?;
-        let watermark = watermark.filter(|_| filter.as_deref() == Some(key.filter.as_str()));
-        let from = opts.from.unwrap_or(ctx.settings.plan.start);
-        let Some(to) = opts.to.or(watermark) else {
+        let Some((watermark, windows)) = span_to_verify(ctx, &key, opts).await? else {
             continue;
         };
-        let windows = plan::plan_verify(from, to).windows;
         let run_id = ctx.store.begin_run(pass_id, &key, "verify").await?;
         let mut report = StreamReport::new(key.clone(), windows.len(), watermark);
         let sessions = Sessions {

@@ -234,6 +234,45 @@ async fn issue_21_verify_confirms_the_sessions_of_messages_left_without_one() {
     assert_joined_and_equal(&h);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_21_verify_counts_messages_per_channel_and_repairs_a_window() {
+    let h = harness(1, 3, 20, |_| {}).await;
+    let config = h.write_config(&h.toml("", MESSAGES));
+    run_ok(&config, &["sync"]).await;
+    let all = crate::messages::want(&h);
+    assert_eq!(stored(&h.warehouse), all);
+    // Three messages lost from the warehouse, as a bug or a hand could.
+    db(&h.warehouse)
+        .execute_batch(
+            "CREATE TEMP TABLE lost AS SELECT message_id FROM messages WHERE channel = 'rtm' ORDER BY 1 LIMIT 3;
+             DELETE FROM message_tags WHERE message_id IN (SELECT message_id FROM lost);
+             DELETE FROM messages WHERE message_id IN (SELECT message_id FROM lost);",
+        )
+        .unwrap();
+    let dry = kore_sync(&config)
+        .args(["verify", "--dry-run", "--json"])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(dry.status.code(), Some(1));
+    let report: Value = serde_json::from_slice(&dry.stdout).unwrap();
+    let differing: Vec<&Value> = report["windows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|w| w["equal"] == false)
+        .collect();
+    assert_eq!(differing.len(), 1, "{report:#}");
+    assert_eq!(differing[0]["containment_type"], "rtm");
+    assert_eq!(
+        differing[0]["api_count"].as_u64().unwrap(),
+        differing[0]["stored_count"].as_u64().unwrap() + 3
+    );
+    // Repaired: the window is paged again.
+    run_ok(&config, &["verify"]).await;
+    assert_eq!(stored(&h.warehouse), all);
+}
+
 /// What `status --json` says of messages without a session.
 async fn without_session(config: &std::path::Path) -> i64 {
     let out = run_ok(config, &["status", "--json"]).await;
