@@ -14,6 +14,7 @@ use std::process::ExitCode;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
+    restore_sigpipe();
     let cli = Cli::parse();
     init_tracing(&cli);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -32,6 +33,19 @@ fn main() -> ExitCode {
             eprintln!("kore-sync: {e:#}");
             ExitCode::from(cmd::exit_code(&e))
         }
+    }
+}
+
+/// Piped into `head` or a pager that quits early, kore-sync ends quietly as
+/// other Unix tools do, instead of panicking on the broken pipe: Rust
+/// starts programs with SIGPIPE ignored, so its default is restored. Sockets
+/// are unaffected: Rust's networking sends with `MSG_NOSIGNAL`.
+fn restore_sigpipe() {
+    #[cfg(unix)]
+    // SAFETY: called first in `main`, before any thread exists; it only
+    // resets one signal's disposition to its default.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 

@@ -253,3 +253,23 @@ async fn under_systemd_log_lines_carry_no_timestamp_of_their_own() {
     );
     assert_eq!(stamped(&journal), 0, "{journal}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn output_piped_into_a_reader_that_quits_early_ends_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("any.duckdb");
+    drop(db(&file));
+    // Far more than a pipe holds, so the writer meets the closed pipe.
+    let script = format!(
+        "{BIN} query --db {} 'SELECT * FROM range(200000)' | head -n 1",
+        file.display()
+    );
+    let out = tokio::process::Command::new("sh")
+        .args(["-c", &script])
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.is_empty(), "{stderr}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 1);
+}
