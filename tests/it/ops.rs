@@ -78,6 +78,16 @@ async fn start_daemon(
     )
 }
 
+/// What `GET /metrics` answers.
+async fn metrics_text(addr: &str) -> String {
+    reqwest::get(format!("http://{addr}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_metrics_and_sd_notify_over_real_sockets() {
     let h = harness(1, 3, 20, |_| {}).await;
@@ -110,12 +120,7 @@ async fn health_metrics_and_sd_notify_over_real_sockets() {
         "{body}"
     );
 
-    let metrics = reqwest::get(format!("http://{addr}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics_text(&addr).await;
     for needle in [
         "kore_sync_stream_passes_total{outcome=\"succeeded\"} 3",
         "kore_sync_api_requests_total{status=\"200\"}",
@@ -192,12 +197,7 @@ async fn issue_21_metrics_show_messages_without_a_session() {
         )
         .unwrap();
     let (mut child, addr, _) = start_daemon(&config, &[]).await;
-    let metrics = reqwest::get(format!("http://{addr}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics_text(&addr).await;
     assert!(
         metrics.contains("kore_sync_messages_without_session 1"),
         "{metrics}"

@@ -36,16 +36,21 @@ fn conversation(h: &Harness, id: &str, start: chrono::DateTime<Utc>) -> Value {
     rec
 }
 
+/// Stored messages whose session is not stored.
+fn without_their_session(conn: &duckdb::Connection) -> i64 {
+    count(
+        conn,
+        "SELECT count(*) FROM messages m
+         WHERE NOT EXISTS (SELECT 1 FROM sessions s WHERE s.session_id = m.session_id)",
+    )
+}
+
 /// No stored message lacks its session, and both tables equal the API's
 /// (its self-service sessions, the one stream these tests sync, and their
 /// messages).
 fn assert_joined_and_equal(h: &Harness) {
     let conn = db(&h.warehouse);
-    let orphans = count(
-        &conn,
-        "SELECT count(*) FROM messages m
-         WHERE NOT EXISTS (SELECT 1 FROM sessions s WHERE s.session_id = m.session_id)",
-    );
+    let orphans = without_their_session(&conn);
     assert_eq!(orphans, 0, "messages without their session");
     let sessions = h.sim_records_of("selfService");
     assert_warehouse_equals(&h.warehouse, &sessions);
@@ -178,11 +183,7 @@ async fn issue_21_a_session_filter_leaves_out_the_messages_of_the_sessions_it_le
     assert!(!kept.is_empty() && kept.len() < h.sim_records().len());
     assert_warehouse_equals(&h.warehouse, &kept);
     let conn = db(&h.warehouse);
-    let orphans = count(
-        &conn,
-        "SELECT count(*) FROM messages m
-         WHERE NOT EXISTS (SELECT 1 FROM sessions s WHERE s.session_id = m.session_id)",
-    );
+    let orphans = without_their_session(&conn);
     assert_eq!(orphans, 0);
     // Every message of a kept session, and nothing else.
     let want: usize = kept
@@ -358,11 +359,7 @@ async fn issue_21_a_live_run_with_kill_9_restarts_ends_with_both_tables_equal_to
             }
             status = child.wait() => { status.unwrap(); }
         }
-        let orphans = count(
-            &db(&h.warehouse),
-            "SELECT count(*) FROM messages m
-             WHERE NOT EXISTS (SELECT 1 FROM sessions s WHERE s.session_id = m.session_id)",
-        );
+        let orphans = without_their_session(&db(&h.warehouse));
         assert_eq!(orphans, 0, "round {round}: messages without their session");
     }
     assert!(killed >= 3, "only {killed} rounds were killed mid-pass");
@@ -372,11 +369,7 @@ async fn issue_21_a_live_run_with_kill_9_restarts_ends_with_both_tables_equal_to
     run_ok(&config, &["sync"]).await;
     run_ok(&config, &["verify"]).await;
     let conn = db(&h.warehouse);
-    let orphans = count(
-        &conn,
-        "SELECT count(*) FROM messages m
-         WHERE NOT EXISTS (SELECT 1 FROM sessions s WHERE s.session_id = m.session_id)",
-    );
+    let orphans = without_their_session(&conn);
     assert_eq!(orphans, 0);
     drop(conn);
     assert_warehouse_equals(&h.warehouse, &h.sim_records());
