@@ -22,6 +22,7 @@ pub mod man;
 pub mod progress;
 pub mod query;
 pub mod render;
+pub mod render_verify;
 pub mod rewrite_privacy;
 pub mod simulate;
 pub mod status;

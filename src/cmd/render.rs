@@ -1,18 +1,17 @@
 //! Everything the commands print about passes and the warehouse, in one
 //! place: the per-stream pass lines, the `status` table, and the JSON
 //! `status --json` writes (its own output type, so the store's structs can
-//! change without changing what scripts read).
+//! change without changing what scripts read). `verify`'s table and JSON
+//! are in `render_verify`.
 
 use crate::model::ACCOUNT_BOT_ID;
 use crate::store::{StatusReport, StreamStatus};
-use crate::sync::orphans::OrphanCheck;
-use crate::sync::reconcile::WindowCheck;
-use crate::sync::{PassReport, StreamReport, VerifyReport};
+use crate::sync::{PassReport, StreamReport};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use std::path::Path;
 
-fn stamp(t: DateTime<Utc>) -> String {
+pub(super) fn stamp(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
@@ -32,7 +31,7 @@ fn stream_name(s: &StreamStatus) -> String {
 }
 
 /// A stream's name, outcome and windows, the start of its summary line.
-fn stream_head(s: &StreamReport) -> String {
+pub(super) fn stream_head(s: &StreamReport) -> String {
     format!(
         "{:<40} {:<11} windows {}/{}",
         s.key.to_string(),
@@ -43,7 +42,7 @@ fn stream_head(s: &StreamReport) -> String {
 }
 
 /// The stream's error on a line of its own, if it has one.
-fn stream_error(s: &StreamReport) -> String {
+pub(super) fn stream_error(s: &StreamReport) -> String {
     s.error
         .as_deref()
         .map_or(String::new(), |e| format!("\n    error: {e}"))
@@ -299,114 +298,6 @@ impl<'a> StatusJson<'a> {
             }),
             behind_seconds: streams.iter().map(|s| s.behind_seconds).collect(),
             streams,
-        }
-    }
-}
-
-/// The `verify` table: one line per window that differs (or was repaired),
-/// then a line per stream.
-pub fn print_verify(report: &VerifyReport, dry_run: bool) {
-    println!(
-        "{:<32} {:<45} {:>9} {:>9} {:>7} {:>7} {:>7}  STATE",
-        "STREAM", "WINDOW", "API", "STORED", "ADDED", "UPDATED", "DELETED"
-    );
-    for row in &report.rows {
-        let c = &row.check;
-        let touched = c.added + c.updated + c.deleted > 0;
-        if c.equal && !touched {
-            continue;
-        }
-        let state = match (c.equal, dry_run) {
-            (true, _) => "repaired",
-            (false, true) => "differs",
-            (false, false) => "still differs",
-        };
-        println!(
-            "{:<32} {:<45} {:>9} {:>9} {:>7} {:>7} {:>7}  {state}",
-            row.key.to_string(),
-            format!("{} .. {}", stamp(c.window.start), stamp(c.window.end)),
-            c.api_count.map_or("-".into(), |n| n.to_string()),
-            c.stored_count,
-            c.added,
-            c.updated,
-            c.deleted,
-        );
-    }
-    for s in &report.streams {
-        let n_differ = report
-            .rows
-            .iter()
-            .filter(|r| {
-                r.key == s.key
-                    && (!r.check.equal || r.check.added + r.check.updated + r.check.deleted > 0)
-            })
-            .count();
-        println!(
-            "{} ({n_differ} differed)  requests {}  written {}  deleted {}  marked {}{}",
-            stream_head(s),
-            s.requests,
-            s.sessions_written,
-            s.sessions_deleted,
-            s.sessions_marked,
-            stream_error(s),
-        );
-    }
-    for o in report
-        .orphans
-        .iter()
-        .filter(|o| o.n_sessions > 0 || o.error.is_some())
-    {
-        let what = if dry_run {
-            format!("{} sessions to confirm with the API", o.n_sessions)
-        } else {
-            format!(
-                "{} sessions looked up: {} stored, {} gone upstream; {} still missing",
-                o.n_sessions, o.n_found, o.n_gone, o.n_left
-            )
-        };
-        let error = o
-            .error
-            .as_deref()
-            .map_or(String::new(), |e| format!("  error: {e}"));
-        println!("messages of {} without a session: {what}{error}", o.bot_id);
-    }
-}
-
-/// What `verify --json` writes.
-#[derive(Debug, Serialize)]
-pub struct VerifyJson<'a> {
-    pub equal: bool,
-    pub windows: Vec<VerifyWindowJson<'a>>,
-    /// Per bot: the sessions of messages that had none (issue 21).
-    pub messages_without_session: &'a [OrphanCheck],
-}
-
-#[derive(Debug, Serialize)]
-pub struct VerifyWindowJson<'a> {
-    pub bot_id: &'a str,
-    pub containment_type: &'a str,
-    pub window_start: DateTime<Utc>,
-    pub window_end: DateTime<Utc>,
-    #[serde(flatten)]
-    pub check: &'a WindowCheck,
-}
-
-impl<'a> VerifyJson<'a> {
-    pub fn new(r: &'a VerifyReport) -> Self {
-        VerifyJson {
-            equal: r.all_equal(),
-            windows: r
-                .rows
-                .iter()
-                .map(|row| VerifyWindowJson {
-                    bot_id: &row.key.bot_id,
-                    containment_type: row.key.partition.name(),
-                    window_start: row.check.window.start,
-                    window_end: row.check.window.end,
-                    check: &row.check,
-                })
-                .collect(),
-            messages_without_session: &r.orphans,
         }
     }
 }

@@ -3,7 +3,9 @@
 //! (unless `--dry-run`). Exit 0 when the warehouse ends equal (with
 //! `--dry-run`: when nothing differs), 1 otherwise.
 
-use super::{Invocation, Outcome, date_flag, open_context, progress, render, require_configured};
+use super::{
+    Invocation, Outcome, date_flag, open_context, progress, render_verify, require_configured,
+};
 use crate::cli::VerifyArgs;
 use crate::sync::{VerifyOptions, publish, verify};
 use anyhow::bail;
@@ -35,10 +37,10 @@ pub async fn run(args: VerifyArgs, inv: &Invocation) -> anyhow::Result<Outcome> 
     if args.json {
         println!(
             "{}",
-            serde_json::to_string_pretty(&render::VerifyJson::new(&report))?
+            serde_json::to_string_pretty(&render_verify::VerifyJson::new(&report))?
         );
     } else {
-        render::print_verify(&report, opts.dry_run);
+        render_verify::print_verify(&report, opts.dry_run);
     }
     if report.changed() {
         publish::publish_now(&ctx).await;
