@@ -177,6 +177,9 @@ pub struct SimulateArgs {
     /// Seed for the generated data
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+    /// Sessions a day of the first bot (the second has 1.6 times as many)
+    #[arg(long, default_value_t = 40, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub sessions_per_day: u32,
 }
 
 /// `kore-sync bench`'s options.
@@ -214,6 +217,11 @@ pub struct BenchOptions {
     /// sessions, over --days) and report messages per second and requests
     #[arg(long, value_name = "N")]
     pub messages: Option<u64>,
+    /// Instead: build a warehouse of N sessions and N messages (one bot,
+    /// over --days), then time every command on it, each as its own
+    /// process: wall time, peak RSS, and a byte scan after rewrite-privacy
+    #[arg(long, value_name = "N", conflicts_with = "messages")]
+    pub commands: Option<u64>,
     /// After the backfill, measure publishing (read copy and Parquet): the
     /// first publication, an idle pass's, and one after a pass that changed
     /// one day

@@ -2,16 +2,19 @@
 //! in process (on-demand sessions, rate limits off), backfills N sessions
 //! into a temporary warehouse, and reports wall time, sessions per second,
 //! requests made against the minimum the API allows, peak RSS, and what idle
-//! passes cost; `messages` and `publish` measure the other paths. It prints
+//! passes cost; `messages` and `publish` measure the other paths, and
+//! `commands` every command on a large warehouse. It prints
 //! its own figures (they go to BENCHMARKS.md; no test asserts on time).
 //!
 //! Like `sim`, it stands apart from the layers: it drives the library from
 //! outside, as a user's command would, and builds the simulator's records
 //! through `sim`, never naming the API's fields itself.
 
+mod commands;
 mod messages;
 mod process;
 mod publish;
+pub mod scan;
 
 use crate::config;
 use crate::sim::{SimApp, SimBot, SimSettings, Simulator, Synthetic};
@@ -30,6 +33,9 @@ use process::{peak_rss_mib, status_mib, tempfile_dir};
 pub async fn run(o: BenchOptions) -> anyhow::Result<()> {
     if let Some(n) = o.messages {
         return messages::bench_messages(n, o.days).await;
+    }
+    if let Some(n) = o.commands {
+        return commands::bench_commands(n, o.days).await;
     }
     let bench = Bench::start(o).await?;
     let backfill = bench.backfill().await?;
@@ -84,6 +90,7 @@ impl Bench {
             per_bot: o.sessions / u64::from(o.bots.max(1)),
             from: now - Duration::days(o.days),
             to: now - Duration::hours(1),
+            with_messages: false,
         };
         let bots: Vec<SimBot> = (1..=o.bots)
             .map(|i| SimBot {

@@ -28,11 +28,13 @@ pub fn demo_bots() -> Vec<SimBot> {
         .collect()
 }
 
-/// Starts a simulator with `days` of history for the demo bots (and a demo
-/// account app), ending now.
+/// The simulated API of the demo: two bots, `days` of history up to now,
+/// `per_day` sessions a day for the first bot and 1.6 times as many for
+/// the second, and a demo account app (`simulate` can ask for more
+/// sessions, to try a config at size).
 pub async fn start_demo_simulator(
     listen: SocketAddr,
-    days: i64,
+    (days, per_day): (i64, u32),
     seed: u64,
 ) -> anyhow::Result<Simulator> {
     let now = Utc::now();
@@ -45,7 +47,7 @@ pub async fn start_demo_simulator(
             &bot.id,
             from,
             now,
-            40 + 25 * i as u32,
+            per_day + per_day * 5 / 8 * i as u32,
         ));
     }
     let settings = SimSettings {
@@ -88,7 +90,7 @@ pub fn demo_config_toml(base_url: &str, warehouse: &Path, start: DateTime<Utc>) 
 pub async fn run(args: DemoArgs, inv: &Invocation) -> anyhow::Result<Outcome> {
     let warehouse = args.warehouse.as_path();
     let days = 30;
-    let sim = start_demo_simulator(SocketAddr::from(([127, 0, 0, 1], 0)), days, 42).await?;
+    let sim = start_demo_simulator(SocketAddr::from(([127, 0, 0, 1], 0)), (days, 40), 42).await?;
     if warehouse.exists() {
         std::fs::remove_file(warehouse).with_context(|| {
             format!(

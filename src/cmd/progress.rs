@@ -1,7 +1,9 @@
 //! Progress bars for `sync` and `backfill` on a terminal: one per stream,
 //! windows done of planned, sessions, requests and time spent waiting for the
-//! request budget. Nothing at all when stderr is not a terminal.
+//! request budget; nothing at all when stderr is not a terminal. And
+//! `rewrite-privacy`'s rows rewritten, per table.
 
+use crate::store::RewriteProgress;
 use crate::sync::{Observer, PassObserver, StreamReport};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::collections::HashMap;
@@ -68,4 +70,46 @@ pub fn terminal_observer() -> Option<Observer> {
         multi,
         bars: Mutex::new(HashMap::new()),
     })))
+}
+
+/// `rewrite-privacy`'s progress: a bar per table on a terminal, else a log
+/// line at each tenth of a table (a rewrite of millions of rows takes
+/// minutes, and a service's log should show it moving).
+pub fn rewrite_progress() -> Box<dyn Fn(RewriteProgress) + Send> {
+    let terminal = std::io::stderr().is_terminal();
+    let bar: Mutex<Option<(&'static str, ProgressBar)>> = Mutex::new(None);
+    let logged = Mutex::new((String::new(), 0u64));
+    Box::new(move |p: RewriteProgress| {
+        if !terminal {
+            let mut last = logged.lock().expect("progress lock");
+            let tenth = (p.done * 10).checked_div(p.total).unwrap_or(10);
+            if last.0 != p.table || tenth > last.1 {
+                *last = (p.table.to_owned(), tenth);
+                tracing::info!(table = %p.table, done = p.done, total = p.total, "rewriting");
+            }
+            return;
+        }
+        let mut slot = bar.lock().expect("progress lock");
+        if slot.as_ref().is_none_or(|(t, _)| *t != p.table) {
+            if let Some((_, old)) = slot.take() {
+                old.finish();
+            }
+            let b = ProgressBar::with_draw_target(Some(p.total), ProgressDrawTarget::stderr());
+            b.set_style(
+                ProgressStyle::with_template(
+                    "{prefix:<10} [{bar:25}] {pos}/{len} rows  {eta} left",
+                )
+                .expect("valid template")
+                .progress_chars("=> "),
+            );
+            b.set_prefix(p.table);
+            *slot = Some((p.table, b));
+        }
+        if let Some((_, b)) = slot.as_ref() {
+            b.set_position(p.done);
+            if p.done >= p.total {
+                b.finish();
+            }
+        }
+    })
 }

@@ -90,10 +90,13 @@ pub fn print_status(path: &Path, r: &StatusReport, now: DateTime<Utc>) {
         );
     }
     if let Some(p) = &r.privacy {
-        let unfinished = if p.file_pending {
-            " — a rewrite-privacy was interrupted: run it again"
-        } else {
-            ""
+        let unfinished = match (&p.rewriting_to, p.file_pending) {
+            (Some(to), _) => format!(
+                " — a rewrite-privacy to {} stopped halfway: run it again to finish",
+                to.describe()
+            ),
+            (None, true) => " — a rewrite-privacy was interrupted: run it again".to_owned(),
+            (None, false) => String::new(),
         };
         println!("rows written with {}{unfinished}", p.record.describe());
     }
@@ -218,6 +221,8 @@ pub struct PrivacyJson<'a> {
     pub store_text: bool,
     /// A `rewrite-privacy` was interrupted before it wrote the file anew.
     pub file_pending: bool,
+    /// A `rewrite-privacy` was stopped halfway through the rows.
+    pub rewrite_unfinished: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -295,6 +300,7 @@ impl<'a> StatusJson<'a> {
                 drop_tags: &p.record.drop_tags,
                 store_text: p.record.store_text,
                 file_pending: p.file_pending,
+                rewrite_unfinished: p.rewriting_to.is_some(),
             }),
             behind_seconds: streams.iter().map(|s| s.behind_seconds).collect(),
             streams,

@@ -15,7 +15,12 @@ use crate::sync::publish::Published;
 pub async fn run(inv: &Invocation) -> anyhow::Result<Outcome> {
     let config = inv.load()?;
     super::log_warnings(&config);
-    let outcome = rewrite_privacy(&config.warehouse, &config.sync.privacy).await?;
+    let outcome = rewrite_privacy(
+        &config.warehouse,
+        &config.sync.privacy,
+        super::progress::rewrite_progress(),
+    )
+    .await?;
     let published = match outcome {
         RewriteOutcome::Unchanged(settings) => {
             println!(

@@ -10,8 +10,13 @@ use std::path::Path;
 
 /// `kore-sync simulate`: the simulated API alone, until Ctrl-C.
 pub async fn run(args: SimulateArgs, inv: &Invocation) -> anyhow::Result<Outcome> {
-    let SimulateArgs { listen, days, seed } = args;
-    let sim = start_demo_simulator(listen, days, seed).await?;
+    let SimulateArgs {
+        listen,
+        days,
+        seed,
+        sessions_per_day,
+    } = args;
+    let sim = start_demo_simulator(listen, (days, sessions_per_day), seed).await?;
     let warehouse = Path::new("kore-sim.duckdb");
     println!(
         "simulated Kore.ai Sessions API listening on {} ({days} days of sessions, seed {seed}).\n\

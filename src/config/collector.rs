@@ -73,7 +73,49 @@ impl Collector {
         }
     }
 
+    /// A size such as "64MiB", "512KiB", "1GiB" or a number of bytes, at
+    /// least `min` bytes; `default` when unset.
+    pub(super) fn byte_size(
+        &mut self,
+        key: &str,
+        value: Option<&str>,
+        (default, min): (&str, u64),
+    ) -> Option<u64> {
+        let text = value.unwrap_or(default).trim();
+        let split = text
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len());
+        let (digits, unit) = text.split_at(split);
+        let factor: Option<u64> = match unit.trim() {
+            "" | "B" => Some(1),
+            "KiB" => Some(1 << 10),
+            "MiB" => Some(1 << 20),
+            "GiB" => Some(1 << 30),
+            _ => None,
+        };
+        match (digits.parse::<u64>().ok(), factor) {
+            (Some(n), Some(f)) if n.saturating_mul(f) >= min => Some(n.saturating_mul(f)),
+            _ => self.push(
+                key,
+                format!(
+                    "{text:?} is not a size of at least {}; write e.g. {default:?} (units: B, KiB, MiB, GiB)",
+                    human_bytes(min)
+                ),
+            ),
+        }
+    }
+
     pub(super) fn is_empty(&self) -> bool {
         self.0.is_empty()
+    }
+}
+
+/// `n` bytes in the largest binary unit that divides it.
+fn human_bytes(n: u64) -> String {
+    match n {
+        n if n >= 1 << 30 && n % (1 << 30) == 0 => format!("{}GiB", n >> 30),
+        n if n >= 1 << 20 && n % (1 << 20) == 0 => format!("{}MiB", n >> 20),
+        n if n >= 1 << 10 && n % (1 << 10) == 0 => format!("{}KiB", n >> 10),
+        n => format!("{n}B"),
     }
 }

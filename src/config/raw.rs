@@ -104,6 +104,8 @@ pub struct RawWarehouse {
     pub storage_version: Option<String>,
     pub publish_interval: Option<String>,
     pub publish_as: Option<String>,
+    /// The most memory DuckDB may use, e.g. "256MiB".
+    pub memory_limit: Option<String>,
     /// Octal permissions of the warehouse, e.g. "0600".
     pub file_mode: Option<String>,
     /// Octal permissions of the read copy and Parquet files, e.g. "0640".

@@ -53,7 +53,12 @@ pub(super) fn api(raw: &RawApi, p: &mut Collector) -> Option<ClientSettings> {
         100_000_000,
     );
     let max_retries = p.int_in("api.max_retries", raw.max_retries, 8, 0, 100);
-    let max_response_bytes = byte_size(raw.max_response_size.as_deref(), p);
+    // At least 1 KiB (default 64 MiB).
+    let max_response_bytes = p.byte_size(
+        "api.max_response_size",
+        raw.max_response_size.as_deref(),
+        ("64MiB", 1 << 10),
+    );
     let base_delay = p.duration(
         "api.retry_base_delay",
         raw.retry_base_delay.as_deref(),
@@ -73,30 +78,6 @@ pub(super) fn api(raw: &RawApi, p: &mut Collector) -> Option<ClientSettings> {
         },
         max_response_bytes: max_response_bytes?,
     })
-}
-
-/// `api.max_response_size`: a size such as "64MiB", "512KiB" or a number
-/// of bytes; at least 1 KiB (default 64 MiB).
-fn byte_size(text: Option<&str>, p: &mut Collector) -> Option<u64> {
-    let text = text.unwrap_or("64MiB").trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (digits, unit) = text.split_at(split);
-    let factor: Option<u64> = match unit.trim() {
-        "" | "B" => Some(1),
-        "KiB" => Some(1 << 10),
-        "MiB" => Some(1 << 20),
-        "GiB" => Some(1 << 30),
-        _ => None,
-    };
-    match (digits.parse::<u64>().ok(), factor) {
-        (Some(n), Some(f)) if n.saturating_mul(f) >= 1024 => Some(n.saturating_mul(f)),
-        _ => p.push(
-            "api.max_response_size",
-            format!("{text:?} is not a size of at least 1KiB; write e.g. \"64MiB\""),
-        ),
-    }
 }
 
 fn base_url(text: Option<&str>, p: &mut Collector) -> Option<Url> {

@@ -238,6 +238,24 @@ fn issue_13_the_storage_version_defaults_to_v1_4_0_and_is_checked() {
 }
 
 #[test]
+fn issue_22_the_memory_limit_defaults_to_64_mib_and_is_checked() {
+    let c = from_toml(MINIMAL).unwrap();
+    assert_eq!(c.warehouse.memory_limit, 64 << 20);
+    let own = from_toml(&format!(
+        "{MINIMAL}\n[warehouse]\nmemory_limit = \"1GiB\"\n"
+    ))
+    .unwrap();
+    assert_eq!(own.warehouse.memory_limit, 1 << 30);
+    for bad in ["16MiB", "lots", "64MB"] {
+        let err = from_toml(&format!("{MINIMAL}\n[warehouse]\nmemory_limit = {bad:?}\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("warehouse.memory_limit"), "{bad}: {err}");
+        assert!(err.contains("at least 32MiB"), "{bad}: {err}");
+    }
+}
+
+#[test]
 fn issue_13_parquet_dir_takes_a_directory_or_an_object_store_url() {
     let dir = from_toml(&format!("{MINIMAL}\n[warehouse]\nparquet_dir = \"lake\"\n")).unwrap();
     assert_eq!(

@@ -6,8 +6,8 @@
 use super::collector::Collector;
 use super::raw::{PathOrOff, RawS3, RawWarehouse};
 use crate::store::{
-    DEFAULT_STORAGE_VERSION, FileModes, ObjectTarget, ParquetTarget, ReadCopyForm, UploadRetry,
-    WarehouseSettings, is_object_url,
+    DEFAULT_MEMORY_LIMIT, DEFAULT_STORAGE_VERSION, FileModes, MIN_MEMORY_LIMIT, ObjectTarget,
+    ParquetTarget, ReadCopyForm, UploadRetry, WarehouseSettings, is_object_url,
 };
 use std::path::{Path, PathBuf};
 
@@ -95,6 +95,11 @@ pub(super) fn warehouse(
         raw.publish_interval.as_deref(),
         "0s",
     );
+    let memory_limit = p.byte_size(
+        "warehouse.memory_limit",
+        raw.memory_limit.as_deref(),
+        (DEFAULT_MEMORY_LIMIT, MIN_MEMORY_LIMIT),
+    );
     Some(WarehouseSettings {
         path,
         publish: publish?,
@@ -102,6 +107,7 @@ pub(super) fn warehouse(
         storage_version: storage_version?,
         publish_interval: publish_interval?,
         read_copy_form: read_copy_form?,
+        memory_limit: memory_limit?,
         modes: FileModes {
             warehouse: modes.0?,
             published: modes.1?,

@@ -131,6 +131,7 @@ pub fn make_session(
 pub struct Overrides<'a> {
     pub session_id: &'a str,
     pub containment_type: &'static str,
+    pub channel: &'static str,
 }
 
 /// Writes one record as JSON text: what [`make_session`] returns, without
@@ -162,9 +163,9 @@ pub fn write_session(
     let channel = pick_weighted(rng, CHANNELS);
     let user = &users[rng.random_range(0..users.len())];
     let tasks = rng.random_range(0..=messages.min(5));
-    let (session_id, containment) = match overrides {
-        Some(o) => (o.session_id, o.containment_type),
-        None => (session_id.as_str(), containment),
+    let (session_id, containment, channel) = match overrides {
+        Some(o) => (o.session_id, o.containment_type, o.channel),
+        None => (session_id.as_str(), containment, channel),
     };
     // Every string written unescaped here is an id, a timestamp or one of the
     // constants above, none of which holds a quote, backslash or control
@@ -330,12 +331,14 @@ mod tests {
             let o = Overrides {
                 session_id: "0000000000000000000000ab",
                 containment_type: "agent",
+                channel: "slack",
             };
             let start = now - Duration::minutes(i64::try_from(n).unwrap());
             write_session(&mut rng, "st-a", start, now, &users, Some(&o), &mut text);
             let v: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
             assert_eq!(v["sessionId"], "0000000000000000000000ab");
             assert_eq!(v["containmentType"], "agent");
+            assert_eq!(v["channel"], "slack");
             assert_eq!(v["sessionStatus"], if n < 20 { "active" } else { "closed" });
             assert_eq!(v.get("end_time").is_some(), n >= 20, "{text}");
             assert!(v["tags"]["userTags"].is_array() && v["tags"]["sessionTags"].is_array());

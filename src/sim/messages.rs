@@ -142,7 +142,23 @@ fn answer(
         Err(refusal) => return refusal.into_response(),
     };
     let channel = body.channel_type.clone().unwrap_or_else(|| "rtm".into());
-    log.channel_type = body.channel_type;
+    log.channel_type = body.channel_type.clone();
+    if let Some(syn) = st.settings.synthetic.clone().filter(|s| s.with_messages) {
+        let ask = SyntheticAsk {
+            bot_id,
+            channel: &channel,
+            window: (from, to),
+            session_ids: body.session_id.as_deref(),
+            skip: body.skip.or(body.offset).unwrap_or(0),
+            limit: body
+                .limit
+                .map_or(100, |l| l as usize)
+                .min(st.settings.max_messages_page),
+        };
+        log.skip = ask.skip;
+        log.limit = body.limit;
+        return synthetic_page(st, &syn, &ask, log, fault);
+    }
     let skip = body.skip.or(body.offset).unwrap_or(0) as usize;
     log.skip = skip as u64;
     log.limit = body.limit;
@@ -166,7 +182,7 @@ fn answer(
         // simulator's sessions last under a day): a page costs the window's
         // sessions, not the history's.
         .filter(|r| r.start <= to && r.start >= from - Duration::days(1))
-        .flat_map(|r| messages_of(&r.record))
+        .flat_map(|r| with_templates(messages_of(&r.record), st.settings.template_bytes))
         .filter(|m| {
             let t = created_on(m);
             t >= from && (t < to || (inclusive && t == to))
@@ -186,6 +202,68 @@ fn answer(
     )
 }
 
+/// A request for synthetic messages (see `Synthetic::with_messages`).
+struct SyntheticAsk<'a> {
+    bot_id: &'a str,
+    channel: &'a str,
+    window: (DateTime<Utc>, DateTime<Utc>),
+    session_ids: Option<&'a [String]>,
+    skip: u64,
+    limit: usize,
+}
+
+/// A page of synthetic messages, newest first: one per session, created at
+/// its start, so the window's sessions of the channel are its messages.
+fn synthetic_page(
+    st: &SimState,
+    syn: &super::Synthetic,
+    ask: &SyntheticAsk<'_>,
+    log: &mut LoggedRequest,
+    fault: Option<&super::Fault>,
+) -> Response {
+    let (from, to) = ask.window;
+    let lo = syn.first_index_at(from.timestamp_millis(), false);
+    let hi = syn.first_index_at(to.timestamp_millis(), st.settings.date_to_inclusive);
+    let (total, indices) = match ask.session_ids {
+        None => super::Synthetic::channel_page(ask.channel, (lo, hi), ask.skip, ask.limit),
+        Some(ids) => {
+            let mut all: Vec<u64> = ids
+                .iter()
+                .filter_map(|id| super::Synthetic::index_of(id))
+                .filter(|i| (lo..hi).contains(i) && super::Synthetic::channel(*i) == ask.channel)
+                .collect();
+            all.sort_unstable_by(|a, b| b.cmp(a));
+            all.dedup();
+            let total = all.len() as u64;
+            (
+                total,
+                all.into_iter()
+                    .skip(ask.skip as usize)
+                    .take(ask.limit)
+                    .collect(),
+            )
+        }
+    };
+    let seed = st.settings.seed;
+    let page: Vec<Value> = indices
+        .iter()
+        .map(|&i| {
+            let mut text = String::with_capacity(800);
+            syn.write_record(seed, ask.bot_id, i, &mut text);
+            let session: Value = serde_json::from_str(&text).expect("the generator writes JSON");
+            let id = session["sessionId"].as_str().unwrap_or_default().to_owned();
+            let at = DateTime::from_timestamp_millis(syn.start_ms(i)).expect("in range");
+            message(&session, &id, 0, at)
+        })
+        .collect();
+    log.returned = page.len();
+    let more = ask.skip.saturating_add(page.len() as u64) < total;
+    finish(
+        json!({"total": total, "moreAvailable": more, "icon": "", "messages": page}),
+        fault,
+    )
+}
+
 /// When a message was created (the earliest time if it says nothing).
 pub(super) fn created_on(m: &Value) -> DateTime<Utc> {
     m["createdOn"]
@@ -199,6 +277,28 @@ fn pick(s: &str, salt: u64) -> u64 {
     s.bytes().fold(salt ^ 0xcbf2_9ce4_8422_2325, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
     })
+}
+
+/// `messages` with a rich template of `bytes` added to each outgoing one
+/// (see `SimSettings::template_bytes`); unchanged when `bytes` is 0.
+pub(super) fn with_templates(mut messages: Vec<Value>, bytes: usize) -> Vec<Value> {
+    if bytes == 0 {
+        return messages;
+    }
+    for m in messages.iter_mut().filter(|m| m["type"] == "outgoing") {
+        let id = m["_id"].as_str().unwrap_or_default().to_owned();
+        // Distinct per message, so storage cannot share it between rows.
+        let mut payload = String::with_capacity(bytes + 20);
+        while payload.len() < bytes {
+            payload.push_str(&format!("{id}:{} ", payload.len()));
+        }
+        payload.truncate(bytes);
+        if let Some(components) = m["components"].as_array_mut() {
+            components
+                .push(json!({"cT": "template", "data": {"type": "carousel", "payload": payload}}));
+        }
+    }
+    messages
 }
 
 /// The messages of one simulated session, oldest first.

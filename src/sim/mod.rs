@@ -232,10 +232,11 @@ impl Simulator {
     /// oldest session first.
     pub fn messages(&self) -> Vec<Value> {
         let st = self.lock();
+        let bytes = st.settings.template_bytes;
         st.records
             .iter()
             .rev()
-            .flat_map(|r| messages::messages_of(&r.record))
+            .flat_map(|r| messages::with_templates(messages::messages_of(&r.record), bytes))
             .collect()
     }
 
@@ -243,8 +244,9 @@ impl Simulator {
     /// millions, without holding them all).
     pub fn for_each_message(&self, mut f: impl FnMut(&Value)) {
         let st = self.lock();
+        let bytes = st.settings.template_bytes;
         for r in st.records.iter().rev() {
-            for m in messages::messages_of(&r.record) {
+            for m in messages::with_templates(messages::messages_of(&r.record), bytes) {
                 f(&m);
             }
         }

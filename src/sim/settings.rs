@@ -74,6 +74,11 @@ pub struct SimSettings {
     /// Generate each bot's sessions on demand instead of storing them, for
     /// benchmarks with millions of sessions (bot scope only).
     pub synthetic: Option<Synthetic>,
+    /// Bytes of rich template (a carousel's payload) each outgoing message
+    /// carries beside its text; 0 = none. Real bots answer with such
+    /// templates, and their size, not their number, is what a commit's
+    /// memory follows (issue 22).
+    pub template_bytes: usize,
     pub seed: u64,
 }
 
@@ -95,6 +100,7 @@ impl Default for SimSettings {
             slow_fault: Duration::from_secs(3),
             latency: Duration::ZERO,
             synthetic: None,
+            template_bytes: 0,
             seed: 1,
         }
     }

@@ -15,7 +15,16 @@ pub struct Synthetic {
     pub per_bot: u64,
     pub from: DateTime<Utc>,
     pub to: DateTime<Utc>,
+    /// Each session has one message, created at its start, so
+    /// getMessagesV2 serves as many messages as there are sessions, paged
+    /// as arithmetically as the sessions are. Off: no messages.
+    pub with_messages: bool,
 }
+
+/// The channels of synthetic sessions, in turn: session `i`'s is
+/// `CHANNELS[i % 4]`, so a channel's sessions in an index range are counted
+/// and paged by arithmetic.
+const CHANNELS: [&str; 4] = ["rtm", "msteams", "slack", "korevg"];
 
 impl Synthetic {
     /// Start time of session `i`, in milliseconds; non-decreasing in `i`.
@@ -120,6 +129,41 @@ impl Synthetic {
             .collect()
     }
 
+    /// The channel of session `i` (of any bot).
+    pub fn channel(i: u64) -> &'static str {
+        CHANNELS[(i % CHANNELS.len() as u64) as usize]
+    }
+
+    /// The indices in `lo..hi` whose channel is `channel`: how many, and a
+    /// newest-first page of them after `skip`, at most `limit`.
+    pub fn channel_page(
+        channel: &str,
+        (lo, hi): (u64, u64),
+        skip: u64,
+        limit: usize,
+    ) -> (u64, Vec<u64>) {
+        let Some(c) = CHANNELS.iter().position(|x| *x == channel) else {
+            return (0, Vec::new());
+        };
+        let (c, n) = (c as u64, CHANNELS.len() as u64);
+        // The first index at or after `x` with this channel.
+        let first_at = |x: u64| x + (c + n - x % n) % n;
+        let (first, end) = (first_at(lo), first_at(hi));
+        let total = end.saturating_sub(first) / n;
+        let page = (0..limit as u64)
+            .map(|k| skip + k)
+            .take_while(|k| *k < total)
+            .map(|k| end - n * (k + 1))
+            .collect();
+        (total, page)
+    }
+
+    /// The index of a synthetic session id (its last eight hex digits).
+    pub fn index_of(session_id: &str) -> Option<u64> {
+        let tail = session_id.get(session_id.len().checked_sub(8)?..)?;
+        u64::from_str_radix(tail, 16).ok()
+    }
+
     /// Session `i` of `bot` as the API would send it, appended to `out` as
     /// JSON text (no `Value` is built: the benchmark serves millions).
     pub fn write_record(&self, seed: u64, bot: &str, i: u64, out: &mut String) {
@@ -137,6 +181,7 @@ impl Synthetic {
         let overrides = data::Overrides {
             session_id: &session_id,
             containment_type: Self::containment(seed, bot, i),
+            channel: Self::channel(i),
         };
         data::write_session(
             &mut rng,
@@ -188,6 +233,21 @@ mod tests {
             prop_assert_eq!(Synthetic::count(7, "st-x", ct, lo, hi), walk.len() as u64);
             let want: Vec<u64> = walk.iter().copied().skip(skip as usize).take(limit).collect();
             prop_assert_eq!(Synthetic::page(7, "st-x", ct, (lo, hi), skip, limit), want);
+        }
+    }
+
+    proptest! {
+        // A channel's count and page equal the walk over the window.
+        #[test]
+        fn synthetic_channel_page_matches_a_walk(
+            lo in 0u64..100, len in 0u64..100, c in 0usize..5, skip in 0u64..40, limit in 1usize..30,
+        ) {
+            let channel = ["rtm", "msteams", "slack", "korevg", "email"][c];
+            let walk: Vec<u64> = (lo..lo + len).rev().filter(|i| Synthetic::channel(*i) == channel).collect();
+            let (total, page) = Synthetic::channel_page(channel, (lo, lo + len), skip, limit);
+            prop_assert_eq!(total, walk.len() as u64);
+            let want: Vec<u64> = walk.iter().copied().skip(skip as usize).take(limit).collect();
+            prop_assert_eq!(page, want);
         }
     }
 

@@ -149,7 +149,11 @@ fn store_batch(
     if let Some(watermark) = watermark {
         note_listed_late(tx, &sessions, watermark, now)?;
     }
-    let n_written = upsert::upsert(tx, &sessions, now)?;
+    // In parts of bounded bytes: see `parts`.
+    let mut n_written = 0;
+    for part in super::parts::parts(&sessions) {
+        n_written += upsert::upsert(tx, part, now)?;
+    }
     keep_rejected(tx, key, &batch.rejected, now)?;
     Ok((sessions.len(), n_written))
 }

@@ -2,6 +2,7 @@
 //! group size, bounded memory, migrated, staging tables ready) and the
 //! read-only connection behind `kore-sync query`.
 
+use super::WarehouseSettings;
 use super::error::{QueryContext, StorageProblem, StoreError};
 use super::sql::lit;
 use duckdb::Connection;
@@ -29,11 +30,6 @@ const STAGING: &str = "
 /// (measured in BENCHMARKS.md).
 const ROW_GROUP_SIZE: u32 = 32_768;
 
-/// DuckDB's buffer pool. Uncheckpointed appends, staging and larger queries
-/// live here; beyond it DuckDB spills to `<warehouse>.tmp/` rather than grow
-/// the process. How it was sized is in BENCHMARKS.md ("Memory").
-const MEMORY_LIMIT: &str = "64MB";
-
 /// Classifies a failure to open `path`: another process holding DuckDB's
 /// file lock is [`StoreError::Locked`] (the operator stops that process);
 /// anything else is [`StoreError::Open`].
@@ -58,13 +54,10 @@ fn open_error(path: &Path, source: duckdb::Error) -> StoreError {
     }
 }
 
-/// Opens (creating if needed) the warehouse for writing, brings its schema up
-/// to date, and closes runs a crash left open.
-pub(super) fn open(
-    path: &Path,
-    storage_version: &str,
-    mode: u32,
-) -> Result<Connection, StoreError> {
+/// Opens (creating if needed) the warehouse of `settings` for writing,
+/// brings its schema up to date, and closes runs a crash left open.
+pub(super) fn open(settings: &WarehouseSettings) -> Result<Connection, StoreError> {
+    let (path, storage_version) = (settings.path.as_path(), &settings.storage_version);
     // The warehouse is attached to an in-memory connection because the row
     // group size is an ATTACH option; `USE` makes it the default catalog, so
     // every statement in this module names its tables unqualified.
@@ -81,16 +74,19 @@ pub(super) fn open(
         lit(&path.to_string_lossy())
     ))
     .map_err(|e| open_error(path, e))?;
-    restrict(path, mode)?;
+    restrict(path, settings.modes.warehouse)?;
     // Never reach for the network: kore-sync's SQL needs no extension beyond
     // those compiled in. One thread and a small buffer pool: a window is a
     // few thousand rows, so more threads bought no speed and cost memory.
-    // Larger operations spill next to the warehouse (an in-memory
-    // connection's default would be the working directory, which a service
-    // may not be allowed to write).
+    // Uncheckpointed appends, staging and larger queries live in the
+    // buffer pool (`warehouse.memory_limit`); beyond it DuckDB spills next to
+    // the warehouse rather than grow the process (an in-memory connection's
+    // default would be the working directory, which a service may not be
+    // allowed to write).
     conn.execute_batch(&format!(
         "SET autoinstall_known_extensions = false; SET autoload_known_extensions = false;
-         SET threads = 1; SET memory_limit = '{MEMORY_LIMIT}'; SET temp_directory = {};",
+         SET threads = 1; SET memory_limit = '{}B'; SET temp_directory = {};",
+        settings.memory_limit,
         lit(&spill_dir(path).to_string_lossy())
     ))
     .doing("configuring the connection")?;

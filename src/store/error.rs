@@ -49,6 +49,15 @@ pub enum StoreError {
         /// The file the write was for, when the error names it.
         path: Option<PathBuf>,
     },
+    /// DuckDB needed more memory than `warehouse.memory_limit` allows; the
+    /// statement's transaction was rolled back.
+    #[error(
+        "the warehouse ran out of memory while {doing} ({used}). Nothing was lost: what was being \
+         written was rolled back, and the warehouse holds what it held before. Raise \
+         warehouse.memory_limit (default {default}; e.g. \"256MiB\") and run kore-sync again, \
+         and tell us what you ran: every command is meant to work within the default"
+    , default = super::DEFAULT_MEMORY_LIMIT)]
+    OutOfMemory { doing: &'static str, used: String },
     #[error("warehouse query failed while {doing}: {source}")]
     Query {
         doing: &'static str,
@@ -103,13 +112,23 @@ pub enum StoreError {
         wanted: String,
         fix: String,
     },
-    /// `rewrite-privacy` rewrote the rows but was stopped before it wrote
-    /// the file anew.
+    /// `rewrite-privacy` was stopped before it finished: some rows are
+    /// rewritten and some not, or the file is not yet written anew.
     #[error(
-        "a `kore-sync rewrite-privacy` of {path} was interrupted after it rewrote the rows but before it wrote \
-         the file anew, so the file's free pages may still hold the old values; run `kore-sync rewrite-privacy` again"
+        "a `kore-sync rewrite-privacy` of {path} was stopped before it finished (rows rewritten in part, or the \
+         file not yet written anew, so its free pages may still hold the old values); no pass runs until it \
+         finishes: run `kore-sync rewrite-privacy` again with the same [privacy] settings, and it carries on \
+         where it stopped"
     )]
     RewriteUnfinished { path: PathBuf },
+    /// A stopped rewrite is to be resumed under other settings than it
+    /// began with: rows already rewritten would get the rules twice.
+    #[error(
+        "a `kore-sync rewrite-privacy` to {was} was stopped halfway, and the configuration now asks for {now}; \
+         set [privacy] (and messages.store_text) back as they were and run `kore-sync rewrite-privacy` to finish \
+         it, then change the settings and run it again"
+    )]
+    RewriteTargetChanged { was: String, now: String },
     /// A stored record could not be re-read under new privacy settings.
     #[error(
         "could not apply the new privacy settings to stored record {id}: {detail}; nothing was changed"
@@ -200,6 +219,12 @@ fn quoted_path(text: &str) -> Option<PathBuf> {
 /// the query's error.
 pub(super) fn query_err(doing: &'static str, source: duckdb::Error) -> StoreError {
     let text = source.to_string();
+    if is_out_of_memory(&text) {
+        return StoreError::OutOfMemory {
+            doing,
+            used: memory_used(&text),
+        };
+    }
     match StorageProblem::in_text(&text) {
         Some(problem) => StoreError::Storage {
             doing,
@@ -208,6 +233,28 @@ pub(super) fn query_err(doing: &'static str, source: duckdb::Error) -> StoreErro
         },
         None => StoreError::Query { doing, source },
     }
+}
+
+/// Whether DuckDB's error is its buffer pool running out: an "Out of
+/// Memory Error", or a commit that could not pin or allocate a block.
+pub(super) fn is_out_of_memory(text: &str) -> bool {
+    text.contains("Out of Memory Error")
+        || text.contains("failed to pin block")
+        || text.contains("could not allocate block")
+        || text.contains("failed to allocate data")
+}
+
+/// What DuckDB's out-of-memory error says was in use ("54.0 MiB/61.0 MiB
+/// used"), as "54.0 MiB of 61.0 MiB in use"; its advice to `SET
+/// memory_limit` is left out, since kore-sync's setting is what to change.
+fn memory_used(text: &str) -> String {
+    let used = text.find('(').and_then(|start| {
+        let inner = &text[start + 1..];
+        let (of, _) = inner.split_once(" used)")?;
+        let (a, b) = of.split_once('/')?;
+        Some(format!("{a} of {b} in use"))
+    });
+    used.unwrap_or_else(|| "DuckDB could not allocate more".to_owned())
 }
 
 /// A file operation of publishing that failed, with the file.
@@ -256,6 +303,40 @@ mod tests {
         assert!(text.contains("Nothing was lost"), "{text}");
         assert!(text.contains("Free space"), "{text}");
         assert!(!text.contains("Error code"), "{text}");
+    }
+
+    #[test]
+    fn issue_22_out_of_memory_is_told_in_kore_syncs_words() {
+        let duckdb = "Out of Memory Error: failed to allocate data of size 16.0 MiB (54.0 MiB/61.0 MiB used)\n\
+                      Possible solutions:\n* Reducing the number of threads (SET threads=X)\n\
+                      * Increasing the memory limit (SET memory_limit='...GB')";
+        assert_eq!(memory_used(duckdb), "54.0 MiB of 61.0 MiB in use");
+        let e = StoreError::OutOfMemory {
+            doing: "storing messages",
+            used: memory_used(duckdb),
+        };
+        let text = e.to_string();
+        assert!(
+            text.starts_with("the warehouse ran out of memory while storing messages (54.0 MiB of 61.0 MiB in use). Nothing was lost"),
+            "{text}"
+        );
+        assert!(
+            text.contains("Raise warehouse.memory_limit (default 64MiB"),
+            "{text}"
+        );
+        assert!(!text.contains("SET memory_limit"), "{text}");
+        assert_eq!(
+            memory_used("Out of Memory Error: odd"),
+            "DuckDB could not allocate more"
+        );
+        // A commit's checkpoint says it in other words.
+        let commit = "TransactionContext Error: Failed to commit: failed to pin block of size 256.0 KiB \
+                      (31.9 MiB/32.0 MiB used)";
+        assert!(is_out_of_memory(commit));
+        assert_eq!(memory_used(commit), "31.9 MiB of 32.0 MiB in use");
+        assert!(!is_out_of_memory(
+            "Catalog Error: Table with name x does not exist"
+        ));
     }
 
     #[test]

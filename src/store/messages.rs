@@ -25,13 +25,14 @@ pub(super) fn commit_messages(
         .transaction()
         .doing("beginning the messages transaction")?;
     let messages = last_version_of_each(&batch.records);
-    let n_written = if messages.is_empty() {
-        0
-    } else {
-        stage(&tx, &messages)?;
-        skip_without_session(&tx, &messages)?;
-        write_staged(&tx, &id_bounds(&messages), now)?
-    };
+    // Staged and written in parts of bounded bytes, in this transaction:
+    // a batch of large records would not fit DuckDB's memory at once.
+    let mut n_written = 0;
+    for part in super::parts::parts(&messages) {
+        stage(&tx, part)?;
+        skip_without_session(&tx, part)?;
+        n_written += write_staged(&tx, &id_bounds(part), now)?;
+    }
     keep_rejected(&tx, key, &batch.rejected, now)?;
     let watermark = match advance {
         Some(advance) => move_watermark(&tx, key, advance, now)?,

@@ -21,8 +21,11 @@ mod lake;
 mod messages;
 pub mod migrations;
 mod parquet;
+mod parts;
 mod privacy;
 mod publish;
+mod rewrite;
+mod rewrite_rows;
 mod runs;
 mod session_store;
 mod sql;
@@ -34,11 +37,9 @@ pub use commit::{Advance, Gone};
 pub use connection::{ReadOnly, remove_empty_spill_dir};
 pub use error::{StorageProblem, StoreError};
 pub use lake::{ObjectTarget, ParquetTarget, UploadRetry, is_object_url};
-pub use privacy::{
-    RecordRewrite, Rewritten, StoredPrivacy, finish_rewrite, looser_fix, mixing_error,
-    rewrite_privacy,
-};
+pub use privacy::{StoredPrivacy, looser_fix, mixing_error};
 pub use publish::{ReadCopy, ReadCopyForm};
+pub use rewrite::{RecordRewrite, RewriteProgress, Rewritten, finish_rewrite, rewrite_privacy};
 pub use session_store::SessionStore;
 
 use crate::model::RunOutcome;
@@ -68,6 +69,11 @@ pub struct WarehouseSettings {
     /// The least time between two read copies (`0s`: after every pass that
     /// changed the data). A pass that changed nothing never writes one.
     pub publish_interval: std::time::Duration,
+    /// The most memory DuckDB may use, in bytes (`warehouse.memory_limit`);
+    /// beyond it DuckDB spills to `<warehouse>.tmp/`. Every command works
+    /// within the default (measured in BENCHMARKS.md, "Every command at
+    /// size"); more helps only the user's own large queries.
+    pub memory_limit: u64,
 }
 
 /// Unix permissions: the warehouse (and its spill and upload directories)
@@ -108,6 +114,14 @@ pub fn set_mode(path: &std::path::Path, mode: u32) -> std::io::Result<()> {
 /// warehouse uses (JSON, TIMESTAMPTZ, lists), and that DuckDB 1.4 and 1.5
 /// readers open (tested in `tests/it/readers.rs`).
 pub const DEFAULT_STORAGE_VERSION: &str = "v1.4.0";
+
+/// `warehouse.memory_limit`'s default: DuckDB's buffer pool, kept small so
+/// the daemon stays small. How it was sized is in BENCHMARKS.md ("Memory").
+pub const DEFAULT_MEMORY_LIMIT: &str = "64MiB";
+
+/// The least `warehouse.memory_limit` accepted: below it DuckDB cannot
+/// hold the vectors of one scan of the message table.
+pub const MIN_MEMORY_LIMIT: u64 = 32 << 20;
 
 /// What committing one window did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -48,11 +48,7 @@ impl SessionStore {
     /// Opens (creating if needed) the warehouse and brings its schema up to
     /// date. Fails at once if another process holds the file.
     pub fn open(settings: &WarehouseSettings) -> Result<Self, StoreError> {
-        let conn = connection::open(
-            &settings.path,
-            &settings.storage_version,
-            settings.modes.warehouse,
-        )?;
+        let conn = connection::open(settings)?;
         Ok(SessionStore {
             path: settings.path.clone(),
             storage_version: settings.storage_version.clone(),

@@ -11,7 +11,8 @@ use crate::api::wire::{WITHHELD, parse_message_or_reject, parse_or_reject, prote
 use crate::model::{Message, Session};
 use crate::privacy::{PrivacyChange, PrivacyRecord, PrivacyRules};
 use crate::store::{
-    RecordRewrite, Rewritten, SessionStore, StoreError, StoredPrivacy, WarehouseSettings,
+    RecordRewrite, RewriteProgress, Rewritten, SessionStore, StoreError, StoredPrivacy,
+    WarehouseSettings,
 };
 use serde_json::value::RawValue;
 
@@ -58,11 +59,13 @@ impl RecordRewrite for Reprotect {
 }
 
 /// Applies `rules` to everything stored in the warehouse of `settings`, if
-/// they are stricter than those its rows were written with; refuses (with
-/// what to do) if they are looser.
+/// they are stricter than those its rows were written with (or finishes a
+/// rewrite to them that was stopped); refuses (with what to do) if they are
+/// looser. `progress` is told after every chunk of rows.
 pub async fn rewrite_privacy(
     settings: &WarehouseSettings,
     rules: &PrivacyRules,
+    progress: Box<dyn Fn(RewriteProgress) + Send>,
 ) -> Result<RewriteOutcome, StoreError> {
     let stored = {
         let store = SessionStore::open_async(settings).await?;
@@ -76,12 +79,16 @@ pub async fn rewrite_privacy(
     let Some(StoredPrivacy {
         record: from,
         file_pending,
+        rewriting_to,
     }) = stored
     else {
         return Ok(RewriteOutcome::Unchanged(rules.record().clone()));
     };
     let to = rules.record().clone();
+    // A rewrite stopped halfway carries on (the store checks that it is to
+    // the same settings); `from` still names what the rest was written with.
     match from.change_to(&to) {
+        _ if rewriting_to.is_some() => {}
         PrivacyChange::Same if file_pending => {
             // A rewrite was stopped after its rows were committed: finish
             // it by writing the file anew, and publish.
@@ -107,10 +114,11 @@ pub async fn rewrite_privacy(
         rules: rules.beyond(&from),
     };
     let (s, t) = (settings.clone(), to.clone());
-    let rewritten =
-        tokio::task::spawn_blocking(move || crate::store::rewrite_privacy(&s, &rewrite, &t))
-            .await
-            .map_err(|e| StoreError::Worker(e.to_string()))??;
+    let rewritten = tokio::task::spawn_blocking(move || {
+        crate::store::rewrite_privacy(&s, &rewrite, &t, &*progress)
+    })
+    .await
+    .map_err(|e| StoreError::Worker(e.to_string()))??;
     let published = publish_now(settings).await?;
     Ok(RewriteOutcome::Rewrote {
         from,

@@ -11,6 +11,7 @@ mod fetch;
 mod filters;
 mod lake;
 mod layers;
+mod memory;
 mod messages;
 mod messages_late;
 mod names;

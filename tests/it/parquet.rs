@@ -120,6 +120,7 @@ async fn issue_6_a_busy_day_exports_to_parquet_within_the_memory_limit() {
         per_bot: 120_000,
         from: h.start + chrono::Duration::minutes(5),
         to,
+        with_messages: false,
     };
     h.sim.configure(|s| {
         s.synthetic = Some(syn);

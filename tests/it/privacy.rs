@@ -14,14 +14,14 @@ use std::path::{Path, PathBuf};
 const KEY: &str = "6b6f72652d73796e632d746573742d6b65792d6e6f742d7573656420656c7365";
 
 /// Writes the key to a file only its owner may read; returns its path.
-fn key_file(h: &Harness) -> PathBuf {
+pub(crate) fn key_file(h: &Harness) -> PathBuf {
     let f = h.dir.path().join("privacy_key");
     std::fs::write(&f, format!("{KEY}\n")).unwrap();
     kore_sync::store::set_mode(&f, 0o600).unwrap();
     f
 }
 
-fn privacy_section(h: &Harness, store_text: bool) -> String {
+pub(crate) fn privacy_section(h: &Harness, store_text: bool) -> String {
     format!(
         "[messages]\nenabled = true\nstore_text = {store_text}\n\
          [privacy]\npseudonymize = [\"user_id\"]\ndrop_tags = [\"callerNumber\"]\nkey_file = {:?}\n",
@@ -40,7 +40,7 @@ fn rules() -> PrivacyRules {
 }
 
 /// The simulator's user ids and caller numbers: what must not be stored.
-fn personal_values(h: &Harness) -> Vec<String> {
+pub(crate) fn personal_values(h: &Harness) -> Vec<String> {
     let mut values = BTreeSet::new();
     for r in h.sim_records() {
         values.insert(r["userId"].as_str().unwrap().to_owned());
@@ -57,12 +57,12 @@ fn personal_values(h: &Harness) -> Vec<String> {
     values.into_iter().collect()
 }
 
-/// The values of `needles` found in `bytes`.
-fn found_in<'a>(bytes: &[u8], needles: &'a [String]) -> Vec<&'a str> {
-    needles
-        .iter()
-        .filter(|n| bytes.windows(n.len()).any(|w| w == n.as_bytes()))
-        .map(String::as_str)
+/// The values of `needles` found in `bytes`, in their order (one pass over
+/// `bytes`, however many needles).
+pub(crate) fn found_in<'a>(bytes: &[u8], needles: &'a [String]) -> Vec<&'a str> {
+    kore_sync::bench::scan::found(bytes, needles)
+        .into_iter()
+        .map(|i| needles[i].as_str())
         .collect()
 }
 
@@ -341,7 +341,7 @@ async fn issue_15_a_rewrite_stopped_before_the_new_file_is_finished_by_running_i
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
-        stderr.contains("was interrupted") && stderr.contains("rewrite-privacy"),
+        stderr.contains("stopped before it finished") && stderr.contains("rewrite-privacy"),
         "{stderr}"
     );
     let inode = |p: &Path| std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(p).unwrap());

@@ -1,0 +1,123 @@
+//! What one chunk of `rewrite-privacy` writes (see `rewrite`): its sessions
+//! or messages read again under the new rules, and, in the last
+//! transaction, the rejected records. Rows are deleted and appended, never
+//! updated in place: DuckDB keeps updated values in memory until a
+//! checkpoint, and a rewrite touches every row.
+
+use super::arrow::{append_batch, session_batch, tag_batch};
+use super::error::{QueryContext, StoreError};
+use super::messages;
+use super::rewrite::RecordRewrite;
+use super::sql::lit;
+use crate::model::{Message, Session};
+use duckdb::{Transaction, params};
+
+/// The SQL condition on `key` of a chunk's range `(after, through]`.
+fn range(key: &str, (after, through): (&str, &str)) -> String {
+    format!("{key} > {} AND {key} <= {}", lit(after), lit(through))
+}
+
+/// Writes a chunk's sessions again: rows are deleted and appended, not
+/// updated — DuckDB keeps updated values in memory until a checkpoint, and
+/// a rewrite touches every row. Only what the rules change is new: the user
+/// id, the record and its tags; sync times and deletion marks stay.
+pub(super) fn rewrite_sessions(
+    tx: &Transaction<'_>,
+    rows: &[(String, String)],
+    rw: &dyn RecordRewrite,
+    bounds: (&str, &str),
+) -> Result<(), StoreError> {
+    let sessions = rows
+        .iter()
+        .map(|(id, raw)| rw.session(raw).map_err(|detail| rewrite_err(id, detail)))
+        .collect::<Result<Vec<Session>, StoreError>>()?;
+    let refs: Vec<&Session> = sessions.iter().collect();
+    tx.execute_batch("DELETE FROM stage_sessions; DELETE FROM stage_tags;")
+        .doing("clearing staging tables")?;
+    append_batch(
+        tx,
+        "stage_sessions",
+        session_batch(&refs)?,
+        "staging rewritten sessions",
+    )?;
+    append_batch(
+        tx,
+        "stage_tags",
+        tag_batch(&refs)?,
+        "staging rewritten tags",
+    )?;
+    let in_range = range("session_id", bounds);
+    tx.execute_batch(&format!(
+        "CREATE OR REPLACE TEMP TABLE rewrite_rows AS
+             SELECT t.* REPLACE (s.user_id AS user_id, CAST(s.raw AS JSON) AS raw)
+             FROM sessions t JOIN stage_sessions s USING (session_id) WHERE t.{in_range};
+         DELETE FROM sessions WHERE {in_range};
+         INSERT INTO sessions SELECT * FROM rewrite_rows;
+         DELETE FROM session_tags WHERE {in_range};
+         INSERT INTO session_tags
+             SELECT session_id, kind, ordinal, name, value, CAST(value_json AS JSON) FROM stage_tags;
+         DROP TABLE rewrite_rows;"
+    ))
+    .doing("rewriting sessions")
+}
+
+/// Writes a chunk's messages again, as [`rewrite_sessions`] does: the
+/// text, the components, the record and its tags are new.
+pub(super) fn rewrite_messages(
+    tx: &Transaction<'_>,
+    rows: &[(String, String)],
+    rw: &dyn RecordRewrite,
+    bounds: (&str, &str),
+) -> Result<(), StoreError> {
+    let rewritten = rows
+        .iter()
+        .map(|(id, raw)| rw.message(raw).map_err(|detail| rewrite_err(id, detail)))
+        .collect::<Result<Vec<Message>, StoreError>>()?;
+    let refs: Vec<&Message> = rewritten.iter().collect();
+    messages::stage(tx, &refs)?;
+    let in_range = range("message_id", bounds);
+    tx.execute_batch(&format!(
+        "CREATE OR REPLACE TEMP TABLE rewrite_rows AS
+             SELECT t.* REPLACE (s.text AS text, CAST(s.components AS JSON) AS components,
+                                 CAST(s.raw AS JSON) AS raw)
+             FROM messages t JOIN stage_messages s USING (message_id) WHERE t.{in_range};
+         DELETE FROM messages WHERE {in_range};
+         INSERT INTO messages SELECT * FROM rewrite_rows;
+         DELETE FROM message_tags WHERE {in_range};
+         INSERT INTO message_tags
+             SELECT message_id, kind, ordinal, name, value, CAST(value_json AS JSON)
+             FROM stage_message_tags;
+         DROP TABLE rewrite_rows;"
+    ))
+    .doing("rewriting messages")
+}
+
+pub(super) fn rewrite_rejected(
+    tx: &Transaction<'_>,
+    rw: &dyn RecordRewrite,
+) -> Result<usize, StoreError> {
+    let raws: Vec<String> = {
+        let mut stmt = tx
+            .prepare("SELECT DISTINCT raw FROM rejected_records")
+            .doing("reading rejected records")?;
+        stmt.query_map([], |r| r.get(0))
+            .doing("reading rejected records")?
+            .collect::<Result<_, _>>()
+            .doing("reading rejected records")?
+    };
+    let mut stmt = tx
+        .prepare("UPDATE rejected_records SET raw = ? WHERE raw = ?")
+        .doing("rewriting rejected records")?;
+    for raw in &raws {
+        stmt.execute(params![rw.rejected(raw), raw])
+            .doing("rewriting rejected records")?;
+    }
+    Ok(raws.len())
+}
+
+fn rewrite_err(id: &str, detail: String) -> StoreError {
+    StoreError::Rewrite {
+        id: id.to_owned(),
+        detail,
+    }
+}
