@@ -4,8 +4,8 @@
 //! its own process, as a user would, with the default memory limit: its
 //! wall time, its peak RSS (from `wait4`), and whether it succeeded. After
 //! `rewrite-privacy` it searches every file of the warehouse's directory
-//! for the original user ids and message texts, byte by byte, beside a
-//! control search before it. A migration is timed on a copy rewound to the
+//! (the warehouse, the read copy, the Parquet export) for the original user
+//! ids and message texts, byte by byte, beside a control search before it. A migration is timed on a copy rewound to the
 //! schema version before the latest. The figures go to BENCHMARKS.md.
 
 use super::process::{peak_rss_mib, tempfile_dir};
@@ -33,9 +33,12 @@ struct Files {
     root: PathBuf,
     warehouse_dir: PathBuf,
     warehouse: PathBuf,
-    /// Messages on, no privacy.
+    /// Messages on, no privacy; the read copy a full copy.
     plain: PathBuf,
-    /// Pseudonymised user ids, no message text.
+    /// As `plain`, with a Parquet export beside the warehouse and the read
+    /// copy (same file) a catalog of views over it.
+    lake: PathBuf,
+    /// As `lake`, with pseudonymised user ids and no message text.
     private: PathBuf,
 }
 
@@ -76,18 +79,29 @@ pub async fn bench_commands(n: u64, days: i64) -> anyhow::Result<()> {
     let query = "SELECT containment_type, count(*) AS sessions, sum(n) AS messages FROM \
                  (SELECT s.session_id, any_value(s.containment_type) AS containment_type, count(m.message_id) AS n \
                   FROM sessions s LEFT JOIN messages m USING (session_id) GROUP BY 1) GROUP BY 1";
-    let plain: &[(&str, &[&str])] = &[
-        ("status", &["status"]),
-        ("sync: a pass, first read copy", &["sync"]),
-        ("query (sessions joined to messages)", &["query", query]),
-        ("sync: a pass, nothing new", &["sync"]),
-        ("verify (whole history)", &["verify"]),
-        ("backfill (two weeks)", &["backfill", "--from", &two_weeks]),
-        ("export (Parquet)", &["export", "--parquet", &export]),
+    let (plain, lake) = (files.plain.as_path(), files.lake.as_path());
+    let steps: &[(&str, &Path, &[&str])] = &[
+        ("status", plain, &["status"]),
+        ("sync: a pass, first read copy", plain, &["sync"]),
+        (
+            "query (sessions joined to messages)",
+            plain,
+            &["query", query],
+        ),
+        ("sync: a pass, nothing new", plain, &["sync"]),
+        ("verify (whole history)", plain, &["verify"]),
+        (
+            "backfill (two weeks)",
+            plain,
+            &["backfill", "--from", &two_weeks],
+        ),
+        ("export (Parquet)", plain, &["export", "--parquet", &export]),
+        ("sync: first Parquet export, catalog", lake, &["sync"]),
+        ("sync: nothing new, Parquet, catalog", lake, &["sync"]),
     ];
     print_header();
-    for (label, args) in plain {
-        measure(label, &files.plain, args).await?.print(label);
+    for (label, config, args) in steps {
+        measure(label, config, args).await?.print(label);
     }
     let before = scan(&files.warehouse_dir, &needles);
     let label = "rewrite-privacy (pseudonyms, no text)";
@@ -106,7 +120,8 @@ pub async fn bench_commands(n: u64, days: i64) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Writes the key and both configurations; returns where everything is.
+/// Writes the key and the three configurations; returns where everything
+/// is.
 fn write_files(sim: &Simulator, bot: &SimBot, from: DateTime<Utc>) -> anyhow::Result<Files> {
     let root = tempfile_dir()?;
     let warehouse_dir = root.join("warehouse");
@@ -115,10 +130,15 @@ fn write_files(sim: &Simulator, bot: &SimBot, from: DateTime<Utc>) -> anyhow::Re
     let key = root.join("privacy_key");
     std::fs::write(&key, KEY)?;
     crate::store::set_mode(&key, 0o600)?;
-    let toml = |extra: &str| {
+    let toml = |lake: bool, extra: &str| {
+        let lake = if lake {
+            "parquet_dir = \"parquet\"\npublish_as = \"views\"\n"
+        } else {
+            ""
+        };
         format!(
             "[api]\nbase_url = {:?}\nmax_page_size = 10000\nrequests_per_minute = 0\nrequests_per_hour = 0\n\
-             [warehouse]\npath = {:?}\n[sync]\nstart = {:?}\nlag = \"0s\"\n{extra}\
+             [warehouse]\npath = {:?}\n{lake}[sync]\nstart = {:?}\nlag = \"0s\"\n{extra}\
              [[bots]]\nid = {:?}\nclient_id = {:?}\nclient_secret = {:?}\n",
             sim.base_url(),
             warehouse.display().to_string(),
@@ -129,21 +149,27 @@ fn write_files(sim: &Simulator, bot: &SimBot, from: DateTime<Utc>) -> anyhow::Re
         )
     };
     let plain = root.join("plain.toml");
-    std::fs::write(&plain, toml("[messages]\nenabled = true\n"))?;
+    std::fs::write(&plain, toml(false, "[messages]\nenabled = true\n"))?;
+    let lake = root.join("lake.toml");
+    std::fs::write(&lake, toml(true, "[messages]\nenabled = true\n"))?;
     let private = root.join("private.toml");
     std::fs::write(
         &private,
-        toml(&format!(
-            "[messages]\nenabled = true\nstore_text = false\n\
+        toml(
+            true,
+            &format!(
+                "[messages]\nenabled = true\nstore_text = false\n\
              [privacy]\npseudonymize = [\"user_id\"]\nkey_file = {:?}\n",
-            key.display().to_string()
-        )),
+                key.display().to_string()
+            ),
+        ),
     )?;
     Ok(Files {
         root,
         warehouse_dir,
         warehouse,
         plain,
+        lake,
         private,
     })
 }
@@ -289,37 +315,67 @@ fn needles(warehouse: &Path) -> anyhow::Result<Vec<String>> {
     Ok(needles)
 }
 
-/// How many of `needles` each file under `dir` holds.
-fn scan(dir: &Path, needles: &[String]) -> Vec<(PathBuf, usize)> {
-    let mut found = Vec::new();
-    let mut stack = vec![dir.to_owned()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let path = entry.path();
+/// Which of `needles` the files under `dir` hold, by entry of `dir` (a
+/// file, or a directory such as the Parquet export with every file under
+/// it): (entry, files read, needles found in any of them).
+fn scan(dir: &Path, needles: &[String]) -> Vec<(String, usize, usize)> {
+    let mut out = Vec::new();
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    entries.sort();
+    for entry in entries {
+        let (mut found, mut n_files) = (std::collections::BTreeSet::new(), 0);
+        let mut stack = vec![entry.clone()];
+        while let Some(path) = stack.pop() {
             if path.is_dir() {
-                stack.push(path);
+                stack.extend(
+                    std::fs::read_dir(&path)
+                        .into_iter()
+                        .flatten()
+                        .flatten()
+                        .map(|e| e.path()),
+                );
             } else if let Ok(bytes) = std::fs::read(&path) {
-                found.push((path, super::scan::found(&bytes, needles).len()));
+                n_files += 1;
+                found.extend(super::scan::found(&bytes, needles));
             }
         }
+        let name = entry
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
+        let name = if entry.is_dir() {
+            format!("{name}/")
+        } else {
+            name
+        };
+        out.push((name, n_files, found.len()));
     }
-    found.sort();
-    found
+    out
 }
 
-fn print_scan(needles: &[String], before: &[(PathBuf, usize)], after: &[(PathBuf, usize)]) {
+fn print_scan(
+    needles: &[String],
+    before: &[(String, usize, usize)],
+    after: &[(String, usize, usize)],
+) {
     println!(
         "  byte scan of the warehouse's directory for {} user ids and message texts:",
         needles.len()
     );
-    let show = |when: &str, files: &[(PathBuf, usize)]| {
-        for (path, n) in files {
-            let name = path.file_name().unwrap_or_default().to_string_lossy();
-            println!("    {when:<22} {name:<28} {n} found");
+    for (when, entries) in [
+        ("before rewrite-privacy", before),
+        ("after rewrite-privacy", after),
+    ] {
+        for (name, n_files, n_found) in entries {
+            println!("    {when:<22} {name:<22} {n_files:>5} files {n_found:>8} found");
         }
-    };
-    show("before rewrite-privacy", before);
-    show("after rewrite-privacy", after);
+    }
 }
 
 /// Times opening a copy of the warehouse rewound to the schema version
