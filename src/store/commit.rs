@@ -85,20 +85,21 @@ pub(super) fn move_watermark(
     if let Some(next) = next
         && (Some(next) != current || filter_changed)
     {
-        tx.execute(
+        tx.prepare_cached(
             "INSERT INTO sync_state (resource, bot_id, containment_type, watermark, updated_at, filter)
              VALUES (?, ?, ?, CAST(? AS TIMESTAMPTZ), CAST(? AS TIMESTAMPTZ), ?)
              ON CONFLICT (resource, bot_id, containment_type) DO UPDATE SET
                  watermark = excluded.watermark, updated_at = excluded.updated_at, filter = excluded.filter",
-            params![
-                key.partition.resource(),
-                key.bot_id,
-                key.partition.name(),
-                ts(next),
-                ts(now),
-                key.filter
-            ],
         )
+        .doing("moving the watermark")?
+        .execute(params![
+            key.partition.resource(),
+            key.bot_id,
+            key.partition.name(),
+            ts(next),
+            ts(now),
+            key.filter
+        ])
         .doing("moving the watermark")?;
     }
     Ok(next)

@@ -30,6 +30,10 @@ const STAGING: &str = "
 /// (measured in BENCHMARKS.md).
 const ROW_GROUP_SIZE: u32 = 32_768;
 
+/// Prepared statements kept per connection: the fixed bookkeeping ones,
+/// and one per filter shape of the count a reconcile makes.
+const STATEMENT_CACHE: usize = 64;
+
 /// Classifies a failure to open `path`: another process holding DuckDB's
 /// file lock is [`StoreError::Locked`] (the operator stops that process);
 /// anything else is [`StoreError::Open`].
@@ -90,6 +94,10 @@ pub(super) fn open(settings: &WarehouseSettings) -> Result<Connection, StoreErro
         lit(&spill_dir(path).to_string_lossy())
     ))
     .doing("configuring the connection")?;
+    // Bookkeeping statements run for every stream and window; prepared once
+    // each (`prepare_cached`), they skip DuckDB's parser and planner, which
+    // cost more than these statements' work (issue 23).
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     super::migrations::apply(&conn, path)?;
     conn.execute_batch(STAGING)
         .doing("creating staging tables")?;

@@ -14,14 +14,18 @@ pub(super) fn watermark_with_filter(
     conn: &Connection,
     key: &StreamKey,
 ) -> Result<(Option<DateTime<Utc>>, Option<String>), StoreError> {
-    conn.query_row(
+    const DOING: &str = "reading a watermark";
+    conn.prepare_cached(
         "SELECT epoch_us(watermark), coalesce(filter, '') FROM sync_state
          WHERE resource = ? AND bot_id = ? AND containment_type = ?",
+    )
+    .doing(DOING)?
+    .query_row(
         params![key.partition.resource(), key.bot_id, key.partition.name()],
         |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)),
     )
     .optional()
-    .doing("reading a watermark")
+    .doing(DOING)
     .map(|o| match o {
         Some((w, f)) => (Some(from_micros(w)), Some(f)),
         None => (None, None),
@@ -52,9 +56,13 @@ pub(super) fn begin_run(
     trigger: &str,
     now: DateTime<Utc>,
 ) -> Result<i64, StoreError> {
-    conn.query_row(
+    const DOING: &str = "recording the start of a run";
+    conn.prepare_cached(
         "INSERT INTO sync_runs (pass_id, resource, bot_id, containment_type, trigger, started_at, outcome, filter)
          VALUES (?, ?, ?, ?, ?, CAST(? AS TIMESTAMPTZ), 'running', ?) RETURNING run_id",
+    )
+    .doing(DOING)?
+    .query_row(
         params![
             pass_id,
             key.partition.resource(),
@@ -66,7 +74,7 @@ pub(super) fn begin_run(
         ],
         |r| r.get(0),
     )
-    .doing("recording the start of a run")
+    .doing(DOING)
 }
 
 pub(super) fn finish_run(
@@ -75,13 +83,16 @@ pub(super) fn finish_run(
     r: &RunRecord,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    conn.execute(
+    const DOING: &str = "recording the end of a run";
+    conn.prepare_cached(
         "UPDATE sync_runs SET finished_at = CAST(? AS TIMESTAMPTZ), outcome = ?, windows_planned = ?,
              windows_done = ?, requests = ?, retries = ?, rate_limited = ?, sessions_upserted = ?,
              sessions_deleted = ?, sessions_marked_deleted = ?, records_rejected = ?,
              watermark_after = CAST(? AS TIMESTAMPTZ), error = ?
          WHERE run_id = ?",
-        params![
+    )
+    .doing(DOING)?
+    .execute(params![
             ts(now),
             r.outcome.as_str(),
             r.windows_planned,
@@ -94,11 +105,10 @@ pub(super) fn finish_run(
             r.sessions_marked_deleted,
             r.records_rejected,
             r.watermark_after.map(ts),
-            r.error,
-            run_id
-        ],
-    )
-    .doing("recording the end of a run")?;
+        r.error,
+        run_id
+    ])
+    .doing(DOING)?;
     Ok(())
 }
 
@@ -110,7 +120,7 @@ pub(super) fn stale_active_sessions(
     before: DateTime<Utc>,
 ) -> Result<Vec<String>, StoreError> {
     let mut stmt = conn
-        .prepare(
+        .prepare_cached(
             "SELECT session_id FROM sessions
              WHERE session_status = 'active' AND deleted_at IS NULL AND containment_type = ?
                AND (? = '*' OR bot_id = ?) AND start_time < CAST(? AS TIMESTAMPTZ)
@@ -135,7 +145,7 @@ pub(super) fn request_history(
     now: DateTime<Utc>,
 ) -> Result<Vec<DateTime<Utc>>, StoreError> {
     let mut stmt = conn
-        .prepare(
+        .prepare_cached(
             "SELECT epoch_us(requested_at) FROM api_requests
              WHERE scope = ? AND epoch_us(requested_at) > ? ORDER BY requested_at",
         )
@@ -158,18 +168,20 @@ pub(super) fn record_requests(
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
     let tx = conn.transaction().doing("recording requests")?;
-    for t in times {
-        tx.execute(
-            "INSERT INTO api_requests VALUES (?, CAST(? AS TIMESTAMPTZ))",
-            params![scope, ts(*t)],
-        )
-        .doing("recording requests")?;
+    {
+        let mut insert = tx
+            .prepare_cached("INSERT INTO api_requests VALUES (?, CAST(? AS TIMESTAMPTZ))")
+            .doing("recording requests")?;
+        for t in times {
+            insert
+                .execute(params![scope, ts(*t)])
+                .doing("recording requests")?;
+        }
+        tx.prepare_cached("DELETE FROM api_requests WHERE epoch_us(requested_at) <= ?")
+            .doing("pruning the request log")?
+            .execute(params![now.timestamp_micros() - 3_600_000_000])
+            .doing("pruning the request log")?;
     }
-    tx.execute(
-        "DELETE FROM api_requests WHERE epoch_us(requested_at) <= ?",
-        params![now.timestamp_micros() - 3_600_000_000],
-    )
-    .doing("pruning the request log")?;
     tx.commit().doing("recording requests")
 }
 
@@ -210,15 +222,16 @@ pub(super) fn count_stored(
 ) -> Result<(u64, u64), StoreError> {
     let (cond, args) = stream_span(key, filter, window);
     let params = std::iter::once(ts(window.end)).chain(args);
+    // The text depends only on the filter's shape: one cached plan each.
     let (excluded, included): (i64, i64) = conn
-        .query_row(
-            &format!(
-                "SELECT count(*) FILTER (WHERE start_time < CAST(? AS TIMESTAMPTZ)), count(*)
-                 FROM sessions WHERE {cond}"
-            ),
-            duckdb::params_from_iter(params),
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
+        .prepare_cached(&format!(
+            "SELECT count(*) FILTER (WHERE start_time < CAST(? AS TIMESTAMPTZ)), count(*)
+             FROM sessions WHERE {cond}"
+        ))
+        .doing("counting stored sessions")?
+        .query_row(duckdb::params_from_iter(params), |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
         .doing("counting stored sessions")?;
     Ok((excluded.max(0) as u64, included.max(0) as u64))
 }
