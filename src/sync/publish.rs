@@ -9,9 +9,9 @@
 //! fails the pass itself (the warehouse already holds the data).
 
 use super::{PassReport, SyncContext};
-use crate::store::{ReadCopy, ReadCopyForm, SessionStore, WarehouseSettings};
+use crate::store::{ReadCopy, ReadCopyForm, SessionStore, StoreError, WarehouseSettings};
 use std::path::Path;
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 /// What publishing did; `None` fields were switched off or failed.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -54,6 +54,9 @@ pub async fn publish(
             Ok(n) => {
                 info!(target = %target, n_days = n, "exported changed days as Parquet");
                 out.parquet_days = Some(n);
+            }
+            Err(e) if needs_operator(&e) => {
+                error!(target = %target, error = %e, "could not export Parquet; the days stay marked and are tried after the next pass")
             }
             Err(e) => {
                 warn!(target = %target, error = %e, "could not export Parquet; the days stay marked and are tried after the next pass")
@@ -100,9 +103,23 @@ async fn publish_read_copy(
             }
             Some(done)
         }
+        Err(e) if needs_operator(&e) => {
+            error!(path = %dest.display(), error = %e, "could not publish the read copy; will try after the next pass");
+            None
+        }
         Err(e) => {
             warn!(path = %dest.display(), error = %e, "could not publish the read copy; will try after the next pass");
             None
         }
     }
+}
+
+/// Whether a publication failed in a way the next pass cannot get past
+/// alone — out of memory, or a disk that refuses the write — so an
+/// operator must act (logged at ERROR); anything else may pass (WARN).
+fn needs_operator(e: &StoreError) -> bool {
+    matches!(
+        e,
+        StoreError::OutOfMemory { .. } | StoreError::Storage { .. }
+    )
 }

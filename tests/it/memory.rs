@@ -189,3 +189,35 @@ async fn issue_22_running_out_of_memory_is_told_in_plain_words_and_loses_nothing
     run_ok(&h.write_config(&roomy), &["sync"]).await;
     assert_eq!(stored(&h.warehouse), want(&h));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_22_a_read_copy_that_does_not_fit_is_an_error_for_the_operator_and_the_pass_still_stores()
+ {
+    // Answers of 20 KB templates (messages of about 10 KB on average): the
+    // pass stores them within the default limit, but copying 2,048 such
+    // rows at a time into the read copy does not fit.
+    let h = harness(1, 3, 400, |s| s.template_bytes = 20_000).await;
+    all_on_one_channel(&h);
+    run_ok(&h.write_config(&h.toml("", "")), &["sync"]).await;
+    let config = messages_on(&h, "");
+    let out = kore_sync(&config).arg("sync").output().await.unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("could not publish the read copy"))
+        .unwrap_or_else(|| panic!("{stderr}"));
+    assert!(line.contains("ERROR"), "{line}");
+    assert!(line.contains("ran out of memory"), "{line}");
+    assert_eq!(stored(&h.warehouse), want(&h));
+    // With room, the next pass publishes it.
+    let roomy = h
+        .toml("", "[messages]\nenabled = true\n")
+        .replace("[warehouse]\n", "[warehouse]\nmemory_limit = \"256MiB\"\n");
+    run_ok(&h.write_config(&roomy), &["sync"]).await;
+    let copied = count(
+        &db(&h.dir.path().join("kore-read.duckdb")),
+        "SELECT count(*) FROM messages",
+    );
+    assert_eq!(copied as usize, want(&h).len());
+}
