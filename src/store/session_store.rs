@@ -174,6 +174,18 @@ impl SessionStore {
             .await
     }
 
+    /// Records the start of `keys`' runs at once; their ids in that order.
+    pub async fn begin_runs(
+        &self,
+        pass_id: &str,
+        keys: &[StreamKey],
+        trigger: &str,
+    ) -> Result<Vec<i64>, StoreError> {
+        let (pass_id, keys, trigger) = (pass_id.to_owned(), keys.to_vec(), trigger.to_owned());
+        self.with(move |c| runs::begin_runs(c, &pass_id, &keys, &trigger, Utc::now()))
+            .await
+    }
+
     pub async fn finish_run(&self, run_id: i64, record: RunRecord) -> Result<(), StoreError> {
         self.with(move |c| runs::finish_run(c, run_id, &record, Utc::now()))
             .await

@@ -135,13 +135,23 @@ impl ScopeTask {
         sessions_read: Option<DateTime<Utc>>,
         reports: &mut Vec<StreamReport>,
     ) -> Result<(), StoreError> {
-        for key in keys {
+        // The group's runs begin in one statement; should the warehouse fail
+        // before a stream's turn, its row stays `running` and the next open
+        // marks it abandoned, as for a crash.
+        let keys: Vec<StreamKey> = keys.collect();
+        let trigger = self.opts.trigger.as_str();
+        let run_ids = self
+            .ctx
+            .store
+            .begin_runs(&self.pass_id, &keys, trigger)
+            .await?;
+        for (key, run_id) in keys.into_iter().zip(run_ids) {
             let run = StreamRun {
                 ctx: &self.ctx,
                 scope: &self.scope,
                 key,
                 opts: &self.opts,
-                pass_id: &self.pass_id,
+                run_id,
                 stop: &self.stop,
                 sessions_read,
             };

@@ -32,7 +32,8 @@ pub(super) struct StreamRun<'a> {
     pub scope: &'a ScopeApi,
     pub key: StreamKey,
     pub opts: &'a PassOptions,
-    pub pass_id: &'a str,
+    /// Its row in `sync_runs`, begun with its group's (`begin_runs`).
+    pub run_id: i64,
     pub stop: &'a Stop,
     /// How far the bot's session streams have read (the lowest of their
     /// watermarks; None while any has none). A message stream's windows end
@@ -44,11 +45,7 @@ pub(super) struct StreamRun<'a> {
 /// Runs one stream's pass and records it in `sync_runs`. `Err` only when
 /// the warehouse fails; API failures end the stream in its report.
 pub(super) async fn run_stream(run: StreamRun<'_>) -> Result<StreamReport, StoreError> {
-    let (ctx, key, opts) = (run.ctx, &run.key, run.opts);
-    let run_id = ctx
-        .store
-        .begin_run(run.pass_id, key, opts.trigger.as_str())
-        .await?;
+    let (ctx, key, opts, run_id) = (run.ctx, &run.key, run.opts, run.run_id);
     let watermark = run.starting_watermark().await?;
     let plan = run.plan(watermark);
     let mut report = StreamReport::new(key.clone(), plan.windows.len(), watermark);
