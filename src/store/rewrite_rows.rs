@@ -27,10 +27,7 @@ pub(super) fn rewrite_sessions(
     rw: &dyn RecordRewrite,
     bounds: (&str, &str),
 ) -> Result<(), StoreError> {
-    let sessions = rows
-        .iter()
-        .map(|(id, raw)| rw.session(raw).map_err(|detail| rewrite_err(id, detail)))
-        .collect::<Result<Vec<Session>, StoreError>>()?;
+    let sessions: Vec<Session> = read_again(rows, |raw| rw.session(raw))?;
     let refs: Vec<&Session> = sessions.iter().collect();
     tx.execute_batch("DELETE FROM stage_sessions; DELETE FROM stage_tags;")
         .doing("clearing staging tables")?;
@@ -69,10 +66,7 @@ pub(super) fn rewrite_messages(
     rw: &dyn RecordRewrite,
     bounds: (&str, &str),
 ) -> Result<(), StoreError> {
-    let rewritten = rows
-        .iter()
-        .map(|(id, raw)| rw.message(raw).map_err(|detail| rewrite_err(id, detail)))
-        .collect::<Result<Vec<Message>, StoreError>>()?;
+    let rewritten: Vec<Message> = read_again(rows, |raw| rw.message(raw))?;
     let refs: Vec<&Message> = rewritten.iter().collect();
     messages::stage(tx, &refs)?;
     let in_range = range("message_id", bounds);
@@ -115,9 +109,18 @@ pub(super) fn rewrite_rejected(
     Ok(raws.len())
 }
 
-fn rewrite_err(id: &str, detail: String) -> StoreError {
-    StoreError::Rewrite {
-        id: id.to_owned(),
-        detail,
-    }
+/// Each `(id, raw)` of a chunk read again by `parse`; the first record
+/// that fails stops the chunk, naming its id.
+fn read_again<T>(
+    rows: &[(String, String)],
+    parse: impl Fn(&str) -> Result<T, String>,
+) -> Result<Vec<T>, StoreError> {
+    rows.iter()
+        .map(|(id, raw)| {
+            parse(raw).map_err(|detail| StoreError::Rewrite {
+                id: id.to_owned(),
+                detail,
+            })
+        })
+        .collect()
 }
