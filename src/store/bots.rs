@@ -42,13 +42,13 @@ pub(super) fn store_bots(
             BotSource::Api => {
                 "INSERT OR REPLACE INTO bots (bot_id, name, description, status, default_language,
                      created_on, raw, source, synced_at)
-                 VALUES (?, ?, ?, ?, ?, ?, CAST(? AS JSON), ?, CAST(? AS TIMESTAMPTZ))"
+                 VALUES (?, ?, ?, ?, ?, ?, CAST(? AS JSON), ?, CAST(CAST(? AS VARCHAR) AS TIMESTAMPTZ))"
             }
             // A name from the config never replaces one from the API.
             BotSource::Config => {
                 "INSERT INTO bots (bot_id, name, description, status, default_language,
                      created_on, raw, source, synced_at)
-                 VALUES (?, ?, ?, ?, ?, ?, CAST(? AS JSON), ?, CAST(? AS TIMESTAMPTZ))
+                 VALUES (?, ?, ?, ?, ?, ?, CAST(? AS JSON), ?, CAST(CAST(? AS VARCHAR) AS TIMESTAMPTZ))
                  ON CONFLICT (bot_id) DO UPDATE SET name = excluded.name, synced_at = excluded.synced_at
                  WHERE bots.source = 'config' AND bots.name IS DISTINCT FROM excluded.name"
             }

@@ -8,9 +8,9 @@
 //! to is decided by the pure rule [`crate::model::next_watermark`].
 
 use super::error::{QueryContext, StoreError};
-use super::runs::watermark_with_filter;
+use super::runs::{StoredState, watermark_with_filter};
 use super::sql::ts;
-use super::{WindowCommit, upsert};
+use super::{WindowCommit, unchanged, upsert};
 use crate::model::{
     Deletes, Keyed, RejectedRecord, Session, SessionBatch, StreamKey, Window, next_watermark,
 };
@@ -53,9 +53,9 @@ pub(super) fn commit_window(
     let tx = conn
         .transaction()
         .doing("beginning the window transaction")?;
-    let (stored, _) = watermark_with_filter(&tx, key)?;
-    let (n_received, n_written) = store_batch(&tx, key, batch, (stored, now))?;
-    let next = move_watermark(&tx, key, advance, now)?;
+    let state = watermark_with_filter(&tx, key)?;
+    let (n_received, n_written) = store_batch(&tx, key, batch, (state.0, now))?;
+    let next = move_watermark(&tx, key, (advance, state), now)?;
     tx.commit().doing("committing the window")?;
     Ok(WindowCommit {
         n_received,
@@ -68,41 +68,47 @@ pub(super) fn commit_window(
 
 /// Moves the stream's watermark as [`next_watermark`] says for a window
 /// completely read, inside the caller's transaction (that stored the
-/// window). Returns the watermark after.
+/// window), from `stored`, the state the caller read in that transaction.
+/// Returns the watermark after.
 pub(super) fn move_watermark(
     tx: &Transaction<'_>,
     key: &StreamKey,
-    advance: Advance,
+    (advance, (stored, stored_filter)): (Advance, StoredState),
     now: DateTime<Utc>,
 ) -> Result<Option<DateTime<Utc>>, StoreError> {
+    const DOING: &str = "moving the watermark";
     // A watermark reached under another filter does not count: the stream
     // starts again from `history_start` (the runner adopts the old watermark
     // first when told to keep it).
-    let (stored, stored_filter) = watermark_with_filter(tx, key)?;
     let filter_changed = stored_filter.as_ref().is_some_and(|f| *f != key.filter);
     let current = if filter_changed { None } else { stored };
     let next = next_watermark(current, advance.window, advance.history_start);
-    if let Some(next) = next
-        && (Some(next) != current || filter_changed)
-    {
-        tx.prepare_cached(
-            "INSERT INTO sync_state (resource, bot_id, containment_type, watermark, updated_at, filter)
-             VALUES (?, ?, ?, CAST(? AS TIMESTAMPTZ), CAST(? AS TIMESTAMPTZ), ?)
-             ON CONFLICT (resource, bot_id, containment_type) DO UPDATE SET
-                 watermark = excluded.watermark, updated_at = excluded.updated_at, filter = excluded.filter",
-        )
-        .doing("moving the watermark")?
-        .execute(params![
-            key.partition.resource(),
-            key.bot_id,
-            key.partition.name(),
-            ts(next),
-            ts(now),
-            key.filter
-        ])
-        .doing("moving the watermark")?;
-    }
-    Ok(next)
+    let Some(next) = next.filter(|n| Some(*n) != current || filter_changed) else {
+        return Ok(next);
+    };
+    let args = params![
+        ts(next),
+        ts(now),
+        key.filter,
+        key.partition.resource(),
+        key.bot_id,
+        key.partition.name()
+    ];
+    // An UPDATE when the row exists: DuckDB's `ON CONFLICT` costs about
+    // twice as much (issue 23), and the caller has just read the row.
+    let sql = if stored_filter.is_some() {
+        "UPDATE sync_state SET watermark = CAST(CAST(?1 AS VARCHAR) AS TIMESTAMPTZ),
+             updated_at = CAST(CAST(?2 AS VARCHAR) AS TIMESTAMPTZ), filter = ?3
+         WHERE resource = ?4 AND bot_id = ?5 AND containment_type = ?6"
+    } else {
+        "INSERT INTO sync_state (watermark, updated_at, filter, resource, bot_id, containment_type)
+         VALUES (CAST(CAST(?1 AS VARCHAR) AS TIMESTAMPTZ), CAST(CAST(?2 AS VARCHAR) AS TIMESTAMPTZ), ?3, ?4, ?5, ?6)"
+    };
+    tx.prepare_cached(sql)
+        .doing(DOING)?
+        .execute(args)
+        .doing(DOING)?;
+    Ok(Some(next))
 }
 
 /// Stores sessions read outside a window's commit (re-read by id, or a
@@ -147,12 +153,20 @@ fn store_batch(
     (watermark, now): (Option<DateTime<Utc>>, DateTime<Utc>),
 ) -> Result<(usize, usize), StoreError> {
     let sessions = last_version_of_each(&batch.records);
+    // One read tells which are stored as given (most of a re-read span):
+    // only the others go through the upsert's staging (see `unchanged`).
+    let stored = unchanged::stored_versions(tx, &sessions)?;
     if let Some(watermark) = watermark {
-        note_listed_late(tx, &sessions, watermark, now)?;
+        note_listed_late(tx, &sessions, watermark, now, &stored)?;
     }
+    let changed: Vec<&Session> = sessions
+        .iter()
+        .filter(|s| !stored.is_unchanged(s))
+        .copied()
+        .collect();
     // In parts of bounded bytes: see `parts`.
     let mut n_written = 0;
-    for part in super::parts::parts(&sessions) {
+    for part in super::parts::parts(&changed) {
         n_written += upsert::upsert(tx, part, now)?;
     }
     keep_rejected(tx, key, &batch.rejected, now)?;
@@ -170,6 +184,7 @@ fn note_listed_late(
     sessions: &[&Session],
     watermark: DateTime<Utc>,
     now: DateTime<Utc>,
+    stored: &unchanged::Stored,
 ) -> Result<(), StoreError> {
     const DOING: &str = "noting sessions listed late";
     let late: Vec<&&Session> = sessions
@@ -182,6 +197,15 @@ fn note_listed_late(
     ) else {
         return Ok(());
     };
+    // Those stored within the late ones' starts are not new (the query
+    // below asks the same); when that leaves none, no statement is needed.
+    let late: Vec<&&Session> = late
+        .into_iter()
+        .filter(|s| !stored.starts_within(s, lo, hi))
+        .collect();
+    if late.is_empty() {
+        return Ok(());
+    }
     tx.execute_batch("DELETE FROM stage_late").doing(DOING)?;
     let mut rows = tx.appender("stage_late").doing(DOING)?;
     for s in &late {
@@ -199,11 +223,11 @@ fn note_listed_late(
     tx.execute(
         "INSERT OR IGNORE INTO message_rereads
          SELECT l.session_id, l.bot_id, l.channel, CAST(l.start_time AS TIMESTAMPTZ),
-                CAST(l.end_time AS TIMESTAMPTZ), CAST(? AS TIMESTAMPTZ)
+                CAST(l.end_time AS TIMESTAMPTZ), CAST(CAST(? AS VARCHAR) AS TIMESTAMPTZ)
          FROM stage_late l
          WHERE l.session_id NOT IN (
              SELECT session_id FROM sessions
-             WHERE start_time BETWEEN CAST(? AS TIMESTAMPTZ) AND CAST(? AS TIMESTAMPTZ))",
+             WHERE start_time BETWEEN CAST(CAST(? AS VARCHAR) AS TIMESTAMPTZ) AND CAST(CAST(? AS VARCHAR) AS TIMESTAMPTZ))",
         params![ts(now), ts(lo), ts(hi)],
     )
     .doing(DOING)?;
@@ -220,7 +244,7 @@ pub(super) fn keep_rejected(
     for r in rejected {
         tx.execute(
             "INSERT INTO rejected_records
-             SELECT ?, ?, ?, ?, ?, CAST(? AS TIMESTAMPTZ)
+             SELECT ?, ?, ?, ?, ?, CAST(CAST(? AS VARCHAR) AS TIMESTAMPTZ)
              WHERE NOT EXISTS (SELECT 1 FROM rejected_records WHERE raw = ?)",
             params![
                 key.bot_id,
@@ -308,7 +332,7 @@ fn mark_sessions_gone(
         note_day_of(tx, id)?;
         n_marked += tx
             .execute(
-                "UPDATE sessions SET deleted_at = CAST(? AS TIMESTAMPTZ)
+                "UPDATE sessions SET deleted_at = CAST(CAST(? AS VARCHAR) AS TIMESTAMPTZ)
                  WHERE session_id = ? AND deleted_at IS NULL",
                 params![ts(now), id],
             )
@@ -318,11 +342,12 @@ fn mark_sessions_gone(
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::model::Session;
 
-    fn session(id: &str, raw: &str) -> Session {
+    /// A session with only an id and a raw record (start at the epoch).
+    pub(in crate::store) fn session(id: &str, raw: &str) -> Session {
         Session {
             session_id: id.into(),
             bot_id: None,

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 /// Staging tables live in the connection's temp catalog: they are never
 /// persisted and each commit empties them first.
-const STAGING: &str = "
+pub(super) const STAGING: &str = "
     CREATE TEMP TABLE stage_sessions (
         session_id VARCHAR, bot_id VARCHAR, channel VARCHAR, user_id VARCHAR,
         start_time TIMESTAMPTZ, end_time TIMESTAMPTZ, session_lang VARCHAR, session_type VARCHAR,

@@ -35,7 +35,10 @@ pub(super) fn commit_messages(
     }
     keep_rejected(&tx, key, &batch.rejected, now)?;
     let watermark = match advance {
-        Some(advance) => move_watermark(&tx, key, advance, now)?,
+        Some(advance) => {
+            let state = super::runs::watermark_with_filter(&tx, key)?;
+            move_watermark(&tx, key, (advance, state), now)?
+        }
         None => super::runs::watermark_with_filter(&tx, key)?.0,
     };
     tx.commit().doing("committing messages")?;
@@ -181,7 +184,7 @@ fn write_staged(
             "INSERT INTO messages
              SELECT s.message_id, s.session_id, s.bot_id, s.direction, CAST(s.created_on AS TIMESTAMPTZ),
                     s.channel, s.lang, s.text, CAST(s.components AS JSON), CAST(s.raw AS JSON),
-                    coalesce(f.first_synced_at, CAST(? AS TIMESTAMPTZ)), CAST(? AS TIMESTAMPTZ)
+                    coalesce(f.first_synced_at, CAST(CAST(? AS VARCHAR) AS TIMESTAMPTZ)), CAST(CAST(? AS VARCHAR) AS TIMESTAMPTZ)
              FROM stage_messages s LEFT JOIN stage_first f USING (message_id)",
             params![ts(now), ts(now)],
         )
@@ -206,9 +209,9 @@ pub(super) fn count_stored(
 ) -> Result<(u64, u64), StoreError> {
     let (excluded, included): (i64, i64) = conn
         .query_row(
-            "SELECT count(*) FILTER (WHERE created_on < CAST(?3 AS TIMESTAMPTZ)), count(*)
+            "SELECT count(*) FILTER (WHERE created_on < CAST(CAST(?3 AS VARCHAR) AS TIMESTAMPTZ)), count(*)
              FROM messages WHERE bot_id = ?1 AND channel = ?2
-               AND created_on >= CAST(?4 AS TIMESTAMPTZ) AND created_on <= CAST(?3 AS TIMESTAMPTZ)",
+               AND created_on >= CAST(CAST(?4 AS VARCHAR) AS TIMESTAMPTZ) AND created_on <= CAST(CAST(?3 AS VARCHAR) AS TIMESTAMPTZ)",
             params![
                 key.bot_id,
                 key.partition.name(),
@@ -294,7 +297,7 @@ pub(super) fn closed_sessions(
     const DOING: &str = "reading sessions that closed";
     let tx = conn.transaction().doing(DOING)?;
     tx.execute(
-        "DELETE FROM message_rereads WHERE bot_id = ? AND channel = ? AND start_time >= CAST(? AS TIMESTAMPTZ)",
+        "DELETE FROM message_rereads WHERE bot_id = ? AND channel = ? AND start_time >= CAST(CAST(? AS VARCHAR) AS TIMESTAMPTZ)",
         params![bot_id, channel, ts(before)],
     )
     .doing(DOING)?;
@@ -320,33 +323,40 @@ pub(super) fn closed_sessions(
     Ok(found)
 }
 
-/// Forgets noted sessions: those whose messages were read again, or (`ids`
-/// None) every one of a bot whose messages are not synced, with any noted
-/// more than 30 days ago (of a bot only the account scope reads, which has
-/// no message streams).
-pub(super) fn forget_closed(
+/// Forgets the noted sessions whose messages were read again.
+pub(super) fn forget_closed(conn: &Connection, ids: &[String]) -> Result<(), StoreError> {
+    const DOING: &str = "forgetting sessions that closed";
+    let mut stmt = conn
+        .prepare("DELETE FROM message_rereads WHERE session_id = ?")
+        .doing(DOING)?;
+    for id in ids {
+        stmt.execute(params![id]).doing(DOING)?;
+    }
+    Ok(())
+}
+
+/// Forgets every noted session of `bots` (bots whose messages are not
+/// synced: nothing would read them) and, when there are such bots, any
+/// noted more than 30 days ago (of a bot only the account scope reads,
+/// which has no message streams), in one statement.
+pub(super) fn forget_bots(
     conn: &Connection,
-    bot_id: &str,
-    ids: Option<&[String]>,
+    bots: &[String],
+    now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
     const DOING: &str = "forgetting sessions that closed";
-    match ids {
-        None => conn
-            .execute(
-                "DELETE FROM message_rereads
-                 WHERE bot_id = ? OR noted_at < CAST(? AS TIMESTAMPTZ)",
-                params![bot_id, ts(Utc::now() - chrono::TimeDelta::days(30))],
-            )
-            .doing(DOING)?,
-        Some(ids) => {
-            let mut stmt = conn
-                .prepare("DELETE FROM message_rereads WHERE session_id = ?")
-                .doing(DOING)?;
-            for id in ids {
-                stmt.execute(params![id]).doing(DOING)?;
-            }
-            0
-        }
-    };
+    if bots.is_empty() {
+        return Ok(());
+    }
+    let listed: Vec<String> = bots.iter().map(|b| lit(b)).collect();
+    let of_bots = format!("bot_id IN ({})", listed.join(", "));
+    conn.execute(
+        &format!(
+            "DELETE FROM message_rereads
+             WHERE {of_bots} OR noted_at < CAST(CAST(? AS VARCHAR) AS TIMESTAMPTZ)"
+        ),
+        params![ts(now - chrono::TimeDelta::days(30))],
+    )
+    .doing(DOING)?;
     Ok(())
 }

@@ -26,10 +26,12 @@ mod privacy;
 mod publish;
 mod rewrite;
 mod rewrite_rows;
+mod run_rows;
 mod runs;
 mod session_store;
 mod sql;
 mod status;
+mod unchanged;
 mod upsert;
 
 pub use bots::BotSource;
@@ -40,6 +42,8 @@ pub use lake::{ObjectTarget, ParquetTarget, UploadRetry, is_object_url};
 pub use privacy::{StoredPrivacy, looser_fix, mixing_error};
 pub use publish::{ReadCopy, ReadCopyForm};
 pub use rewrite::{RecordRewrite, RewriteProgress, Rewritten, finish_rewrite, rewrite_privacy};
+pub use run_rows::FinishedRun;
+pub use runs::{PassLog, StoredState};
 pub use session_store::SessionStore;
 
 use crate::model::RunOutcome;

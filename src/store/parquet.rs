@@ -116,7 +116,7 @@ pub(super) fn finish_day(
             conn.execute(
                 "INSERT OR REPLACE INTO lake_partitions
                      (target, table_name, day, n_rows, pass_id, written_at)
-                 VALUES (?, ?, CAST(? AS DATE), ?, ?, CAST(? AS TIMESTAMPTZ))",
+                 VALUES (?, ?, CAST(? AS DATE), ?, ?, CAST(CAST(? AS VARCHAR) AS TIMESTAMPTZ))",
                 params![
                     writer.target,
                     part.table,

@@ -111,7 +111,7 @@ pub(super) fn record(
     let json = |v: &Vec<String>| serde_json::to_string(v).expect("strings serialize");
     conn.execute(
         "INSERT OR REPLACE INTO privacy_settings
-         VALUES (1, from_json(?, '[\"VARCHAR\"]'), from_json(?, '[\"VARCHAR\"]'), ?, ?, CAST(? AS TIMESTAMPTZ), ?)",
+         VALUES (1, from_json(?, '[\"VARCHAR\"]'), from_json(?, '[\"VARCHAR\"]'), ?, ?, CAST(CAST(? AS VARCHAR) AS TIMESTAMPTZ), ?)",
         params![
             json(&settings.pseudonymize),
             json(&settings.drop_tags),

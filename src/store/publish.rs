@@ -60,7 +60,7 @@ pub(super) fn record_publication(
     let n = count_rows(conn, "SELECT count(*) FROM sessions")?;
     conn.execute(
         "INSERT INTO publications (kind, target, published_at, n_sessions, storage_version)
-         VALUES (?, ?, CAST(? AS TIMESTAMPTZ), ?, ?)
+         VALUES (?, ?, CAST(CAST(? AS VARCHAR) AS TIMESTAMPTZ), ?, ?)
          ON CONFLICT (kind) DO UPDATE SET target = excluded.target,
              published_at = excluded.published_at, n_sessions = excluded.n_sessions,
              storage_version = excluded.storage_version",

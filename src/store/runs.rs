@@ -1,19 +1,20 @@
 //! Bookkeeping rows: each stream's watermark and filter (`sync_state`),
-//! each run (`sync_runs`), the cross-process request log (`api_requests`),
-//! and the sessions a pass must re-read by id.
+//! the cross-process request log (`api_requests`), and what a pass reads
+//! of the stored sessions to check them (counts, stale active sessions).
+//! Runs' own rows are `run_rows.rs`'.
 
-use super::RunRecord;
 use super::error::{QueryContext, StoreError};
 use super::sql::{from_micros, ts};
 use crate::model::{StreamFilter, StreamKey, Window};
 use chrono::{DateTime, Utc};
 use duckdb::{Connection, OptionalExt, params};
+use std::collections::{HashMap, HashSet};
 
 /// The stream's stored watermark and the filter it was reached with.
 pub(super) fn watermark_with_filter(
     conn: &Connection,
     key: &StreamKey,
-) -> Result<(Option<DateTime<Utc>>, Option<String>), StoreError> {
+) -> Result<StoredState, StoreError> {
     const DOING: &str = "reading a watermark";
     conn.prepare_cached(
         "SELECT epoch_us(watermark), coalesce(filter, '') FROM sync_state
@@ -30,6 +31,52 @@ pub(super) fn watermark_with_filter(
         Some((w, f)) => (Some(from_micros(w)), Some(f)),
         None => (None, None),
     })
+}
+
+/// A stream's stored watermark and the filter it was reached with (both
+/// None: no row yet).
+pub type StoredState = (Option<DateTime<Utc>>, Option<String>);
+
+/// The stored state of each of `keys`, in their order, read in one
+/// statement for a group of streams (a bot's session streams, or its
+/// message streams) rather than one each (issue 23).
+pub(super) fn stream_states(
+    conn: &Connection,
+    keys: &[StreamKey],
+) -> Result<Vec<StoredState>, StoreError> {
+    const DOING: &str = "reading watermarks";
+    let bots: HashSet<&str> = keys.iter().map(|k| k.bot_id.as_str()).collect();
+    let mut found: HashMap<(String, String, String), StoredState> = HashMap::new();
+    for bot in bots {
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT resource, containment_type, epoch_us(watermark), coalesce(filter, '')
+                 FROM sync_state WHERE bot_id = ?",
+            )
+            .doing(DOING)?;
+        let mut rows = stmt.query(params![bot]).doing(DOING)?;
+        while let Some(row) = rows.next().doing(DOING)? {
+            let at: i64 = row.get(2).doing(DOING)?;
+            let state = (Some(from_micros(at)), Some(row.get(3).doing(DOING)?));
+            let name = (
+                row.get(0).doing(DOING)?,
+                bot.to_owned(),
+                row.get(1).doing(DOING)?,
+            );
+            found.insert(name, state);
+        }
+    }
+    Ok(keys
+        .iter()
+        .map(|k| {
+            let name = (
+                k.partition.resource().to_owned(),
+                k.bot_id.clone(),
+                k.partition.name().to_owned(),
+            );
+            found.remove(&name).unwrap_or((None, None))
+        })
+        .collect())
 }
 
 /// Keeps the stored watermark but records it under the stream's new filter
@@ -49,115 +96,6 @@ pub(super) fn adopt_filter(conn: &Connection, key: &StreamKey) -> Result<(), Sto
     Ok(())
 }
 
-/// Records the start of a stream's run; returns its id.
-pub(super) fn begin_run(
-    conn: &Connection,
-    pass_id: &str,
-    key: &StreamKey,
-    trigger: &str,
-    now: DateTime<Utc>,
-) -> Result<i64, StoreError> {
-    let ids = begin_runs(conn, pass_id, std::slice::from_ref(key), trigger, now)?;
-    ids.into_iter().next().ok_or(StoreError::Unexpected {
-        doing: "recording the start of a run",
-        detail: "no run id returned".into(),
-    })
-}
-
-/// Records the start of several streams' runs in one statement — DuckDB
-/// spends about half a millisecond on any statement over a table, however
-/// few rows it writes (issue 23) — and returns their ids in `keys`' order.
-pub(super) fn begin_runs(
-    conn: &Connection,
-    pass_id: &str,
-    keys: &[StreamKey],
-    trigger: &str,
-    now: DateTime<Utc>,
-) -> Result<Vec<i64>, StoreError> {
-    const DOING: &str = "recording the start of runs";
-    if keys.is_empty() {
-        return Ok(Vec::new());
-    }
-    let row = "(?, ?, ?, ?, ?, CAST(? AS TIMESTAMPTZ), 'running', ?)";
-    let sql = format!(
-        "INSERT INTO sync_runs (pass_id, resource, bot_id, containment_type, trigger, started_at, outcome, filter)
-         VALUES {} RETURNING run_id, resource, bot_id, containment_type",
-        vec![row; keys.len()].join(", ")
-    );
-    let started = ts(now);
-    let args = keys.iter().flat_map(|k| {
-        [
-            pass_id,
-            k.partition.resource(),
-            k.bot_id.as_str(),
-            k.partition.name(),
-            trigger,
-            started.as_str(),
-            k.filter.as_str(),
-        ]
-    });
-    let mut stmt = conn.prepare_cached(&sql).doing(DOING)?;
-    let returned: Vec<(i64, String, String, String)> = stmt
-        .query_map(duckdb::params_from_iter(args), |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-        })
-        .doing(DOING)?
-        .collect::<Result<_, _>>()
-        .doing(DOING)?;
-    // RETURNING promises no order: each id is matched to its stream.
-    keys.iter()
-        .map(|k| {
-            returned
-                .iter()
-                .find(|(_, resource, bot, name)| {
-                    resource == k.partition.resource()
-                        && *bot == k.bot_id
-                        && name == k.partition.name()
-                })
-                .map(|(id, ..)| *id)
-                .ok_or_else(|| StoreError::Unexpected {
-                    doing: DOING,
-                    detail: format!("no run id returned for {k}"),
-                })
-        })
-        .collect()
-}
-
-pub(super) fn finish_run(
-    conn: &Connection,
-    run_id: i64,
-    r: &RunRecord,
-    now: DateTime<Utc>,
-) -> Result<(), StoreError> {
-    const DOING: &str = "recording the end of a run";
-    conn.prepare_cached(
-        "UPDATE sync_runs SET finished_at = CAST(? AS TIMESTAMPTZ), outcome = ?, windows_planned = ?,
-             windows_done = ?, requests = ?, retries = ?, rate_limited = ?, sessions_upserted = ?,
-             sessions_deleted = ?, sessions_marked_deleted = ?, records_rejected = ?,
-             watermark_after = CAST(? AS TIMESTAMPTZ), error = ?
-         WHERE run_id = ?",
-    )
-    .doing(DOING)?
-    .execute(params![
-            ts(now),
-            r.outcome.as_str(),
-            r.windows_planned,
-            r.windows_done,
-            r.requests,
-            r.retries,
-            r.rate_limited,
-            r.sessions_upserted,
-            r.sessions_deleted,
-            r.sessions_marked_deleted,
-            r.records_rejected,
-            r.watermark_after.map(ts),
-        r.error,
-        run_id
-    ])
-    .doing(DOING)?;
-    Ok(())
-}
-
 /// Ids of sessions stored as `active` for this stream that started before
 /// `before`: a pass's windows no longer cover them, so they are re-read by id.
 pub(super) fn stale_active_sessions(
@@ -169,7 +107,7 @@ pub(super) fn stale_active_sessions(
         .prepare_cached(
             "SELECT session_id FROM sessions
              WHERE session_status = 'active' AND deleted_at IS NULL AND containment_type = ?
-               AND (? = '*' OR bot_id = ?) AND start_time < CAST(? AS TIMESTAMPTZ)
+               AND (? = '*' OR bot_id = ?) AND start_time < CAST(CAST(? AS VARCHAR) AS TIMESTAMPTZ)
              ORDER BY start_time",
         )
         .doing("finding stale active sessions")?;
@@ -184,62 +122,73 @@ pub(super) fn stale_active_sessions(
     Ok(ids)
 }
 
-/// Requests sent for `scope` within the hour before `now`.
-pub(super) fn request_history(
+/// Requests sent within the hour before `now`, for each of `scopes` (those
+/// without any are absent), read in one statement for a whole pass.
+pub(super) fn request_histories(
     conn: &Connection,
-    scope: &str,
+    scopes: &[String],
     now: DateTime<Utc>,
-) -> Result<Vec<DateTime<Utc>>, StoreError> {
+) -> Result<HashMap<String, Vec<DateTime<Utc>>>, StoreError> {
+    const DOING: &str = "reading the request log";
+    let wanted: HashSet<&str> = scopes.iter().map(String::as_str).collect();
     let mut stmt = conn
         .prepare_cached(
-            "SELECT epoch_us(requested_at) FROM api_requests
-             WHERE scope = ? AND epoch_us(requested_at) > ? ORDER BY requested_at",
+            "SELECT scope, epoch_us(requested_at) FROM api_requests
+             WHERE epoch_us(requested_at) > ? ORDER BY requested_at",
         )
-        .doing("reading the request log")?;
+        .doing(DOING)?;
     let since = now.timestamp_micros() - 3_600_000_000;
-    let times = stmt
-        .query_map(params![scope, since], |r| r.get::<_, i64>(0))
-        .doing("reading the request log")?
-        .map(|r| r.map(from_micros))
-        .collect::<Result<Vec<_>, _>>()
-        .doing("reading the request log")?;
-    Ok(times)
+    let mut rows = stmt.query(params![since]).doing(DOING)?;
+    let mut found: HashMap<String, Vec<DateTime<Utc>>> = HashMap::new();
+    while let Some(row) = rows.next().doing(DOING)? {
+        let scope: String = row.get(0).doing(DOING)?;
+        if wanted.contains(scope.as_str()) {
+            let at = from_micros(row.get(1).doing(DOING)?);
+            found.entry(scope).or_default().push(at);
+        }
+    }
+    Ok(found)
 }
 
-/// Appends requests to the log and drops entries older than an hour.
-pub(super) fn record_requests(
+/// What a pass leaves in the bookkeeping once its scopes are done: the
+/// requests each scope sent, and the bots whose noted closed sessions
+/// nothing will read (their messages are not synced).
+#[derive(Debug, Default)]
+pub struct PassLog {
+    pub requests: Vec<(String, Vec<DateTime<Utc>>)>,
+    pub forget_bots: Vec<String>,
+}
+
+/// Writes a pass's log in one transaction: appends its requests, drops
+/// entries older than an hour, and forgets the noted sessions of
+/// `forget_bots`.
+pub(super) fn record_pass(
     conn: &mut Connection,
-    scope: &str,
-    times: &[DateTime<Utc>],
+    log: &PassLog,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    let tx = conn.transaction().doing("recording requests")?;
-    {
-        // One statement for all of them (a statement costs DuckDB about
-        // half a millisecond however few rows it writes), in chunks so the
-        // statement's text stays small.
-        for chunk in times.chunks(256) {
-            let sql = format!(
-                "INSERT INTO api_requests VALUES {}",
-                vec!["(?, CAST(? AS TIMESTAMPTZ))"; chunk.len()].join(", ")
-            );
-            let args: Vec<String> = chunk
-                .iter()
-                .flat_map(|t| [scope.to_owned(), ts(*t)])
-                .collect();
-            // Not cached: its text varies with the count, and would push
-            // the fixed statements out of the cache.
-            tx.prepare(&sql)
-                .doing("recording requests")?
-                .execute(duckdb::params_from_iter(args))
-                .doing("recording requests")?;
+    const DOING: &str = "recording requests";
+    let tx = conn.transaction().doing(DOING)?;
+    let rows: Vec<(&str, DateTime<Utc>)> = log
+        .requests
+        .iter()
+        .flat_map(|(scope, times)| times.iter().map(move |t| (scope.as_str(), *t)))
+        .collect();
+    if !rows.is_empty() {
+        // Appended, not inserted: the appender skips DuckDB's parser and
+        // planner, which cost more than a pass's few hundred rows.
+        let mut log_rows = tx.appender("api_requests").doing(DOING)?;
+        for (scope, at) in &rows {
+            log_rows.append_row(params![scope, ts(*at)]).doing(DOING)?;
         }
-        tx.prepare_cached("DELETE FROM api_requests WHERE epoch_us(requested_at) <= ?")
-            .doing("pruning the request log")?
-            .execute(params![now.timestamp_micros() - 3_600_000_000])
-            .doing("pruning the request log")?;
+        log_rows.flush().doing(DOING)?;
     }
-    tx.commit().doing("recording requests")
+    tx.prepare_cached("DELETE FROM api_requests WHERE epoch_us(requested_at) <= ?")
+        .doing("pruning the request log")?
+        .execute(params![now.timestamp_micros() - 3_600_000_000])
+        .doing("pruning the request log")?;
+    super::messages::forget_bots(&tx, &log.forget_bots, now)?;
+    tx.commit().doing(DOING)
 }
 
 /// The SQL condition that selects a stream's live sessions starting within
@@ -248,7 +197,7 @@ pub(super) fn record_requests(
 fn stream_span(key: &StreamKey, filter: &StreamFilter, window: Window) -> (String, Vec<String>) {
     let mut sql = String::from(
         "deleted_at IS NULL AND containment_type = ? AND (? = '*' OR bot_id = ?)
-         AND start_time >= CAST(? AS TIMESTAMPTZ) AND start_time <= CAST(? AS TIMESTAMPTZ)",
+         AND start_time >= CAST(CAST(? AS VARCHAR) AS TIMESTAMPTZ) AND start_time <= CAST(CAST(? AS VARCHAR) AS TIMESTAMPTZ)",
     );
     let mut args = vec![
         key.partition.name().to_owned(),
@@ -282,7 +231,7 @@ pub(super) fn count_stored(
     // The text depends only on the filter's shape: one cached plan each.
     let (excluded, included): (i64, i64) = conn
         .prepare_cached(&format!(
-            "SELECT count(*) FILTER (WHERE start_time < CAST(? AS TIMESTAMPTZ)), count(*)
+            "SELECT count(*) FILTER (WHERE start_time < CAST(CAST(? AS VARCHAR) AS TIMESTAMPTZ)), count(*)
              FROM sessions WHERE {cond}"
         ))
         .doing("counting stored sessions")?
@@ -305,7 +254,7 @@ pub(super) fn stored_ids(
     let mut stmt = conn
         .prepare(&format!(
             "SELECT session_id FROM sessions
-             WHERE {cond} AND start_time < CAST(? AS TIMESTAMPTZ) ORDER BY session_id"
+             WHERE {cond} AND start_time < CAST(CAST(? AS VARCHAR) AS TIMESTAMPTZ) ORDER BY session_id"
         ))
         .doing("listing stored sessions")?;
     let ids = stmt
@@ -314,62 +263,4 @@ pub(super) fn stored_ids(
         .collect::<Result<Vec<String>, _>>()
         .doing("listing stored sessions")?;
     Ok(ids)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::model::{ContainmentType, Partition};
-
-    /// Issue 23: a group's runs begin in one statement, and each stream
-    /// gets its own row and id, whatever order RETURNING gives them in.
-    #[test]
-    fn issue_23_runs_begun_together_get_one_row_each_in_the_keys_order() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("w.duckdb");
-        let conn = Connection::open(&path).unwrap();
-        super::super::migrations::apply(&conn, &path).unwrap();
-        let keys = vec![
-            StreamKey::sessions("st-b", ContainmentType::Agent, "f"),
-            StreamKey::sessions("st-a", ContainmentType::SelfService, ""),
-            StreamKey {
-                bot_id: "st-a".into(),
-                partition: Partition::Channel("rtm".into()),
-                filter: String::new(),
-            },
-        ];
-        let ids = begin_runs(&conn, "pass-1", &keys, "manual", Utc::now()).unwrap();
-        assert_eq!(ids.len(), 3);
-        for (key, id) in keys.iter().zip(&ids) {
-            let (resource, bot, name, outcome, filter): (String, String, String, String, String) = conn
-                .query_row(
-                    "SELECT resource, bot_id, containment_type, outcome, filter FROM sync_runs WHERE run_id = ?",
-                    params![id],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
-                )
-                .unwrap();
-            assert_eq!(
-                (
-                    resource.as_str(),
-                    bot.as_str(),
-                    name.as_str(),
-                    filter.as_str()
-                ),
-                (
-                    key.partition.resource(),
-                    key.bot_id.as_str(),
-                    key.partition.name(),
-                    key.filter.as_str()
-                )
-            );
-            assert_eq!(outcome, "running");
-        }
-        assert!(
-            begin_runs(&conn, "pass-1", &[], "manual", Utc::now())
-                .unwrap()
-                .is_empty()
-        );
-        let one = begin_run(&conn, "pass-2", &keys[0], "verify", Utc::now()).unwrap();
-        assert!(!ids.contains(&one));
-    }
 }

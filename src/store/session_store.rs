@@ -10,9 +10,11 @@ use super::lake::{ParquetTarget, Sink};
 use super::messages;
 use super::privacy::StoredPrivacy;
 use super::publish::{ReadCopy, ReadCopyForm};
+use super::run_rows::FinishedRun;
+use super::runs::{PassLog, StoredState};
 use super::{
     RunRecord, StatusReport, WarehouseSettings, WindowCommit, connection, parquet, privacy,
-    publish, runs, status,
+    publish, run_rows, runs, status,
 };
 use crate::model::{
     Bot, ClosedSession, MessageBatch, SessionBatch, StreamFilter, StreamKey, Window,
@@ -20,6 +22,7 @@ use crate::model::{
 use crate::privacy::PrivacyRecord;
 use chrono::{DateTime, Utc};
 use duckdb::Connection;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -92,6 +95,15 @@ impl SessionStore {
         let key = key.clone();
         self.with(move |c| runs::watermark_with_filter(c, &key))
             .await
+    }
+
+    /// The stored watermark and filter of each of `keys`, in their order,
+    /// in one read (see `runs::stream_states`).
+    pub async fn stream_states(
+        &self,
+        keys: Vec<StreamKey>,
+    ) -> Result<Vec<StoredState>, StoreError> {
+        self.with(move |c| runs::stream_states(c, &keys)).await
     }
 
     /// Records the stored watermark under the stream's current filter.
@@ -170,7 +182,7 @@ impl SessionStore {
         trigger: &str,
     ) -> Result<i64, StoreError> {
         let (pass_id, key, trigger) = (pass_id.to_owned(), key.clone(), trigger.to_owned());
-        self.with(move |c| runs::begin_run(c, &pass_id, &key, &trigger, Utc::now()))
+        self.with(move |c| run_rows::begin_run(c, &pass_id, &key, &trigger, Utc::now()))
             .await
     }
 
@@ -182,20 +194,42 @@ impl SessionStore {
         trigger: &str,
     ) -> Result<Vec<i64>, StoreError> {
         let (pass_id, keys, trigger) = (pass_id.to_owned(), keys.to_vec(), trigger.to_owned());
-        self.with(move |c| runs::begin_runs(c, &pass_id, &keys, &trigger, Utc::now()))
+        self.with(move |c| run_rows::begin_runs(c, &pass_id, &keys, &trigger, Utc::now()))
             .await
     }
 
+    /// Records the end of one run, now.
     pub async fn finish_run(&self, run_id: i64, record: RunRecord) -> Result<(), StoreError> {
-        self.with(move |c| runs::finish_run(c, run_id, &record, Utc::now()))
-            .await
+        let run = FinishedRun {
+            run_id,
+            record,
+            finished_at: Utc::now(),
+        };
+        self.finish_runs(vec![run]).await
+    }
+
+    /// Records the end of several runs at once, each with its own time.
+    pub async fn finish_runs(&self, runs: Vec<FinishedRun>) -> Result<(), StoreError> {
+        if runs.is_empty() {
+            return Ok(());
+        }
+        self.with(move |c| run_rows::finish_runs(c, &runs)).await
     }
 
     /// Requests sent for `scope` (a bot id or `*`) in the last hour, by any
     /// process on this warehouse.
     pub async fn request_history(&self, scope: &str) -> Result<Vec<DateTime<Utc>>, StoreError> {
         let scope = scope.to_owned();
-        self.with(move |c| runs::request_history(c, &scope, Utc::now()))
+        let mut found = self.request_histories(vec![scope.clone()]).await?;
+        Ok(found.remove(&scope).unwrap_or_default())
+    }
+
+    /// [`SessionStore::request_history`] of several scopes in one read.
+    pub async fn request_histories(
+        &self,
+        scopes: Vec<String>,
+    ) -> Result<HashMap<String, Vec<DateTime<Utc>>>, StoreError> {
+        self.with(move |c| runs::request_histories(c, &scopes, Utc::now()))
             .await
     }
 
@@ -205,8 +239,17 @@ impl SessionStore {
         scope: &str,
         times: Vec<DateTime<Utc>>,
     ) -> Result<(), StoreError> {
-        let scope = scope.to_owned();
-        self.with(move |c| runs::record_requests(c, &scope, &times, Utc::now()))
+        let log = PassLog {
+            requests: vec![(scope.to_owned(), times)],
+            forget_bots: Vec::new(),
+        };
+        self.record_pass(log).await
+    }
+
+    /// Writes what a pass leaves in the bookkeeping (see [`PassLog`]) in
+    /// one transaction.
+    pub async fn record_pass(&self, log: PassLog) -> Result<(), StoreError> {
+        self.with(move |c| runs::record_pass(c, &log, Utc::now()))
             .await
     }
 
@@ -351,15 +394,9 @@ impl SessionStore {
             .await
     }
 
-    /// Forgets sessions seen closing: `ids`, or all of the bot's (None).
-    pub async fn forget_closed(
-        &self,
-        bot_id: &str,
-        ids: Option<Vec<String>>,
-    ) -> Result<(), StoreError> {
-        let bot_id = bot_id.to_owned();
-        self.with(move |c| messages::forget_closed(c, &bot_id, ids.as_deref()))
-            .await
+    /// Forgets sessions seen closing whose messages were read again.
+    pub async fn forget_closed(&self, ids: Vec<String>) -> Result<(), StoreError> {
+        self.with(move |c| messages::forget_closed(c, &ids)).await
     }
 
     /// One transcript to show: (session id, containment type, text).

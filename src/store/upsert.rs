@@ -212,7 +212,7 @@ fn replace(tx: &Transaction<'_>, now: DateTime<Utc>) -> Result<(), StoreError> {
     // message stream's lookback: note it to be read again by id.
     tx.execute(
         "INSERT OR IGNORE INTO message_rereads
-         SELECT s.session_id, s.bot_id, s.channel, s.start_time, s.end_time, CAST(? AS TIMESTAMPTZ)
+         SELECT s.session_id, s.bot_id, s.channel, s.start_time, s.end_time, CAST(CAST(? AS VARCHAR) AS TIMESTAMPTZ)
          FROM stage_sessions s JOIN stage_old o USING (session_id)
          WHERE o.session_status = 'active' AND s.session_status IS DISTINCT FROM 'active'
            AND s.session_id IN (SELECT session_id FROM stage_changed)",
@@ -230,7 +230,7 @@ fn replace(tx: &Transaction<'_>, now: DateTime<Utc>) -> Result<(), StoreError> {
                 from_json(session_lang, '[\"VARCHAR\"]'),
                 session_type, containment_type, is_developer, session_status,
                 messages_exchanged, tasks_executed, CAST(raw AS JSON),
-                coalesce(f.first_synced_at, CAST($1 AS TIMESTAMPTZ)), CAST($1 AS TIMESTAMPTZ), NULL
+                coalesce(f.first_synced_at, CAST(CAST($1 AS VARCHAR) AS TIMESTAMPTZ)), CAST(CAST($1 AS VARCHAR) AS TIMESTAMPTZ), NULL
          FROM stage_sessions s
          LEFT JOIN (SELECT session_id, min(first_synced_at) AS first_synced_at
                     FROM stage_old GROUP BY session_id) f USING (session_id)

@@ -9,7 +9,7 @@ use super::stop::Stop;
 use super::stream::{StreamRun, run_stream};
 use crate::model::StreamKey;
 use crate::ops::metrics::PassEnded;
-use crate::store::StoreError;
+use crate::store::{FinishedRun, PassLog, StoreError};
 use chrono::{DateTime, Utc};
 use std::time::Instant;
 use tokio::task::JoinSet;
@@ -30,9 +30,16 @@ pub async fn run_pass(
     let stop = Stop::new(cancel, ctx.settings.pass_deadline);
     // The deadline cancels only this pass's token, never the process's.
     let _deadline = stop.arm_deadline();
+    // Every scope's request history in one read, and what they sent in one
+    // write once all are done (see `PassLog`).
+    let scopes: Vec<&ScopeApi> = ctx.selected(opts.only_bot.as_deref()).collect();
+    let ids = scopes.iter().map(|s| s.scope.bot_id.clone()).collect();
+    let mut histories = ctx.store.request_histories(ids).await?;
     let mut tasks = JoinSet::new();
-    for scope in ctx.selected(opts.only_bot.as_deref()) {
+    for scope in scopes {
         let span = tracing::info_span!("scope", bot_id = %scope.scope.bot_id);
+        let history = histories.remove(&scope.scope.bot_id).unwrap_or_default();
+        scope.api.budget().load_history(&history);
         let task = ScopeTask {
             ctx: ctx.clone(),
             scope: scope.clone(),
@@ -46,15 +53,27 @@ pub async fn run_pass(
         pass_id: pass_id.clone(),
         ..PassReport::default()
     };
+    let mut log = PassLog::default();
     let mut first_err = None;
     while let Some(joined) = tasks.join_next().await {
         match joined {
-            Ok(Ok(streams)) => report.streams.extend(streams),
-            Ok(Err(e)) => first_err = first_err.or(Some(e)),
+            Ok(done) => {
+                log.requests.push((done.bot_id.clone(), done.requests));
+                if done.forget_closed {
+                    log.forget_bots.push(done.bot_id);
+                }
+                match done.streams {
+                    Ok(streams) => report.streams.extend(streams),
+                    Err(e) => first_err = first_err.or(Some(e)),
+                }
+            }
             Err(e) => first_err = first_err.or(Some(StoreError::Worker(e.to_string()))),
         }
     }
-    if let Some(e) = first_err {
+    // Written whatever happened to the scopes: the next process must count
+    // every request this one sent.
+    let recorded = ctx.store.record_pass(log).await;
+    if let Some(e) = first_err.or(recorded.err()) {
         return Err(e);
     }
     // Names after sessions, so they never take budget a stream needed.
@@ -80,6 +99,17 @@ pub async fn run_pass(
     Ok(report)
 }
 
+/// What a scope's part of a pass did: its streams' reports (or the
+/// warehouse's failure), and what the pass logs for it.
+struct ScopeDone {
+    bot_id: String,
+    streams: Result<Vec<StreamReport>, StoreError>,
+    /// Requests it sent (wall-clock times), for the request log.
+    requests: Vec<DateTime<Utc>>,
+    /// Whether its noted closed sessions are to be forgotten.
+    forget_closed: bool,
+}
+
 /// One scope's part of a pass, owned so it can run as its own task.
 struct ScopeTask {
     ctx: SyncContext,
@@ -90,13 +120,11 @@ struct ScopeTask {
 }
 
 impl ScopeTask {
-    /// Runs the scope's streams in turn. The budget starts from every
-    /// request any process sent for this scope in the last hour, and leaves
-    /// its own behind for the next.
-    async fn run(self) -> Result<Vec<StreamReport>, StoreError> {
-        let (store, api) = (&self.ctx.store, &self.scope.api);
-        let history = store.request_history(api.bot_id()).await?;
-        api.budget().load_history(&history);
+    /// Runs the scope's streams in turn. Its budget was loaded with every
+    /// request any process sent for this scope in the last hour; the
+    /// requests it sends are handed back for the pass to log.
+    async fn run(self) -> ScopeDone {
+        let api = &self.scope.api;
         let mut reports = Vec::new();
         let filter = self.scope.scope.filter.fingerprint();
         let sessions: Vec<StreamKey> = self
@@ -111,20 +139,21 @@ impl ScopeTask {
             .await;
         // Messages after sessions, so sessions always get the budget first;
         // and never past what the sessions have read (issue 21).
-        if result.is_ok() && self.messages_enabled() {
+        let messages = self.messages_enabled();
+        if result.is_ok() && messages {
             result = match self.message_streams(&sessions).await {
                 Ok((keys, read)) => self.run_streams(keys.into_iter(), read, &mut reports).await,
                 Err(e) => Err(e),
             };
-        } else if result.is_ok() {
+        }
+        ScopeDone {
+            bot_id: api.bot_id().to_owned(),
+            requests: api.budget().take_unsaved(),
             // Sessions seen closing are noted for their message streams;
             // without any, nothing will read the notes.
-            result = store.forget_closed(api.bot_id(), None).await;
+            forget_closed: result.is_ok() && !messages,
+            streams: result.map(|()| reports),
         }
-        store
-            .record_requests(api.bot_id(), api.budget().take_unsaved())
-            .await?;
-        result.map(|()| reports)
     }
 
     /// Runs `keys` in turn; stops at the first warehouse failure.
@@ -135,29 +164,46 @@ impl ScopeTask {
         sessions_read: Option<DateTime<Utc>>,
         reports: &mut Vec<StreamReport>,
     ) -> Result<(), StoreError> {
-        // The group's runs begin in one statement; should the warehouse fail
-        // before a stream's turn, its row stays `running` and the next open
-        // marks it abandoned, as for a crash.
+        // The group's runs begin in one statement and end in another; should
+        // the warehouse fail before a stream's turn, its row stays `running`
+        // and the next open marks it abandoned, as for a crash.
         let keys: Vec<StreamKey> = keys.collect();
+        let store = &self.ctx.store;
         let trigger = self.opts.trigger.as_str();
-        let run_ids = self
-            .ctx
-            .store
-            .begin_runs(&self.pass_id, &keys, trigger)
-            .await?;
-        for (key, run_id) in keys.into_iter().zip(run_ids) {
+        let run_ids = store.begin_runs(&self.pass_id, &keys, trigger).await?;
+        // Each stream alone changes its own row, so the group's rows read
+        // now are what each would read at its turn.
+        let states = store.stream_states(keys.clone()).await?;
+        let mut finished = Vec::with_capacity(keys.len());
+        let mut result = Ok(());
+        for ((key, run_id), stored) in keys.into_iter().zip(run_ids).zip(states) {
             let run = StreamRun {
                 ctx: &self.ctx,
                 scope: &self.scope,
                 key,
                 opts: &self.opts,
-                run_id,
                 stop: &self.stop,
                 sessions_read,
+                stored,
             };
-            reports.push(run_stream(run).await?);
+            match run_stream(run).await {
+                Ok(report) => {
+                    finished.push(FinishedRun {
+                        run_id,
+                        record: report.run_record(),
+                        finished_at: Utc::now(),
+                    });
+                    reports.push(report);
+                }
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            }
         }
-        Ok(())
+        // Those that ended are recorded even when a later one failed.
+        let recorded = store.finish_runs(finished).await;
+        result.and(recorded)
     }
 
     /// Whether this scope's messages are synced (see `syncs_messages`).
@@ -175,8 +221,8 @@ impl ScopeTask {
         sessions: &[StreamKey],
     ) -> Result<(Vec<StreamKey>, Option<DateTime<Utc>>), StoreError> {
         let mut read: Option<DateTime<Utc>> = None;
-        for (n, key) in sessions.iter().enumerate() {
-            let (watermark, filter) = self.ctx.store.watermark_with_filter(key).await?;
+        let states = self.ctx.store.stream_states(sessions.to_vec()).await?;
+        for (n, (key, (watermark, filter))) in sessions.iter().zip(states).enumerate() {
             // As the stream itself reads it: a watermark reached under
             // another filter counts as absent.
             let watermark = watermark.filter(|_| filter.as_deref().is_none_or(|f| f == key.filter));

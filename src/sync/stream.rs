@@ -21,7 +21,7 @@ use super::resource::{Resource, Sessions, StreamIo};
 use super::stop::Stop;
 use crate::api::CallStats;
 use crate::model::{Partition, RunOutcome, StreamKey, Window};
-use crate::store::StoreError;
+use crate::store::{StoreError, StoredState};
 use chrono::{DateTime, Utc};
 use std::time::Instant;
 use tracing::info;
@@ -32,20 +32,22 @@ pub(super) struct StreamRun<'a> {
     pub scope: &'a ScopeApi,
     pub key: StreamKey,
     pub opts: &'a PassOptions,
-    /// Its row in `sync_runs`, begun with its group's (`begin_runs`).
-    pub run_id: i64,
     pub stop: &'a Stop,
     /// How far the bot's session streams have read (the lowest of their
     /// watermarks; None while any has none). A message stream's windows end
     /// no later (`plan::ending_by`), so every message stored has had its
     /// session listed first (issue 21). Unused by session streams.
     pub sessions_read: Option<DateTime<Utc>>,
+    /// Its stored watermark and filter as its turn began (read with its
+    /// group's, `stream_states`).
+    pub stored: StoredState,
 }
 
-/// Runs one stream's pass and records it in `sync_runs`. `Err` only when
-/// the warehouse fails; API failures end the stream in its report.
+/// Runs one stream's pass; the caller records its end in `sync_runs` (with
+/// its group's, see `finish_runs`). `Err` only when the warehouse fails;
+/// API failures end the stream in its report.
 pub(super) async fn run_stream(run: StreamRun<'_>) -> Result<StreamReport, StoreError> {
-    let (ctx, key, opts, run_id) = (run.ctx, &run.key, run.opts, run.run_id);
+    let (key, opts) = (&run.key, run.opts);
     let watermark = run.starting_watermark().await?;
     let plan = run.plan(watermark);
     let mut report = StreamReport::new(key.clone(), plan.windows.len(), watermark);
@@ -57,7 +59,6 @@ pub(super) async fn run_stream(run: StreamRun<'_>) -> Result<StreamReport, Store
         Partition::Containment(_) => run.read_sessions(&plan, &mut report).await?,
         Partition::Channel(channel) => run.read_messages(channel, &plan, &mut report).await?,
     }
-    ctx.store.finish_run(run_id, report.run_record()).await?;
     if let Some(o) = observer {
         o.0.finished(&report);
     }
@@ -172,9 +173,7 @@ impl StreamRun<'_> {
             if report.outcome != RunOutcome::Succeeded {
                 break;
             }
-            store
-                .forget_closed(&self.key.bot_id, Some(ids.clone()))
-                .await?;
+            store.forget_closed(ids.clone()).await?;
         }
         Ok(())
     }
@@ -185,7 +184,7 @@ impl StreamRun<'_> {
     /// again from `sync.start`.
     async fn starting_watermark(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
         let (store, key) = (&self.ctx.store, &self.key);
-        let (stored, stored_filter) = store.watermark_with_filter(key).await?;
+        let (stored, stored_filter) = self.stored.clone();
         match stored_filter {
             Some(f) if f != key.filter && self.ctx.settings.restart_on_filter_change => {
                 info!(stream = %key, old_filter = %f, new_filter = %key.filter,

@@ -7,6 +7,7 @@ mod cli;
 mod common;
 mod deploy;
 mod disk;
+mod engine_cost;
 mod fetch;
 mod filters;
 mod lake;
