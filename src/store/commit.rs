@@ -155,7 +155,14 @@ fn store_batch(
     let sessions = last_version_of_each(&batch.records);
     // One read tells which are stored as given (most of a re-read span):
     // only the others go through the upsert's staging (see `unchanged`).
-    let stored = unchanged::stored_versions(tx, &sessions)?;
+    // A forward window's sessions all start at or after the watermark, and
+    // are new but for a rare few the upsert finds: no read for them.
+    let rereads = |s: &&Session| watermark.is_some_and(|w| s.start_time < w);
+    let stored = if sessions.iter().any(rereads) {
+        unchanged::stored_versions(tx, &sessions)?
+    } else {
+        unchanged::Stored::default()
+    };
     if let Some(watermark) = watermark {
         note_listed_late(tx, &sessions, watermark, now, &stored)?;
     }

@@ -29,10 +29,10 @@ pub(super) fn upsert(
     if sessions.is_empty() {
         return Ok(0);
     }
-    tx.execute_batch(
-        "DELETE FROM stage_sessions; DELETE FROM stage_tags; DELETE FROM stage_changed;",
-    )
-    .doing("clearing staging tables")?;
+    // Only the id check's table here; the others are cleared where they
+    // are used (`replace_changed`), since new sessions never touch them.
+    tx.execute_batch("DELETE FROM stage_changed;")
+        .doing("clearing staging tables")?;
     let staged = Staged {
         sessions: session_batch(sessions)?,
         tags: tag_batch(sessions)?,
@@ -103,15 +103,18 @@ fn append_new(
     let rows = new_session_rows(sessions, staged.sessions, now)?;
     append_batch(tx, "sessions", rows, "appending new sessions")?;
     append_batch(tx, "session_tags", staged.tags, "appending new tags")?;
-    // Their days are Parquet partitions to write.
+    // Their days are Parquet partitions to write, noted in one statement.
     let days: BTreeSet<_> = sessions.iter().map(|s| s.start_time.date_naive()).collect();
-    for day in days {
-        tx.execute(
-            "INSERT OR IGNORE INTO parquet_dirty_days VALUES (CAST(? AS DATE))",
-            params![day.to_string()],
-        )
-        .doing("noting changed days")?;
-    }
+    let days: Vec<String> = days.iter().map(|d| lit(&d.to_string())).collect();
+    tx.execute(
+        &format!(
+            "INSERT OR IGNORE INTO parquet_dirty_days
+             SELECT CAST(unnest([{}]) AS DATE)",
+            days.join(", ")
+        ),
+        [],
+    )
+    .doing("noting changed days")?;
     Ok(())
 }
 
@@ -124,6 +127,8 @@ fn replace_changed(
     staged: Staged,
     now: DateTime<Utc>,
 ) -> Result<usize, StoreError> {
+    tx.execute_batch("DELETE FROM stage_sessions; DELETE FROM stage_tags;")
+        .doing("clearing staging tables")?;
     append_batch(tx, "stage_sessions", staged.sessions, "staging sessions")?;
     append_batch(tx, "stage_tags", staged.tags, "staging tags")?;
     let n_changed = find_changed(tx, sessions)?;
