@@ -8,6 +8,7 @@
 //! to is decided by the pure rule [`crate::model::next_watermark`].
 
 use super::error::{QueryContext, StoreError};
+use super::noted_days::{DayNoting, NotedDays};
 use super::runs::{StoredState, watermark_with_filter};
 use super::sql::ts;
 use super::{WindowCommit, unchanged, upsert};
@@ -44,7 +45,7 @@ impl Gone {
 /// their tags, keeps its rejected records, and moves the watermark as
 /// [`next_watermark`] says — all in one transaction.
 pub(super) fn commit_window(
-    conn: &mut Connection,
+    (conn, noted): (&mut Connection, &NotedDays),
     key: &StreamKey,
     advance: Advance,
     batch: &SessionBatch,
@@ -54,9 +55,11 @@ pub(super) fn commit_window(
         .transaction()
         .doing("beginning the window transaction")?;
     let state = watermark_with_filter(&tx, key)?;
-    let (n_received, n_written) = store_batch(&tx, key, batch, (state.0, now))?;
+    let mut days = noted.noting();
+    let (n_received, n_written) = store_batch(&tx, key, batch, (state.0, now, &mut days))?;
     let next = move_watermark(&tx, key, (advance, state), now)?;
     tx.commit().doing("committing the window")?;
+    noted.committed(days);
     Ok(WindowCommit {
         n_received,
         n_written,
@@ -115,7 +118,7 @@ pub(super) fn move_watermark(
 /// chunk of a dense window) and deletes `deleted` ids with their tags, in
 /// one transaction. The watermark stays.
 pub(super) fn commit_refresh(
-    conn: &mut Connection,
+    (conn, noted): (&mut Connection, &NotedDays),
     key: &StreamKey,
     batch: &SessionBatch,
     gone: &Gone,
@@ -127,13 +130,15 @@ pub(super) fn commit_refresh(
     // A refresh never moves the watermark: read once, it serves both the
     // notes of sessions listed late and the answer.
     let (stored, stored_filter) = watermark_with_filter(&tx, key)?;
-    let (n_received, n_written) = store_batch(&tx, key, batch, (stored, now))?;
+    let mut days = noted.noting();
+    let (n_received, n_written) = store_batch(&tx, key, batch, (stored, now, &mut days))?;
     let (n_deleted, n_marked) = match gone.mode {
         Deletes::Delete => (delete_sessions(&tx, &gone.ids)?, 0),
         Deletes::Keep => (0, mark_sessions_gone(&tx, &gone.ids, now)?),
     };
     let filter_changed = stored_filter.as_ref().is_some_and(|f| *f != key.filter);
     tx.commit().doing("committing the refresh")?;
+    noted.committed(days);
     Ok(WindowCommit {
         n_received,
         n_written,
@@ -150,7 +155,7 @@ fn store_batch(
     tx: &Transaction<'_>,
     key: &StreamKey,
     batch: &SessionBatch,
-    (watermark, now): (Option<DateTime<Utc>>, DateTime<Utc>),
+    (watermark, now, days): (Option<DateTime<Utc>>, DateTime<Utc>, &mut DayNoting<'_>),
 ) -> Result<(usize, usize), StoreError> {
     let sessions = last_version_of_each(&batch.records);
     // One read tells which are stored as given (most of a re-read span):
@@ -174,7 +179,7 @@ fn store_batch(
     // In parts of bounded bytes: see `parts`.
     let mut n_written = 0;
     for part in super::parts::parts(&changed) {
-        n_written += upsert::upsert(tx, part, now)?;
+        n_written += upsert::upsert(tx, part, now, days)?;
     }
     keep_rejected(tx, key, &batch.rejected, now)?;
     Ok((sessions.len(), n_written))

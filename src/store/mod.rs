@@ -20,6 +20,7 @@ pub mod error;
 mod lake;
 mod messages;
 pub mod migrations;
+mod noted_days;
 mod parquet;
 mod parts;
 mod privacy;

@@ -8,6 +8,7 @@ use super::commit::{self, Advance, Gone};
 use super::error::StoreError;
 use super::lake::{ParquetTarget, Sink};
 use super::messages;
+use super::noted_days::NotedDays;
 use super::privacy::StoredPrivacy;
 use super::publish::{ReadCopy, ReadCopyForm};
 use super::run_rows::FinishedRun;
@@ -37,6 +38,8 @@ pub struct SessionStore {
     /// Permissions of the read copy and Parquet files.
     published_mode: u32,
     conn: Arc<Mutex<Connection>>,
+    /// Days known noted for the Parquet export (see `noted_days`).
+    noted_days: NotedDays,
 }
 
 impl std::fmt::Debug for SessionStore {
@@ -57,6 +60,7 @@ impl SessionStore {
             storage_version: settings.storage_version.clone(),
             published_mode: settings.modes.published,
             conn: Arc::new(Mutex::new(conn)),
+            noted_days: NotedDays::default(),
         })
     }
 
@@ -121,7 +125,8 @@ impl SessionStore {
         batch: SessionBatch,
     ) -> Result<WindowCommit, StoreError> {
         let key = key.clone();
-        self.with(move |c| commit::commit_window(c, &key, advance, &batch, Utc::now()))
+        let noted = self.noted_days.clone();
+        self.with(move |c| commit::commit_window((c, &noted), &key, advance, &batch, Utc::now()))
             .await
     }
 
@@ -135,7 +140,8 @@ impl SessionStore {
         gone: Gone,
     ) -> Result<WindowCommit, StoreError> {
         let key = key.clone();
-        self.with(move |c| commit::commit_refresh(c, &key, &batch, &gone, Utc::now()))
+        let noted = self.noted_days.clone();
+        self.with(move |c| commit::commit_refresh((c, &noted), &key, &batch, &gone, Utc::now()))
             .await
     }
 
@@ -311,13 +317,18 @@ impl SessionStore {
                 }
             }
             let (d, t, p) = (day.clone(), target_name.clone(), pass_id.clone());
+            let noted = self.noted_days.clone();
             self.with(move |c| {
                 let writer = parquet::Writer {
                     target: &t,
                     pass_id: p.as_deref(),
                     now: Utc::now(),
                 };
-                parquet::finish_day(c, &d, &staged, &writer)
+                let finished = parquet::finish_day(c, &d, &staged, &writer);
+                // It took the day out of `parquet_dirty_days`; forgotten
+                // under the same lock, so no commit can note it between.
+                noted.forget_all();
+                finished
             })
             .await?;
         }

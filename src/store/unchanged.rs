@@ -130,6 +130,7 @@ mod tests {
         conn.execute_batch(super::super::connection::STAGING)
             .unwrap();
         let key = StreamKey::sessions("st-a", ContainmentType::Agent, "");
+        let noted = crate::store::noted_days::NotedDays::default();
         let stored = vec![
             session("s1", 0, r#"{"a":1}"#),
             session("s2", 1, r#"{"a":2}"#),
@@ -140,12 +141,19 @@ mod tests {
             records: stored.clone(),
             rejected: Vec::new(),
         };
-        commit_refresh(&mut conn, &key, &batch, &Gone::none(), Utc::now()).unwrap();
+        commit_refresh((&mut conn, &noted), &key, &batch, &Gone::none(), Utc::now()).unwrap();
         let gone = Gone {
             ids: vec!["s4".into()],
             mode: Deletes::Keep,
         };
-        commit_refresh(&mut conn, &key, &Batch::default(), &gone, Utc::now()).unwrap();
+        commit_refresh(
+            (&mut conn, &noted),
+            &key,
+            &Batch::default(),
+            &gone,
+            Utc::now(),
+        )
+        .unwrap();
 
         let mut moved = session("s3", 2, r#"{"a":3}"#);
         moved.containment_type = Some("selfService".into());
