@@ -27,7 +27,7 @@ use std::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::BenchOptions;
-use process::{peak_rss_mib, status_mib, tempfile_dir};
+use process::{cpu_seconds, peak_rss_mib, status_mib, tempfile_dir};
 
 /// `kore-sync bench`: set up, backfill, report, idle passes, clean up.
 pub async fn run(o: BenchOptions) -> anyhow::Result<()> {
@@ -74,6 +74,8 @@ struct Bench {
 /// What the backfill measured.
 struct Backfill {
     elapsed: f64,
+    /// The process's CPU seconds over the backfill, simulator included.
+    cpu: Option<f64>,
     rss_before: Option<f64>,
     n_sessions: u64,
     n_streams: usize,
@@ -133,15 +135,18 @@ impl Bench {
     async fn backfill(&self) -> anyhow::Result<Backfill> {
         let rss_before = peak_rss_mib();
         let started = Instant::now();
+        let cpu_before = cpu_seconds();
         let opts = PassOptions::backfill((self.syn.from, self.now), None);
         let report = run_pass(&self.ctx, &opts, &self.cancel).await?;
         let elapsed = started.elapsed().as_secs_f64();
+        let cpu = cpu_before.zip(cpu_seconds()).map(|(a, b)| b - a);
         anyhow::ensure!(report.all_succeeded(), "the backfill failed: {report:#?}");
         let sum = |f: &dyn Fn(&crate::sync::StreamReport) -> f64| -> f64 {
             report.streams.iter().map(f).sum()
         };
         Ok(Backfill {
             elapsed,
+            cpu,
             rss_before,
             n_sessions: report.streams.iter().map(|s| s.sessions_received).sum(),
             n_streams: report.streams.len(),
@@ -171,6 +176,12 @@ impl Bench {
             o.sessions, o.bots, o.days, o.window, o.page_size, o.max_page_size, o.server_page_limit
         );
         println!("  wall time          {:.2} s", b.elapsed);
+        if let Some(cpu) = b.cpu {
+            println!(
+                "  CPU                {cpu:.2} s (this process, simulator included; {:.0} µs a session)",
+                cpu / b.n_sessions.max(1) as f64 * 1e6
+            );
+        }
         println!("  sessions stored    {}", b.n_sessions);
         println!(
             "  sessions/s         {:.0}",
@@ -236,17 +247,27 @@ impl Bench {
         self.sim.clear_requests();
         let mut written = 0;
         let started = Instant::now();
+        let cpu_before = cpu_seconds();
         for _ in 0..n {
             let r = run_pass(&self.ctx, &PassOptions::manual(), &self.cancel).await?;
             written += r.streams.iter().map(|s| s.sessions_written).sum::<u64>();
         }
         let per_pass = started.elapsed().as_secs_f64() / f64::from(n);
+        // The process's CPU over the passes, simulator included.
+        let cpu = cpu_before.zip(cpu_seconds()).map(|(a, b)| b - a);
         let idle_requests = self.sim.requests().len() as f64 / f64::from(n);
         let size_after = std::fs::metadata(&self.warehouse)?.len();
         println!("{n} idle passes (nothing new upstream)");
         println!("  requests per pass  {idle_requests:.1} ({n_streams} streams)");
         println!("  sessions written   {written}");
         println!("  time per pass      {:.1} ms", per_pass * 1000.0);
+        if let Some(cpu) = cpu {
+            let per_stream = cpu / f64::from(n) / n_streams.max(1) as f64;
+            println!(
+                "  CPU per stream     {:.2} ms (this process, simulator included)",
+                per_stream * 1000.0
+            );
+        }
         println!(
             "  warehouse file     {:.2} MiB -> {:.2} MiB",
             size_before as f64 / 1_048_576.0,
