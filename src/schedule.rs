@@ -109,14 +109,30 @@ where
         if cancel.is_cancelled() {
             break;
         }
-        next = tokio::select! {
-            _ = cancel.cancelled() => break,
-            tick = ticks.verifies.recv() => match tick { Some(()) => Work::Verify, None => break },
-            tick = ticks.passes.recv() => match tick { Some(()) => Work::Pass, None => break },
-        };
+        match next_tick(&mut ticks, &cancel).await {
+            Some(work) => next = work,
+            None => break,
+        }
     }
     info!(runs = n, "scheduler stopped");
     n
+}
+
+/// Waits for the next tick; None once cancelled or when passes can no
+/// longer tick. Verify ticks may never come: with no `verify_schedule`
+/// their sender is gone from the start, which means "never", not "stop".
+async fn next_tick(ticks: &mut Ticks, cancel: &CancellationToken) -> Option<Work> {
+    let mut verifies_open = !ticks.verifies.is_closed();
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return None,
+            tick = ticks.verifies.recv(), if verifies_open => match tick {
+                Some(()) => return Some(Work::Verify),
+                None => verifies_open = false,
+            },
+            tick = ticks.passes.recv() => return tick.map(|()| Work::Pass),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -177,6 +193,38 @@ mod tests {
         let passes = driver.await.unwrap();
         assert_eq!(passes, 2);
         assert_eq!(max_running.load(Ordering::SeqCst), 1);
+    }
+}
+
+#[cfg(test)]
+mod no_verify_schedule {
+    use super::*;
+
+    /// The daemon ran one pass and exited (status 0) when
+    /// `verify_schedule = ""`: the verify channel, closed from the start,
+    /// ended the loop. Passes must go on ticking until cancelled.
+    #[tokio::test]
+    async fn passes_go_on_when_verify_never_ticks() {
+        let (senders, ticks) = channels();
+        drop(senders.verifies);
+        let passes = senders.passes;
+        let cancel = CancellationToken::new();
+        let (ran_tx, mut ran) = mpsc::unbounded_channel();
+        let driver = tokio::spawn(drive(ticks, cancel.clone(), move |what| {
+            let ran_tx = ran_tx.clone();
+            async move {
+                ran_tx.send(what).unwrap();
+            }
+        }));
+        // The pass at start, then one per tick.
+        assert_eq!(ran.recv().await, Some(Work::Pass));
+        for _ in 0..2 {
+            passes.send(()).await.unwrap();
+            assert_eq!(ran.recv().await, Some(Work::Pass));
+        }
+        assert!(!driver.is_finished());
+        cancel.cancel();
+        assert_eq!(driver.await.unwrap(), 3);
     }
 }
 
