@@ -25,6 +25,7 @@ mod parquet;
 mod parts;
 mod privacy;
 mod publish;
+mod publishing;
 mod rewrite;
 mod rewrite_rows;
 mod run_rows;

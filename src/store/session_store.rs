@@ -1,21 +1,20 @@
 //! `SessionStore`: the async face of the warehouse's one connection. Each
 //! method moves its work onto tokio's blocking pool and takes the
 //! connection's mutex, so callers never block the runtime and DuckDB never
-//! sees two threads at once.
+//! sees two threads at once. Publishing (the read copy, Parquet) is its
+//! other face, in `publishing.rs`.
 
 use super::bots::{self, BotSource};
 use super::commit::{self, Advance, Gone};
 use super::error::StoreError;
-use super::lake::{ParquetTarget, Sink};
 use super::messages;
 use super::noted_days::NotedDays;
 use super::privacy::StoredPrivacy;
-use super::publish::{ReadCopy, ReadCopyForm};
 use super::run_rows::FinishedRun;
 use super::runs::{PassLog, StoredState};
 use super::{
-    RunRecord, StatusReport, WarehouseSettings, WindowCommit, connection, parquet, privacy,
-    publish, run_rows, runs, status,
+    RunRecord, StatusReport, WarehouseSettings, WindowCommit, connection, privacy, run_rows, runs,
+    status,
 };
 use crate::model::{
     Bot, ClosedSession, MessageBatch, SessionBatch, StreamFilter, StreamKey, Window,
@@ -26,20 +25,19 @@ use duckdb::Connection;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 /// The warehouse, open for writing. Cheap to clone: clones share the one
 /// connection.
 #[derive(Clone)]
 pub struct SessionStore {
-    path: PathBuf,
+    pub(super) path: PathBuf,
     /// The storage format publications are written in.
-    storage_version: String,
+    pub(super) storage_version: String,
     /// Permissions of the read copy and Parquet files.
-    published_mode: u32,
+    pub(super) published_mode: u32,
     conn: Arc<Mutex<Connection>>,
     /// Days known noted for the Parquet export (see `noted_days`).
-    noted_days: NotedDays,
+    pub(super) noted_days: NotedDays,
 }
 
 impl std::fmt::Debug for SessionStore {
@@ -76,7 +74,7 @@ impl SessionStore {
         &self.path
     }
 
-    async fn with<T, F>(&self, f: F) -> Result<T, StoreError>
+    pub(super) async fn with<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
@@ -257,96 +255,6 @@ impl SessionStore {
     pub async fn record_pass(&self, log: PassLog) -> Result<(), StoreError> {
         self.with(move |c| runs::record_pass(c, &log, Utc::now()))
             .await
-    }
-
-    /// Rewrites `tags_wide` for the most common tag names.
-    pub async fn refresh_tags_wide(&self) -> Result<(), StoreError> {
-        self.with(|c| publish::refresh_tags_wide(c)).await
-    }
-
-    /// Publishes the read copy at `dest` if the data changed since the last
-    /// one and `interval` has passed since it.
-    pub async fn publish_copy(
-        &self,
-        (dest, form): (&Path, &ReadCopyForm),
-        interval: Duration,
-    ) -> Result<ReadCopy, StoreError> {
-        let (dest, form, version) = (dest.to_owned(), form.clone(), self.storage_version.clone());
-        let mode = self.published_mode;
-        self.with(move |c| {
-            publish::publish_copy(c, (&dest, &form), (&version, interval, mode), Utc::now())
-        })
-        .await
-    }
-
-    /// Exports Parquet to `target`: after a pass (`pass_id` given) the days
-    /// changed since the last export, otherwise (`kore-sync export`) every
-    /// day. Each day's files are put in place before the day is recorded as
-    /// written; the manifest goes last. Returns the number of days written.
-    pub async fn export_parquet(
-        &self,
-        target: &ParquetTarget,
-        pass_id: Option<&str>,
-    ) -> Result<usize, StoreError> {
-        let full = pass_id.is_none();
-        let days = self.with(move |c| parquet::days_to_export(c, full)).await?;
-        if days.is_empty() && !full {
-            // Nothing changed: not even the manifest is rewritten.
-            return Ok(0);
-        }
-        let sink = Sink::open(
-            target,
-            &parquet::staging_dir(&self.path),
-            self.published_mode,
-        )?;
-        let target_name = target.to_string();
-        let pass_id = pass_id.map(str::to_owned);
-        for day in &days {
-            let stage = parquet::TABLES
-                .iter()
-                .map(|t| Ok((*t, sink.stage_path(t, day)?)))
-                .collect::<Result<Vec<_>, StoreError>>()?;
-            let d = day.clone();
-            let staged = self
-                .with(move |c| parquet::stage_day(c, &d, &stage))
-                .await?;
-            for part in &staged {
-                match &part.file {
-                    Some(file) => sink.put(part.table, day, file).await?,
-                    None => sink.remove(part.table, day).await?,
-                }
-            }
-            let (d, t, p) = (day.clone(), target_name.clone(), pass_id.clone());
-            let noted = self.noted_days.clone();
-            self.with(move |c| {
-                let writer = parquet::Writer {
-                    target: &t,
-                    pass_id: p.as_deref(),
-                    now: Utc::now(),
-                };
-                let finished = parquet::finish_day(c, &d, &staged, &writer);
-                // It took the day out of `parquet_dirty_days`; forgotten
-                // under the same lock, so no commit can note it between.
-                noted.forget_all();
-                finished
-            })
-            .await?;
-        }
-        let manifest = self
-            .with(move |c| {
-                let writer = parquet::Writer {
-                    target: &target_name,
-                    pass_id: pass_id.as_deref(),
-                    now: Utc::now(),
-                };
-                if writer.pass_id.is_some() {
-                    publish::record_publication(c, ("parquet", None), writer.target, writer.now)?;
-                }
-                parquet::manifest(c, &writer)
-            })
-            .await?;
-        sink.put_manifest(manifest).await?;
-        Ok(days.len())
     }
 
     /// Stores messages of a window still being read (`advance` None), or
