@@ -1,23 +1,16 @@
-//! The two write transactions of a sync: a window's commit (sessions, tags,
-//! rejected records and the watermark) and a refresh's (sessions re-read by
-//! id, and deletions; the watermark stays).
-//!
-//! Architecture invariant: a window's sessions, their tags and the stream's
-//! watermark change in one transaction (`commit_window`), so the watermark
-//! never runs ahead of the data, whatever kills the process. Where it moves
-//! to is decided by the pure rule [`crate::model::next_watermark`].
+//! Writing sessions: the batches of one transaction (a group of windows,
+//! `window_group.rs`, or a refresh), and a refresh's own transaction
+//! (sessions re-read by id, and deletions; the watermark stays).
 
 use super::error::{QueryContext, StoreError};
 use super::noted_days::{DayNoting, NotedDays};
-use super::runs::{StoredState, watermark_with_filter};
+use super::runs::watermark_with_filter;
 use super::sql::ts;
 use super::{WindowCommit, unchanged, upsert};
-use crate::model::{
-    Deletes, Keyed, RejectedRecord, Session, SessionBatch, StreamKey, Window, next_watermark,
-};
+use crate::model::{Deletes, Keyed, RejectedRecord, Session, SessionBatch, StreamKey, Window};
 use chrono::{DateTime, Utc};
 use duckdb::{Connection, Transaction, params};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// The window a commit completes, and where the stream's history begins
 /// (`sync.start`): together they decide whether the watermark moves.
@@ -41,79 +34,6 @@ impl Gone {
     }
 }
 
-/// Stores a window completely read: upserts its changed sessions, replaces
-/// their tags, keeps its rejected records, and moves the watermark as
-/// [`next_watermark`] says — all in one transaction.
-pub(super) fn commit_window(
-    (conn, noted): (&mut Connection, &NotedDays),
-    key: &StreamKey,
-    advance: Advance,
-    batch: &SessionBatch,
-    now: DateTime<Utc>,
-) -> Result<WindowCommit, StoreError> {
-    let tx = conn
-        .transaction()
-        .doing("beginning the window transaction")?;
-    let state = watermark_with_filter(&tx, key)?;
-    let mut days = noted.noting();
-    let (n_received, n_written) = store_batch(&tx, key, batch, (state.0, now, &mut days))?;
-    let next = move_watermark(&tx, key, (advance, state), now)?;
-    tx.commit().doing("committing the window")?;
-    noted.committed(days);
-    Ok(WindowCommit {
-        n_received,
-        n_written,
-        n_deleted: 0,
-        n_marked: 0,
-        watermark: next,
-    })
-}
-
-/// Moves the stream's watermark as [`next_watermark`] says for a window
-/// completely read, inside the caller's transaction (that stored the
-/// window), from `stored`, the state the caller read in that transaction.
-/// Returns the watermark after.
-pub(super) fn move_watermark(
-    tx: &Transaction<'_>,
-    key: &StreamKey,
-    (advance, (stored, stored_filter)): (Advance, StoredState),
-    now: DateTime<Utc>,
-) -> Result<Option<DateTime<Utc>>, StoreError> {
-    const DOING: &str = "moving the watermark";
-    // A watermark reached under another filter does not count: the stream
-    // starts again from `history_start` (the runner adopts the old watermark
-    // first when told to keep it).
-    let filter_changed = stored_filter.as_ref().is_some_and(|f| *f != key.filter);
-    let current = if filter_changed { None } else { stored };
-    let next = next_watermark(current, advance.window, advance.history_start);
-    let Some(next) = next.filter(|n| Some(*n) != current || filter_changed) else {
-        return Ok(next);
-    };
-    let args = params![
-        ts(next),
-        ts(now),
-        key.filter,
-        key.partition.resource(),
-        key.bot_id,
-        key.partition.name()
-    ];
-    // An UPDATE when the row exists: DuckDB's `ON CONFLICT` costs about
-    // twice as much (issue 23), and the caller has just read the row.
-    let sql = if stored_filter.is_some() {
-        "UPDATE sync_state SET watermark = CAST(CAST(?1 AS VARCHAR) AS TIMESTAMPTZ),
-             updated_at = CAST(CAST(?2 AS VARCHAR) AS TIMESTAMPTZ), filter = ?3
-         WHERE resource = ?4 AND bot_id = ?5 AND containment_type = ?6"
-    } else {
-        "INSERT INTO sync_state (watermark, updated_at, filter, resource, bot_id, containment_type)
-         VALUES (CAST(CAST(?1 AS VARCHAR) AS TIMESTAMPTZ), CAST(CAST(?2 AS VARCHAR) AS TIMESTAMPTZ), ?3, ?4, ?5, ?6)"
-    };
-    tx.prepare_cached(sql)
-        .doing(DOING)?
-        .execute(args)
-        .doing(DOING)?;
-    Ok(Some(next))
-}
-
 /// Stores sessions read outside a window's commit (re-read by id, or a
 /// chunk of a dense window) and deletes `deleted` ids with their tags, in
 /// one transaction. The watermark stays.
@@ -131,7 +51,14 @@ pub(super) fn commit_refresh(
     // notes of sessions listed late and the answer.
     let (stored, stored_filter) = watermark_with_filter(&tx, key)?;
     let mut days = noted.noting();
-    let (n_received, n_written) = store_batch(&tx, key, batch, (stored, now, &mut days))?;
+    let one = StreamBatch {
+        key,
+        batch,
+        watermark: stored,
+    };
+    let [(n_received, n_written)] = store_batches(&tx, &[one], (now, &mut days))?[..] else {
+        unreachable!("one count per batch")
+    };
     let (n_deleted, n_marked) = match gone.mode {
         Deletes::Delete => (delete_sessions(&tx, &gone.ids)?, 0),
         Deletes::Keep => (0, mark_sessions_gone(&tx, &gone.ids, now)?),
@@ -148,41 +75,80 @@ pub(super) fn commit_refresh(
     })
 }
 
-/// Stores a batch's sessions (only new or changed ones are written) and its
-/// rejected records; `watermark` is the stream's before the commit. Returns
-/// (distinct sessions, sessions written).
-fn store_batch(
+/// One stream's sessions to store in a transaction, and its watermark
+/// before it.
+pub(super) struct StreamBatch<'a> {
+    pub key: &'a StreamKey,
+    pub batch: &'a SessionBatch,
+    pub watermark: Option<DateTime<Utc>>,
+}
+
+/// Stores the batches' sessions (only new or changed ones are written) and
+/// their rejected records, in one pass over the group: one read of stored
+/// versions, one upsert. Returns, per batch, (distinct sessions, sessions
+/// written). A session in two batches (it changed containment type between
+/// two listings) is stored as the later batch gives it, and counted there.
+pub(super) fn store_batches(
     tx: &Transaction<'_>,
-    key: &StreamKey,
-    batch: &SessionBatch,
-    (watermark, now, days): (Option<DateTime<Utc>>, DateTime<Utc>, &mut DayNoting<'_>),
-) -> Result<(usize, usize), StoreError> {
-    let sessions = last_version_of_each(&batch.records);
+    batches: &[StreamBatch<'_>],
+    (now, days): (DateTime<Utc>, &mut DayNoting<'_>),
+) -> Result<Vec<(usize, usize)>, StoreError> {
+    let each: Vec<Vec<&Session>> = batches
+        .iter()
+        .map(|b| last_version_of_each(&b.batch.records))
+        .collect();
+    let mut owner: HashMap<&str, usize> = HashMap::new();
+    for (i, sessions) in each.iter().enumerate() {
+        owner.extend(sessions.iter().map(|s| (s.session_id.as_str(), i)));
+    }
+    let owned = |i: usize| {
+        let owner = &owner;
+        each[i]
+            .iter()
+            .copied()
+            .filter(move |s| owner[s.session_id.as_str()] == i)
+    };
     // One read tells which are stored as given (most of a re-read span):
     // only the others go through the upsert's staging (see `unchanged`).
     // A forward window's sessions all start at or after the watermark, and
     // are new but for a rare few the upsert finds: no read for them.
-    let rereads = |s: &&Session| watermark.is_some_and(|w| s.start_time < w);
-    let stored = if sessions.iter().any(rereads) {
-        unchanged::stored_versions(tx, &sessions)?
-    } else {
+    let rereads: Vec<&Session> = (0..batches.len())
+        .filter(|&i| {
+            let w = batches[i].watermark;
+            each[i].iter().any(|s| w.is_some_and(|w| s.start_time < w))
+        })
+        .flat_map(owned)
+        .collect();
+    let stored = if rereads.is_empty() {
         unchanged::Stored::default()
+    } else {
+        unchanged::stored_versions(tx, &rereads)?
     };
-    if let Some(watermark) = watermark {
-        note_listed_late(tx, &sessions, watermark, now, &stored)?;
+    for (i, b) in batches.iter().enumerate() {
+        if let Some(watermark) = b.watermark {
+            note_listed_late(tx, &each[i], watermark, now, &stored)?;
+        }
     }
-    let changed: Vec<&Session> = sessions
-        .iter()
+    let changed: Vec<&Session> = (0..batches.len())
+        .flat_map(owned)
         .filter(|s| !stored.is_unchanged(s))
-        .copied()
         .collect();
     // In parts of bounded bytes: see `parts`.
-    let mut n_written = 0;
+    let mut written: HashSet<&str> = HashSet::new();
     for part in super::parts::parts(&changed) {
-        n_written += upsert::upsert(tx, part, now, days)?;
+        let answer = upsert::upsert(tx, part, now, days)?;
+        let ids = part.iter().map(|s| s.session_id.as_str());
+        written.extend(ids.filter(|id| answer.contains(id)));
     }
-    keep_rejected(tx, key, &batch.rejected, now)?;
-    Ok((sessions.len(), n_written))
+    let mut counts = Vec::with_capacity(batches.len());
+    for (i, b) in batches.iter().enumerate() {
+        keep_rejected(tx, b.key, &b.batch.rejected, now)?;
+        let n_written = owned(i)
+            .filter(|s| written.contains(s.session_id.as_str()))
+            .count();
+        counts.push((each[i].len(), n_written));
+    }
+    Ok(counts)
 }
 
 /// Notes, before they are stored, the batch's new sessions that start

@@ -22,6 +22,22 @@ pub(super) const STAGING: &str = "
     CREATE TEMP TABLE stage_late (
         session_id VARCHAR, bot_id VARCHAR, channel VARCHAR,
         start_time VARCHAR, end_time VARCHAR);
+    CREATE TEMP TABLE stage_run_starts (
+        pass_id VARCHAR, resource VARCHAR, bot_id VARCHAR, containment_type VARCHAR,
+        trigger VARCHAR, started_at VARCHAR, filter VARCHAR);
+    CREATE TEMP TABLE stage_run_ends (
+        run_id BIGINT, finished_at VARCHAR, outcome VARCHAR, windows_planned INTEGER,
+        windows_done INTEGER, requests INTEGER, retries INTEGER, rate_limited INTEGER,
+        sessions_upserted BIGINT, sessions_deleted BIGINT, sessions_marked_deleted BIGINT,
+        records_rejected BIGINT, watermark_after VARCHAR, error VARCHAR);
+    CREATE TEMP TABLE stage_counts (
+        i BIGINT, bot_id VARCHAR, containment_type VARCHAR, lo VARCHAR, hi VARCHAR,
+        session_type VARCHAR, user_id VARCHAR);
+    CREATE TEMP TABLE stage_stale (
+        i BIGINT, bot_id VARCHAR, containment_type VARCHAR, before VARCHAR);
+    CREATE TEMP TABLE stage_watermarks (
+        watermark VARCHAR, filter VARCHAR, resource VARCHAR, bot_id VARCHAR,
+        containment_type VARCHAR);
 ";
 
 /// Rows per DuckDB row group in the warehouse (DuckDB's default: 122,880).
@@ -188,5 +204,21 @@ impl ReadOnly {
             writeln!(out, "{}", cells.join("\t")).map_err(StoreError::Output)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+pub(super) mod tests {
+    use duckdb::Connection;
+
+    /// A warehouse with the schema and the staging tables, in a directory
+    /// that lives as long as the first value.
+    pub(in crate::store) fn warehouse() -> (tempfile::TempDir, Connection) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.duckdb");
+        let conn = Connection::open(&path).unwrap();
+        super::super::migrations::apply(&conn, &path).unwrap();
+        conn.execute_batch(super::STAGING).unwrap();
+        (dir, conn)
     }
 }

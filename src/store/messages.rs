@@ -5,9 +5,10 @@
 //! its tags.
 
 use super::WindowCommit;
-use super::commit::{Advance, keep_rejected, last_version_of_each, move_watermark};
+use super::commit::{Advance, keep_rejected, last_version_of_each};
 use super::error::{QueryContext, StoreError};
 use super::sql::{from_micros, lit, ts};
+use super::watermarks::{WindowDone, move_watermarks};
 use crate::model::{ClosedSession, Message, MessageBatch, StreamKey, Window};
 use chrono::{DateTime, Utc};
 use duckdb::{Connection, OptionalExt, Transaction, params};
@@ -36,8 +37,13 @@ pub(super) fn commit_messages(
     keep_rejected(&tx, key, &batch.rejected, now)?;
     let watermark = match advance {
         Some(advance) => {
-            let state = super::runs::watermark_with_filter(&tx, key)?;
-            move_watermark(&tx, key, (advance, state), now)?
+            let stored = super::runs::watermark_with_filter(&tx, key)?;
+            let done = WindowDone {
+                key,
+                advance,
+                stored,
+            };
+            move_watermarks(&tx, &[done], now)?.remove(0)
         }
         None => super::runs::watermark_with_filter(&tx, key)?.0,
     };

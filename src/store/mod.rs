@@ -12,6 +12,7 @@
 //! by two threads at once.
 
 mod arrow;
+mod batched;
 mod bots;
 mod catalog;
 mod commit;
@@ -33,8 +34,11 @@ mod runs;
 mod session_store;
 mod sql;
 mod status;
+mod stream_checks;
 mod unchanged;
 mod upsert;
+mod watermarks;
+mod window_group;
 
 pub use bots::BotSource;
 pub use commit::{Advance, Gone};

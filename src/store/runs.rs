@@ -4,11 +4,11 @@
 //! Runs' own rows are `run_rows.rs`'.
 
 use super::error::{QueryContext, StoreError};
-use super::sql::{from_micros, ts};
+use super::sql::{from_micros, lit, ts};
 use crate::model::{StreamFilter, StreamKey, Window};
 use chrono::{DateTime, Utc};
 use duckdb::{Connection, OptionalExt, params};
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 /// The stream's stored watermark and the filter it was reached with.
 pub(super) fn watermark_with_filter(
@@ -45,23 +45,25 @@ pub(super) fn stream_states(
     keys: &[StreamKey],
 ) -> Result<Vec<StoredState>, StoreError> {
     const DOING: &str = "reading watermarks";
-    let bots: HashSet<&str> = keys.iter().map(|k| k.bot_id.as_str()).collect();
+    let bots: BTreeSet<&str> = keys.iter().map(|k| k.bot_id.as_str()).collect();
     let mut found: HashMap<(String, String, String), StoredState> = HashMap::new();
-    for bot in bots {
-        let mut stmt = conn
-            .prepare_cached(
-                "SELECT resource, containment_type, epoch_us(watermark), coalesce(filter, '')
-                 FROM sync_state WHERE bot_id = ?",
-            )
-            .doing(DOING)?;
-        let mut rows = stmt.query(params![bot]).doing(DOING)?;
+    // Every bot's rows in one statement: a group commit spans a fleet.
+    let bots: Vec<String> = bots.into_iter().map(lit).collect();
+    for chunk in bots.chunks(512) {
+        let sql = format!(
+            "SELECT resource, bot_id, containment_type, epoch_us(watermark), coalesce(filter, '')
+             FROM sync_state WHERE bot_id IN ({})",
+            chunk.join(", ")
+        );
+        let mut stmt = conn.prepare(&sql).doing(DOING)?;
+        let mut rows = stmt.query([]).doing(DOING)?;
         while let Some(row) = rows.next().doing(DOING)? {
-            let at: i64 = row.get(2).doing(DOING)?;
-            let state = (Some(from_micros(at)), Some(row.get(3).doing(DOING)?));
+            let at: i64 = row.get(3).doing(DOING)?;
+            let state = (Some(from_micros(at)), Some(row.get(4).doing(DOING)?));
             let name = (
                 row.get(0).doing(DOING)?,
-                bot.to_owned(),
                 row.get(1).doing(DOING)?,
+                row.get(2).doing(DOING)?,
             );
             found.insert(name, state);
         }

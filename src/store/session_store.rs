@@ -4,6 +4,7 @@
 //! sees two threads at once. Publishing (the read copy, Parquet) is its
 //! other face, in `publishing.rs`.
 
+use super::batched::{self, Batched, BeginRuns, Call, Queues};
 use super::bots::{self, BotSource};
 use super::commit::{self, Advance, Gone};
 use super::error::StoreError;
@@ -12,6 +13,8 @@ use super::noted_days::NotedDays;
 use super::privacy::StoredPrivacy;
 use super::run_rows::FinishedRun;
 use super::runs::{PassLog, StoredState};
+use super::stream_checks::{self, CountStored, StaleActive};
+use super::window_group::{self, QueuedWindow};
 use super::{
     RunRecord, StatusReport, WarehouseSettings, WindowCommit, connection, privacy, run_rows, runs,
     status,
@@ -38,6 +41,8 @@ pub struct SessionStore {
     conn: Arc<Mutex<Connection>>,
     /// Days known noted for the Parquet export (see `noted_days`).
     pub(super) noted_days: NotedDays,
+    /// Calls waiting to be answered together (see `batched`).
+    queues: Queues,
 }
 
 impl std::fmt::Debug for SessionStore {
@@ -59,6 +64,7 @@ impl SessionStore {
             published_mode: settings.modes.published,
             conn: Arc::new(Mutex::new(conn)),
             noted_days: NotedDays::default(),
+            queues: Queues::default(),
         })
     }
 
@@ -88,6 +94,38 @@ impl SessionStore {
         .map_err(|e| StoreError::Worker(e.to_string()))?
     }
 
+    /// Queues a call of a kind many scopes make at once; the caller who
+    /// finds no taker waiting takes the connection and answers every
+    /// waiting call of that kind with `answer` (see `batched`).
+    async fn batched<Req, Resp>(
+        &self,
+        queue: &Batched<Req, Resp>,
+        req: Req,
+        answer: fn(&mut Connection, &NotedDays, Vec<Call<Req, Resp>>),
+    ) -> Result<Resp, StoreError>
+    where
+        Req: Send + 'static,
+        Resp: Send + 'static,
+    {
+        let (answered, taker) = queue.push(req);
+        if taker {
+            let (noted, waiting) = (self.noted_days.clone(), queue.clone());
+            let taken = self.with(move |c| {
+                answer(c, &noted, waiting.take());
+                Ok(())
+            });
+            if let Err(e) = taken.await {
+                // The connection could not be had: every waiting call is
+                // told, none waits for a taker that will not come.
+                queue.fail_waiting(&e);
+                return Err(e);
+            }
+        }
+        answered
+            .await
+            .map_err(|_| StoreError::Worker("a batched call went unanswered".into()))?
+    }
+
     /// The stored watermark and the filter it was reached with (None: no
     /// watermark yet).
     pub async fn watermark_with_filter(
@@ -105,7 +143,10 @@ impl SessionStore {
         &self,
         keys: Vec<StreamKey>,
     ) -> Result<Vec<StoredState>, StoreError> {
-        self.with(move |c| runs::stream_states(c, &keys)).await
+        self.batched(&self.queues.states, keys, |c, _, calls| {
+            batched::stream_states(c, calls);
+        })
+        .await
     }
 
     /// Records the stored watermark under the stream's current filter.
@@ -115,17 +156,24 @@ impl SessionStore {
     }
 
     /// Stores a window completely read and moves the watermark, in one
-    /// transaction (see [`crate::model::next_watermark`] for where to).
+    /// transaction (see [`crate::model::next_watermark`] for where to)
+    /// shared with the windows of other streams ready at the same time
+    /// (see `window_group`).
     pub async fn commit_window(
         &self,
         key: &StreamKey,
         advance: Advance,
         batch: SessionBatch,
     ) -> Result<WindowCommit, StoreError> {
-        let key = key.clone();
-        let noted = self.noted_days.clone();
-        self.with(move |c| commit::commit_window((c, &noted), &key, advance, &batch, Utc::now()))
-            .await
+        let window = QueuedWindow {
+            key: key.clone(),
+            advance,
+            batch,
+        };
+        self.batched(&self.queues.windows, window, |c, noted, calls| {
+            window_group::commit_waiting(c, noted, calls, Utc::now());
+        })
+        .await
     }
 
     /// Stores sessions read outside a window's commit (by id, or a chunk of
@@ -151,9 +199,15 @@ impl SessionStore {
         filter: &StreamFilter,
         window: Window,
     ) -> Result<(u64, u64), StoreError> {
-        let (key, filter) = (key.clone(), filter.clone());
-        self.with(move |c| runs::count_stored(c, &key, &filter, window))
-            .await
+        let req = CountStored {
+            key: key.clone(),
+            filter: filter.clone(),
+            window,
+        };
+        self.batched(&self.queues.counts, req, |c, _, calls| {
+            batched::answer_together(calls, |reqs| stream_checks::count_stored(c, reqs));
+        })
+        .await
     }
 
     /// The ids of the stream's live sessions starting within the window.
@@ -174,9 +228,14 @@ impl SessionStore {
         key: &StreamKey,
         before: DateTime<Utc>,
     ) -> Result<Vec<String>, StoreError> {
-        let key = key.clone();
-        self.with(move |c| runs::stale_active_sessions(c, &key, before))
-            .await
+        let req = StaleActive {
+            key: key.clone(),
+            before,
+        };
+        self.batched(&self.queues.stale, req, |c, _, calls| {
+            batched::answer_together(calls, |reqs| stream_checks::stale_active(c, reqs));
+        })
+        .await
     }
 
     pub async fn begin_run(
@@ -197,9 +256,15 @@ impl SessionStore {
         keys: &[StreamKey],
         trigger: &str,
     ) -> Result<Vec<i64>, StoreError> {
-        let (pass_id, keys, trigger) = (pass_id.to_owned(), keys.to_vec(), trigger.to_owned());
-        self.with(move |c| run_rows::begin_runs(c, &pass_id, &keys, &trigger, Utc::now()))
-            .await
+        let req = BeginRuns {
+            pass_id: pass_id.to_owned(),
+            keys: keys.to_vec(),
+            trigger: trigger.to_owned(),
+        };
+        self.batched(&self.queues.begins, req, |c, _, calls| {
+            batched::begin_runs(c, calls, Utc::now());
+        })
+        .await
     }
 
     /// Records the end of one run, now.
@@ -217,7 +282,10 @@ impl SessionStore {
         if runs.is_empty() {
             return Ok(());
         }
-        self.with(move |c| run_rows::finish_runs(c, &runs)).await
+        self.batched(&self.queues.finishes, runs, |c, _, calls| {
+            batched::finish_runs(c, calls);
+        })
+        .await
     }
 
     /// Requests sent for `scope` (a bot id or `*`) in the last hour, by any

@@ -108,7 +108,6 @@ mod tests {
     use super::*;
     use crate::model::{Batch, ContainmentType, Deletes, StreamKey};
     use crate::store::commit::{Gone, commit_refresh};
-    use duckdb::Connection;
 
     fn session(id: &str, minute: i64, raw: &str) -> Session {
         let mut s = crate::store::commit::tests::session(id, raw);
@@ -123,12 +122,7 @@ mod tests {
     /// and nothing it does not hold is taken as unchanged.
     #[test]
     fn issue_23_only_sessions_stored_exactly_as_given_are_unchanged() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("w.duckdb");
-        let mut conn = Connection::open(&path).unwrap();
-        super::super::migrations::apply(&conn, &path).unwrap();
-        conn.execute_batch(super::super::connection::STAGING)
-            .unwrap();
+        let (_dir, mut conn) = crate::store::connection::tests::warehouse();
         let key = StreamKey::sessions("st-a", ContainmentType::Agent, "");
         let noted = crate::store::noted_days::NotedDays::default();
         let stored = vec![

@@ -18,17 +18,36 @@ use crate::model::Session;
 use chrono::{DateTime, Utc};
 use duckdb::arrow::record_batch::RecordBatch;
 use duckdb::{Transaction, params};
+use std::collections::HashSet;
+
+/// Which of the sessions given to [`upsert`] it wrote.
+#[derive(Debug)]
+pub(super) enum Written {
+    /// Every one (none was stored).
+    All,
+    /// These ids (new or changed); the others were stored as given.
+    Only(HashSet<String>),
+}
+
+impl Written {
+    pub(super) fn contains(&self, session_id: &str) -> bool {
+        match self {
+            Written::All => true,
+            Written::Only(ids) => ids.contains(session_id),
+        }
+    }
+}
 
 /// Stores `sessions` (one version per id), writing only new or changed
-/// ones. Returns how many were written.
+/// ones, and says which it wrote.
 pub(super) fn upsert(
     tx: &Transaction<'_>,
     sessions: &[&Session],
     now: DateTime<Utc>,
     days: &mut DayNoting<'_>,
-) -> Result<usize, StoreError> {
+) -> Result<Written, StoreError> {
     if sessions.is_empty() {
-        return Ok(0);
+        return Ok(Written::Only(HashSet::new()));
     }
     // Each staging table is cleared where it is used: new sessions touch
     // none, or only the id check's.
@@ -38,7 +57,7 @@ pub(super) fn upsert(
     };
     if none_stored(tx, &staged.sessions, sessions)? {
         append_new(tx, sessions, staged, (now, days))?;
-        Ok(sessions.len())
+        Ok(Written::All)
     } else {
         replace_changed(tx, sessions, staged, now)
     }
@@ -145,25 +164,25 @@ fn append_new(
 
 /// Stores a batch some of whose sessions are stored already: staged in
 /// full, compared with the stored rows, and only new or changed ones
-/// replaced. Returns how many were written.
+/// replaced. Returns the ids written.
 fn replace_changed(
     tx: &Transaction<'_>,
     sessions: &[&Session],
     staged: Staged,
     now: DateTime<Utc>,
-) -> Result<usize, StoreError> {
+) -> Result<Written, StoreError> {
     tx.execute_batch(
         "DELETE FROM stage_sessions; DELETE FROM stage_tags; DELETE FROM stage_changed;",
     )
     .doing("clearing staging tables")?;
     append_batch(tx, "stage_sessions", staged.sessions, "staging sessions")?;
     append_batch(tx, "stage_tags", staged.tags, "staging tags")?;
-    let n_changed = find_changed(tx, sessions)?;
-    if n_changed > 0 {
+    let changed = find_changed(tx, sessions)?;
+    if !changed.is_empty() {
         find_stored_versions(tx)?;
         replace(tx, now)?;
     }
-    Ok(n_changed)
+    Ok(Written::Only(changed))
 }
 
 /// Fills `stage_changed` with the staged sessions that are new, whose
@@ -173,13 +192,17 @@ fn replace_changed(
 /// stored rows whose start falls within the staged starts, so its cost
 /// follows the window, not the history; that is exact, because a stored row
 /// with the same `raw` has the same `start_time`, and a session whose start
-/// moved counts as changed.
-fn find_changed(tx: &Transaction<'_>, sessions: &[&Session]) -> Result<usize, StoreError> {
+/// moved counts as changed. Returns their ids.
+fn find_changed(
+    tx: &Transaction<'_>,
+    sessions: &[&Session],
+) -> Result<HashSet<String>, StoreError> {
+    const DOING: &str = "finding changed sessions";
     let Some((lo, hi)) = bounds(sessions.iter().map(|s| s.start_time)) else {
-        return Ok(0);
+        return Ok(HashSet::new());
     };
-    tx.execute(
-        &format!(
+    let mut stmt = tx
+        .prepare(&format!(
             "INSERT INTO stage_changed
              SELECT DISTINCT s.session_id FROM stage_sessions s LEFT JOIN (
                  SELECT session_id, raw, containment_type, deleted_at FROM sessions
@@ -188,13 +211,14 @@ fn find_changed(tx: &Transaction<'_>, sessions: &[&Session]) -> Result<usize, St
              WHERE t.session_id IS NULL
                 OR CAST(t.raw AS VARCHAR) IS DISTINCT FROM s.raw
                 OR t.containment_type IS DISTINCT FROM s.containment_type
-                OR t.deleted_at IS NOT NULL",
+                OR t.deleted_at IS NOT NULL
+             RETURNING session_id",
             lit(&ts(lo)),
             lit(&ts(hi))
-        ),
-        [],
-    )
-    .doing("finding changed sessions")
+        ))
+        .doing(DOING)?;
+    let ids = stmt.query_map([], |r| r.get::<_, String>(0)).doing(DOING)?;
+    ids.collect::<Result<_, _>>().doing(DOING)
 }
 
 /// Fills `stage_old` with the stored versions of the changed sessions,

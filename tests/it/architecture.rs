@@ -243,8 +243,8 @@ fn issue_20_the_check_catches_a_renamed_path_item_member_and_a_missing_file() {
     for (from, to) in [
         ("`tests/it/common.rs`", "`tests/it/helpers.rs`"),
         (
-            "`store::commit::commit_window`",
-            "`store::commit::commit_the_window`",
+            "`store::window_group::commit_windows`",
+            "`store::window_group::commit_the_windows`",
         ),
         ("`cmd::daemon::Daemon::pass`", "`cmd::daemon::Daemon::tick`"),
         (
