@@ -41,44 +41,26 @@ pub(super) fn begin_runs(
     if keys.is_empty() {
         return Ok(Vec::new());
     }
-    // Staged with the Appender (a VALUES list costs DuckDB about 15 µs a
-    // value to parse and bind) and inserted by one statement.
-    // The staging table is empty outside this transaction (see
-    // `finish_runs`).
-    let tx = conn.unchecked_transaction().doing(DOING)?;
     let started = ts(now);
-    stage_rows(&tx, "stage_run_starts", DOING, |rows| {
-        for k in keys {
-            rows.append_row(duckdb::params![
+    let rows: Vec<[&str; 7]> = keys
+        .iter()
+        .map(|k| {
+            [
                 pass_id,
                 k.partition.resource(),
-                k.bot_id,
+                k.bot_id.as_str(),
                 k.partition.name(),
                 trigger,
-                started,
-                k.filter,
-            ])?;
-        }
-        Ok(())
-    })?;
-    let mut stmt = tx
-        .prepare_cached(
-            "INSERT INTO sync_runs (pass_id, resource, bot_id, containment_type, trigger, started_at, outcome, filter)
-             SELECT pass_id, resource, bot_id, containment_type, trigger,
-                    CAST(started_at AS TIMESTAMPTZ), 'running', filter
-             FROM stage_run_starts
-             RETURNING run_id, resource, bot_id, containment_type",
-        )
-        .doing(DOING)?;
-    let returned: Vec<(i64, String, String, String)> = stmt
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
-        .doing(DOING)?
-        .collect::<Result<_, _>>()
-        .doing(DOING)?;
-    drop(stmt);
-    tx.execute_batch("DELETE FROM stage_run_starts")
-        .doing(DOING)?;
-    tx.commit().doing(DOING)?;
+                started.as_str(),
+                k.filter.as_str(),
+            ]
+        })
+        .collect();
+    let returned = if rows.len() <= INLINE_ROWS {
+        insert_inline(conn, &rows)?
+    } else {
+        insert_staged(conn, &rows)?
+    };
     let returned: HashMap<(&str, &str, &str), i64> = returned
         .iter()
         .map(|(id, resource, bot, name)| ((resource.as_str(), bot.as_str(), name.as_str()), *id))
@@ -102,6 +84,63 @@ pub(super) fn begin_runs(
         .collect()
 }
 
+/// Up to this many rows, a statement names its values inline (a `VALUES`
+/// list, about 15 µs a value for DuckDB to parse and bind); beyond, they
+/// are staged with the Appender and applied by one statement, which costs
+/// three statements more (about 3 ms) but nothing a value.
+pub(super) const INLINE_ROWS: usize = 24;
+
+/// The ids `INSERT … RETURNING` gave, with each row's stream.
+type Returned = Vec<(i64, String, String, String)>;
+
+const INSERT_STARTS: &str = "INSERT INTO sync_runs (pass_id, resource, bot_id, containment_type, trigger, started_at, outcome, filter)";
+const DOING_STARTS: &str = "recording the start of runs";
+
+/// Run starts given inline (a few).
+fn insert_inline(conn: &Connection, rows: &[[&str; 7]]) -> Result<Returned, StoreError> {
+    let row = "(?, ?, ?, ?, ?, CAST(CAST(? AS VARCHAR) AS TIMESTAMPTZ), 'running', ?)";
+    let sql = format!(
+        "{INSERT_STARTS} VALUES {} RETURNING run_id, resource, bot_id, containment_type",
+        vec![row; rows.len()].join(", ")
+    );
+    let mut stmt = conn.prepare_cached(&sql).doing(DOING_STARTS)?;
+    let args = duckdb::params_from_iter(rows.iter().flatten());
+    stmt.query_map(args, |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .doing(DOING_STARTS)?
+        .collect::<Result<_, _>>()
+        .doing(DOING_STARTS)
+}
+
+/// Run starts staged (many).
+fn insert_staged(conn: &Connection, rows: &[[&str; 7]]) -> Result<Returned, StoreError> {
+    // The staging table is empty outside this transaction: it is emptied
+    // before the commit, and a rollback empties it too.
+    let tx = conn.unchecked_transaction().doing(DOING_STARTS)?;
+    stage_rows(&tx, "stage_run_starts", DOING_STARTS, |app| {
+        rows.iter()
+            .try_for_each(|row| app.append_row(duckdb::appender_params_from_iter(row.iter())))
+    })?;
+    let mut stmt = tx
+        .prepare_cached(&format!(
+            "{INSERT_STARTS}
+             SELECT pass_id, resource, bot_id, containment_type, trigger,
+                    CAST(started_at AS TIMESTAMPTZ), 'running', filter
+             FROM stage_run_starts
+             RETURNING run_id, resource, bot_id, containment_type"
+        ))
+        .doing(DOING_STARTS)?;
+    let returned: Returned = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .doing(DOING_STARTS)?
+        .collect::<Result<_, _>>()
+        .doing(DOING_STARTS)?;
+    drop(stmt);
+    tx.execute_batch("DELETE FROM stage_run_starts")
+        .doing(DOING_STARTS)?;
+    tx.commit().doing(DOING_STARTS)?;
+    Ok(returned)
+}
+
 /// A run that ended, to be recorded with others of its group.
 #[derive(Debug, Clone)]
 pub struct FinishedRun {
@@ -114,55 +153,79 @@ pub struct FinishedRun {
 /// end time.
 pub(super) fn finish_runs(conn: &Connection, runs: &[FinishedRun]) -> Result<(), StoreError> {
     const DOING: &str = "recording the end of runs";
+    const COLUMNS: &str = "run_id, finished_at, outcome, windows_planned, windows_done, \
+        requests, retries, rate_limited, sessions_upserted, sessions_deleted, \
+        sessions_marked_deleted, records_rejected, watermark_after, error";
+    const ROW: &str = "(CAST(? AS BIGINT), CAST(? AS VARCHAR), CAST(? AS VARCHAR), \
+        CAST(? AS INTEGER), CAST(? AS INTEGER), CAST(? AS INTEGER), CAST(? AS INTEGER), \
+        CAST(? AS INTEGER), CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS BIGINT), \
+        CAST(? AS BIGINT), CAST(? AS VARCHAR), CAST(? AS VARCHAR))";
     if runs.is_empty() {
         return Ok(());
     }
-    // Staged with the Appender and applied by one UPDATE: DuckDB parses and
-    // binds a VALUES list at about 15 µs a value, so 128 runs given inline
-    // cost 30–60 ms.
-    // The staging table is empty outside this transaction: it is emptied
-    // before the commit, and a rollback empties it too.
-    let tx = conn.unchecked_transaction().doing(DOING)?;
-    stage_rows(&tx, "stage_run_ends", DOING, |rows| {
-        for run in runs {
-            let r = &run.record;
-            rows.append_row(duckdb::params![
-                run.run_id,
-                ts(run.finished_at),
-                r.outcome.as_str(),
-                r.windows_planned,
-                r.windows_done,
-                r.requests,
-                r.retries,
-                r.rate_limited,
-                r.sessions_upserted,
-                r.sessions_deleted,
-                r.sessions_marked_deleted,
-                r.records_rejected,
-                r.watermark_after.map(ts),
-                r.error,
-            ])?;
-        }
-        Ok(())
-    })?;
+    let rows: Vec<[Box<dyn duckdb::ToSql>; 14]> = runs.iter().map(end_row).collect();
     // The runs' id range, as constants DuckDB prunes row groups by: without
     // it the join reads every run ever recorded.
     let lo = runs.iter().map(|r| r.run_id).min().unwrap_or_default();
     let hi = runs.iter().map(|r| r.run_id).max().unwrap_or_default();
+    let update = |source: &str| {
+        format!(
+            "UPDATE sync_runs SET finished_at = CAST(v.finished_at AS TIMESTAMPTZ), outcome = v.outcome,
+                 windows_planned = v.windows_planned, windows_done = v.windows_done,
+                 requests = v.requests, retries = v.retries, rate_limited = v.rate_limited,
+                 sessions_upserted = v.sessions_upserted, sessions_deleted = v.sessions_deleted,
+                 sessions_marked_deleted = v.sessions_marked_deleted,
+                 records_rejected = v.records_rejected,
+                 watermark_after = CAST(v.watermark_after AS TIMESTAMPTZ), error = v.error
+             FROM {source}
+             WHERE sync_runs.run_id = v.run_id AND sync_runs.run_id BETWEEN {lo} AND {hi}"
+        )
+    };
+    if rows.len() <= INLINE_ROWS {
+        let values = format!(
+            "(VALUES {}) AS v({COLUMNS})",
+            vec![ROW; rows.len()].join(", ")
+        );
+        conn.prepare(&update(&values))
+            .doing(DOING)?
+            .execute(duckdb::params_from_iter(rows.iter().flatten()))
+            .doing(DOING)?;
+        return Ok(());
+    }
+    // The staging table is empty outside this transaction: it is emptied
+    // before the commit, and a rollback empties it too.
+    let tx = conn.unchecked_transaction().doing(DOING)?;
+    stage_rows(&tx, "stage_run_ends", DOING, |app| {
+        rows.iter()
+            .try_for_each(|row| app.append_row(duckdb::appender_params_from_iter(row.iter())))
+    })?;
     tx.execute_batch(&format!(
-        "UPDATE sync_runs SET finished_at = CAST(v.finished_at AS TIMESTAMPTZ), outcome = v.outcome,
-             windows_planned = v.windows_planned, windows_done = v.windows_done,
-             requests = v.requests, retries = v.retries, rate_limited = v.rate_limited,
-             sessions_upserted = v.sessions_upserted, sessions_deleted = v.sessions_deleted,
-             sessions_marked_deleted = v.sessions_marked_deleted,
-             records_rejected = v.records_rejected,
-             watermark_after = CAST(v.watermark_after AS TIMESTAMPTZ), error = v.error
-         FROM stage_run_ends v
-         WHERE sync_runs.run_id = v.run_id AND sync_runs.run_id BETWEEN {lo} AND {hi};
-         DELETE FROM stage_run_ends;"
+        "{}; DELETE FROM stage_run_ends;",
+        update("stage_run_ends v")
     ))
     .doing(DOING)?;
     tx.commit().doing(DOING)
+}
+
+/// A run's end as the values of a row of `stage_run_ends`.
+fn end_row(run: &FinishedRun) -> [Box<dyn duckdb::ToSql>; 14] {
+    let r = &run.record;
+    [
+        Box::new(run.run_id),
+        Box::new(ts(run.finished_at)),
+        Box::new(r.outcome.as_str().to_owned()),
+        Box::new(r.windows_planned),
+        Box::new(r.windows_done),
+        Box::new(r.requests),
+        Box::new(r.retries),
+        Box::new(r.rate_limited),
+        Box::new(r.sessions_upserted),
+        Box::new(r.sessions_deleted),
+        Box::new(r.sessions_marked_deleted),
+        Box::new(r.records_rejected),
+        Box::new(r.watermark_after.map(ts)),
+        Box::new(r.error.clone()),
+    ]
 }
 
 #[cfg(test)]
@@ -171,12 +234,26 @@ mod tests {
     use crate::model::{ContainmentType, Partition};
     use duckdb::params;
 
+    /// `n` streams of bots `x0`, `x1`, …
+    fn more_keys(n: usize) -> Vec<StreamKey> {
+        (0..n)
+            .map(|i| StreamKey::sessions(&format!("x{i}"), ContainmentType::DropOff, ""))
+            .collect()
+    }
+
     /// Issue 23: a group's runs begin in one statement, and each stream
-    /// gets its own row and id, whatever order RETURNING gives them in.
+    /// gets its own row and id, whatever order RETURNING gives them in —
+    /// a few named inline, many staged.
     #[test]
     fn issue_23_runs_begun_together_get_one_row_each_in_the_keys_order() {
+        for extra in [0, INLINE_ROWS] {
+            runs_begun_together(extra);
+        }
+    }
+
+    fn runs_begun_together(extra: usize) {
         let (_dir, conn) = crate::store::connection::tests::warehouse();
-        let keys = vec![
+        let mut keys = vec![
             StreamKey::sessions("st-b", ContainmentType::Agent, "f"),
             StreamKey::sessions("st-a", ContainmentType::SelfService, ""),
             StreamKey {
@@ -185,8 +262,9 @@ mod tests {
                 filter: String::new(),
             },
         ];
+        keys.extend(more_keys(extra));
         let ids = begin_runs(&conn, "pass-1", &keys, "manual", Utc::now()).unwrap();
-        assert_eq!(ids.len(), 3);
+        assert_eq!(ids.len(), 3 + extra);
         for (key, id) in keys.iter().zip(&ids) {
             let (resource, bot, name, outcome, filter): (String, String, String, String, String) = conn
                 .query_row(
@@ -221,15 +299,24 @@ mod tests {
     }
 
     /// Issue 23: runs ended together keep each its own figures and end
-    /// time, and a run not among them stays `running`.
+    /// time, and a run not among them stays `running` — a few named
+    /// inline, many staged.
     #[test]
     fn issue_23_runs_finished_together_keep_their_own_figures() {
+        for extra in [0, INLINE_ROWS] {
+            runs_finished_together(extra);
+        }
+    }
+
+    fn runs_finished_together(extra: usize) {
         use crate::model::RunOutcome;
         let (_dir, conn) = crate::store::connection::tests::warehouse();
-        let keys: Vec<StreamKey> = ["a", "b", "c"]
+        let mut keys: Vec<StreamKey> = ["a", "b"]
             .iter()
             .map(|b| StreamKey::sessions(b, ContainmentType::Agent, ""))
             .collect();
+        keys.extend(more_keys(extra));
+        keys.push(StreamKey::sessions("c", ContainmentType::Agent, ""));
         let ids = begin_runs(&conn, "p", &keys, "manual", Utc::now()).unwrap();
         let t0 = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
         let run = |i: usize, outcome, error: Option<&str>| FinishedRun {
@@ -250,10 +337,11 @@ mod tests {
             },
             finished_at: t0 + chrono::TimeDelta::seconds(i as i64),
         };
-        let ended = [
+        let mut ended = vec![
             run(0, RunOutcome::Succeeded, None),
             run(1, RunOutcome::Failed, Some("it's broken")),
         ];
+        ended.extend((2..2 + extra).map(|i| run(i, RunOutcome::Succeeded, None)));
         finish_runs(&conn, &ended).unwrap();
         let row = |id: i64| -> (String, Option<i64>, i32, i32, i64, Option<String>) {
             conn.query_row(
@@ -288,7 +376,11 @@ mod tests {
                 Some("it's broken".into())
             )
         );
-        assert_eq!(row(ids[2]).0, "running");
-        assert_eq!(row(ids[2]).1, None);
+        let last = ids[ids.len() - 1];
+        assert_eq!(row(last).0, "running");
+        assert_eq!(row(last).1, None);
+        if extra > 0 {
+            assert_eq!(row(ids[2 + extra - 1]).0, "succeeded");
+        }
     }
 }

@@ -45,6 +45,10 @@ pub(super) fn stream_states(
     keys: &[StreamKey],
 ) -> Result<Vec<StoredState>, StoreError> {
     const DOING: &str = "reading watermarks";
+    // One stream: its own cached statement.
+    if let [key] = keys {
+        return Ok(vec![watermark_with_filter(conn, key)?]);
+    }
     let bots: BTreeSet<&str> = keys.iter().map(|k| k.bot_id.as_str()).collect();
     let mut found: HashMap<(String, String, String), StoredState> = HashMap::new();
     // Every bot's rows in one statement: a group commit spans a fleet.

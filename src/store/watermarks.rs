@@ -5,11 +5,12 @@
 
 use super::commit::Advance;
 use super::error::{QueryContext, StoreError};
+use super::run_rows::INLINE_ROWS;
 use super::runs::StoredState;
 use super::sql::{stage_rows, ts};
 use crate::model::{StreamKey, next_watermark};
 use chrono::{DateTime, Utc};
-use duckdb::{Transaction, params};
+use duckdb::Transaction;
 
 /// A window completely read: its stream, the window, and the stream's
 /// state as read in the transaction storing it.
@@ -60,8 +61,8 @@ enum Write {
     Insert,
 }
 
-/// One statement for many rows, staged with the Appender (a VALUES list
-/// costs DuckDB about 15 µs a value to parse and bind).
+/// One statement for many rows: a few named inline, more staged with the
+/// Appender (see `run_rows::INLINE_ROWS`). `now` is the first parameter.
 fn write(
     tx: &Transaction<'_>,
     moves: &[(&StreamKey, DateTime<Utc>)],
@@ -72,37 +73,64 @@ fn write(
     if moves.is_empty() {
         return Ok(());
     }
-    stage_rows(tx, "stage_watermarks", DOING, |rows| {
-        for (key, next) in moves {
-            rows.append_row(params![
+    let rows: Vec<[String; 5]> = moves
+        .iter()
+        .map(|(key, next)| {
+            [
                 ts(*next),
-                key.filter,
-                key.partition.resource(),
-                key.bot_id,
-                key.partition.name()
-            ])?;
-        }
-        Ok(())
-    })?;
-    let sql = match how {
-        Write::Update => {
-            "UPDATE sync_state SET watermark = CAST(v.watermark AS TIMESTAMPTZ), filter = v.filter,
-                 updated_at = CAST(CAST(? AS VARCHAR) AS TIMESTAMPTZ)
-             FROM stage_watermarks v
-             WHERE sync_state.resource = v.resource AND sync_state.bot_id = v.bot_id
-               AND sync_state.containment_type = v.containment_type"
-        }
-        Write::Insert => {
-            "INSERT INTO sync_state (watermark, filter, resource, bot_id, containment_type, updated_at)
-             SELECT CAST(v.watermark AS TIMESTAMPTZ), v.filter, v.resource, v.bot_id,
-                    v.containment_type, CAST(CAST(? AS VARCHAR) AS TIMESTAMPTZ)
-             FROM stage_watermarks v"
-        }
+                key.filter.clone(),
+                key.partition.resource().to_owned(),
+                key.bot_id.clone(),
+                key.partition.name().to_owned(),
+            ]
+        })
+        .collect();
+    let inline = rows.len() <= INLINE_ROWS;
+    let source = if inline {
+        // Numbered: `now` is $1, then five a row.
+        let values: Vec<String> = (0..rows.len())
+            .map(|i| {
+                let n = 2 + 5 * i;
+                format!("(${n}, ${}, ${}, ${}, ${})", n + 1, n + 2, n + 3, n + 4)
+            })
+            .collect();
+        format!("(VALUES {}) AS v({COLUMNS})", values.join(", "))
+    } else {
+        stage_rows(tx, "stage_watermarks", DOING, |app| {
+            rows.iter()
+                .try_for_each(|row| app.append_row(duckdb::appender_params_from_iter(row.iter())))
+        })?;
+        "stage_watermarks v".to_owned()
     };
-    tx.prepare_cached(sql)
+    let sql = match how {
+        Write::Update => format!(
+            "UPDATE sync_state SET watermark = CAST(CAST(v.watermark AS VARCHAR) AS TIMESTAMPTZ),
+                 filter = CAST(v.filter AS VARCHAR),
+                 updated_at = CAST(CAST($1 AS VARCHAR) AS TIMESTAMPTZ)
+             FROM {source}
+             WHERE sync_state.resource = CAST(v.resource AS VARCHAR)
+               AND sync_state.bot_id = CAST(v.bot_id AS VARCHAR)
+               AND sync_state.containment_type = CAST(v.containment_type AS VARCHAR)"
+        ),
+        Write::Insert => format!(
+            "INSERT INTO sync_state (watermark, filter, resource, bot_id, containment_type, updated_at)
+             SELECT CAST(CAST(v.watermark AS VARCHAR) AS TIMESTAMPTZ), v.filter, v.resource,
+                    v.bot_id, v.containment_type, CAST(CAST($1 AS VARCHAR) AS TIMESTAMPTZ)
+             FROM {source}"
+        ),
+    };
+    let now = ts(now);
+    let args = std::iter::once(&now).chain(rows.iter().filter(|_| inline).flatten());
+    // Cached by its text, which differs only with the number of rows.
+    tx.prepare_cached(&sql)
         .doing(DOING)?
-        .execute(params![ts(now)])
+        .execute(duckdb::params_from_iter(args))
         .doing(DOING)?;
+    if inline {
+        return Ok(());
+    }
     tx.execute_batch("DELETE FROM stage_watermarks")
         .doing(DOING)
 }
+
+const COLUMNS: &str = "watermark, filter, resource, bot_id, containment_type";

@@ -238,4 +238,39 @@ mod tests {
             .collect();
         assert_eq!(marks, [Some(at(60)), Some(at(120))]);
     }
+
+    /// A fleet's group (more windows than are named inline) inserts, then
+    /// moves, every stream's own watermark.
+    #[test]
+    fn issue_23_a_fleet_s_group_moves_every_watermark() {
+        let (_dir, mut conn) = warehouse();
+        let (noted, queue) = (NotedDays::default(), WindowQueue::default());
+        let n = crate::store::run_rows::INLINE_ROWS + 6;
+        let bots: Vec<String> = (0..n).map(|i| format!("st-{i:02}")).collect();
+        for (round, end) in [(0, 60), (1, 120)] {
+            let mut answers = Vec::new();
+            for (i, bot) in bots.iter().enumerate() {
+                let id = format!("{bot}-{round}");
+                let mut w = queued(bot, vec![session(bot, &id, 60 * round + i as i64, "{}")]);
+                w.advance.window = Window {
+                    start: at(60 * round),
+                    end: at(end),
+                };
+                answers.push(queue.push(w).0);
+            }
+            commit_waiting(&mut conn, &noted, queue.take(), Utc::now());
+            for mut a in answers {
+                let commit = a.try_recv().unwrap().unwrap();
+                assert_eq!((commit.n_written, commit.watermark), (1, Some(at(end))));
+            }
+            let at_end = stored(
+                &conn,
+                &format!(
+                    "SELECT bot_id FROM sync_state WHERE epoch_us(watermark) = {}",
+                    at(end).timestamp_micros()
+                ),
+            );
+            assert_eq!(at_end.len(), n, "round {round}");
+        }
+    }
 }
