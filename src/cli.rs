@@ -180,6 +180,18 @@ pub struct SimulateArgs {
     /// Sessions a day of the first bot (the second has 1.6 times as many)
     #[arg(long, default_value_t = 40, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub sessions_per_day: u32,
+    /// Instead of the demo's two bots: this many bots of generated
+    /// sessions (--sessions-per-day each over --days), as `bench --bots`
+    /// syncs them, so a sync of a fleet runs in a process of its own
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub fleet: Option<u32>,
+    /// With --fleet: requests per minute per bot the simulator enforces
+    /// (and the printed config's client keeps to)
+    #[arg(long, requires = "fleet")]
+    pub rate_limit: Option<u32>,
+    /// With --fleet: message channels per bot (see `bench --channels`)
+    #[arg(long, requires = "fleet", default_value_t = 0)]
+    pub channels: u32,
 }
 
 /// `kore-sync bench`'s options.
@@ -207,6 +219,10 @@ pub struct BenchOptions {
     /// the client (per hour: 30 times that)
     #[arg(long)]
     pub rate_limit: Option<u32>,
+    /// Message channels per bot (0: messages off): the four the simulated
+    /// sessions use, then more named ones
+    #[arg(long, default_value_t = 0)]
+    pub channels: u32,
     /// Passes with nothing new to run after the backfill
     #[arg(long, default_value_t = 10)]
     pub idle_passes: u32,

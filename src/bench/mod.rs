@@ -11,18 +11,20 @@
 //! through `sim`, never naming the API's fields itself.
 
 mod commands;
+pub mod fleet;
 mod messages;
 mod process;
 mod publish;
 pub mod scan;
 
 use crate::config;
-use crate::sim::{SimApp, SimBot, SimSettings, Simulator, Synthetic};
+use crate::sim::{SimBot, Simulator, Synthetic};
 use crate::store::SessionStore;
 use crate::sync::{PassOptions, SyncContext, run_pass};
 use chrono::{DateTime, Duration, Utc};
+use fleet::{Fleet, SEED};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -88,34 +90,23 @@ impl Bench {
     async fn start(o: BenchOptions) -> anyhow::Result<Self> {
         let now = Utc::now();
         let now = now - Duration::nanoseconds(i64::from(now.timestamp_subsec_nanos()));
-        let syn = Synthetic {
+        let fleet = Fleet {
+            n_bots: o.bots.max(1),
             per_bot: o.sessions / u64::from(o.bots.max(1)),
             from: now - Duration::days(o.days),
             to: now - Duration::hours(1),
-            with_messages: false,
+            rate_limit: o.rate_limit,
+            channels: o.channels,
+            server_page_limit: o.server_page_limit,
+            page_size: o.page_size,
+            max_page_size: o.max_page_size,
+            window: o.window.clone(),
         };
-        let bots: Vec<SimBot> = (1..=o.bots)
-            .map(|i| SimBot {
-                id: format!("st-bench-{i}"),
-                app: SimApp {
-                    client_id: format!("cs-bench-{i}"),
-                    client_secret: format!("bench-secret-{i}"),
-                },
-            })
-            .collect();
-        let settings = SimSettings {
-            bots: bots.clone(),
-            synthetic: Some(syn.clone()),
-            max_page_size: o.server_page_limit as usize,
-            rate_limit: o.rate_limit.map(|r| (r, r * 30)),
-            seed: SEED,
-            ..SimSettings::default()
-        };
-        let sim =
-            Simulator::start(SocketAddr::from(([127, 0, 0, 1], 0)), settings, Vec::new()).await?;
+        let (syn, bots) = (fleet.synthetic(), fleet.bots());
+        let sim = fleet.serve(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
         let dir = tempfile_dir()?;
         let warehouse = dir.join("bench.duckdb");
-        let config = config::from_toml(&config_toml(&o, &sim.base_url(), &warehouse, &syn, &bots))?;
+        let config = config::from_toml(&fleet.config_toml(&sim.base_url(), &warehouse))?;
         let store = SessionStore::open(&config.warehouse)?;
         let ctx = SyncContext::new(config.sync_setup(), store)?;
         Ok(Bench {
@@ -148,7 +139,12 @@ impl Bench {
             elapsed,
             cpu,
             rss_before,
-            n_sessions: report.streams.iter().map(|s| s.sessions_received).sum(),
+            n_sessions: report
+                .streams
+                .iter()
+                .filter(|s| s.key.partition.resource() == "sessions")
+                .map(|s| s.sessions_received)
+                .sum(),
             n_streams: report.streams.len(),
             requests: self.sim.requests().len(),
             fetch_time: sum(&|s| s.fetch_time.as_secs_f64()),
@@ -187,8 +183,13 @@ impl Bench {
             "  sessions/s         {:.0}",
             b.n_sessions as f64 / b.elapsed
         );
+        let messages = if o.channels > 0 {
+            "; messages' requests come on top"
+        } else {
+            ""
+        };
         println!(
-            "  requests           {} (minimum the API allows: {minimum})",
+            "  requests           {} (minimum the API allows for sessions: {minimum}{messages})",
             b.requests
         );
         println!(
@@ -275,38 +276,6 @@ impl Bench {
         );
         Ok(())
     }
-}
-
-/// The simulator's seed.
-const SEED: u64 = 7;
-
-/// The configuration the benchmark syncs with.
-fn config_toml(
-    o: &BenchOptions,
-    base_url: &str,
-    warehouse: &Path,
-    syn: &Synthetic,
-    bots: &[SimBot],
-) -> String {
-    let mut toml = format!(
-        "[api]\nbase_url = {:?}\npage_size = {}\nmax_page_size = {}\nrequests_per_minute = {}\nrequests_per_hour = {}\n\
-         [warehouse]\npath = {:?}\npublish = false\n[sync]\nstart = {:?}\nlag = \"0s\"\nlookback = \"1h\"\nwindow = {:?}\n",
-        base_url,
-        o.page_size,
-        o.max_page_size,
-        o.rate_limit.unwrap_or(0),
-        o.rate_limit.unwrap_or(0) * 30,
-        warehouse.display().to_string(),
-        syn.from.to_rfc3339(),
-        o.window
-    );
-    for b in bots {
-        toml.push_str(&format!(
-            "[[bots]]\nid = {:?}\nclient_id = {:?}\nclient_secret = {:?}\n",
-            b.id, b.app.client_id, b.app.client_secret
-        ));
-    }
-    toml
 }
 
 /// Σ over streams and windows of ceil(records / page) plus one per empty window.

@@ -16,9 +16,9 @@
 use super::error::StoreError;
 use super::run_rows::{self, FinishedRun};
 use super::runs::{self, StoredState};
-use super::stream_checks::{CountStored, StaleActive};
+use super::stream_checks::{ClosedBefore, CountStored, StaleActive};
 use super::window_group::WindowQueue;
-use crate::model::StreamKey;
+use crate::model::{ClosedSession, StreamKey};
 use chrono::{DateTime, Utc};
 use duckdb::Connection;
 use std::sync::{Arc, Mutex};
@@ -138,6 +138,10 @@ pub(super) struct Queues {
     pub counts: Batched<CountStored, (u64, u64)>,
     /// Streams' sessions stored as active before a time.
     pub stale: Batched<StaleActive, Vec<String>>,
+    /// Message streams' sessions seen closing.
+    pub closed: Batched<ClosedBefore, Vec<ClosedSession>>,
+    /// Bots' channels (of their stored sessions).
+    pub channels: Batched<String, Vec<String>>,
 }
 
 /// Streams whose runs begin, with their pass and trigger.

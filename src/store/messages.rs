@@ -5,56 +5,57 @@
 //! its tags.
 
 use super::WindowCommit;
-use super::commit::{Advance, keep_rejected, last_version_of_each};
+use super::commit::{keep_rejected, last_version_of_each};
 use super::error::{QueryContext, StoreError};
 use super::sql::{from_micros, lit, ts};
-use super::watermarks::{WindowDone, move_watermarks};
 use crate::model::{ClosedSession, Message, MessageBatch, StreamKey, Window};
 use chrono::{DateTime, Utc};
 use duckdb::{Connection, OptionalExt, Transaction, params};
 
-/// Stores `batch` and, for a window completely read (`advance`), moves the
-/// watermark — in one transaction.
-pub(super) fn commit_messages(
+/// Stores a chunk of a window still being read, in one transaction; the
+/// watermark stays (a window completely read commits with the others
+/// waiting, `window_group`).
+pub(super) fn commit_chunk(
     conn: &mut Connection,
     key: &StreamKey,
     batch: &MessageBatch,
-    advance: Option<Advance>,
     now: DateTime<Utc>,
 ) -> Result<WindowCommit, StoreError> {
     let tx = conn
         .transaction()
         .doing("beginning the messages transaction")?;
-    let messages = last_version_of_each(&batch.records);
-    // Staged and written in parts of bounded bytes, in this transaction:
-    // a batch of large records would not fit DuckDB's memory at once.
-    let mut n_written = 0;
-    for part in super::parts::parts(&messages) {
-        stage(&tx, part)?;
-        skip_without_session(&tx, part)?;
-        n_written += write_staged(&tx, &id_bounds(part), now)?;
-    }
-    keep_rejected(&tx, key, &batch.rejected, now)?;
-    let watermark = match advance {
-        Some(advance) => {
-            let stored = super::runs::watermark_with_filter(&tx, key)?;
-            let done = WindowDone {
-                key,
-                advance,
-                stored,
-            };
-            move_watermarks(&tx, &[done], now)?.remove(0)
-        }
-        None => super::runs::watermark_with_filter(&tx, key)?.0,
-    };
+    let (n_received, n_written) = store_batch(&tx, key, batch, now)?;
+    let watermark = super::runs::watermark_with_filter(&tx, key)?.0;
     tx.commit().doing("committing messages")?;
     Ok(WindowCommit {
-        n_received: messages.len(),
+        n_received,
         n_written,
         n_deleted: 0,
         n_marked: 0,
         watermark,
     })
+}
+
+/// Stores a batch's messages (only new or changed ones are written) and its
+/// rejected records in the caller's transaction. Returns (distinct
+/// messages, messages written).
+pub(super) fn store_batch(
+    tx: &Transaction<'_>,
+    key: &StreamKey,
+    batch: &MessageBatch,
+    now: DateTime<Utc>,
+) -> Result<(usize, usize), StoreError> {
+    let messages = last_version_of_each(&batch.records);
+    // Staged and written in parts of bounded bytes, in this transaction:
+    // a batch of large records would not fit DuckDB's memory at once.
+    let mut n_written = 0;
+    for part in super::parts::parts(&messages) {
+        stage(tx, part)?;
+        skip_without_session(tx, part)?;
+        n_written += write_staged(tx, &id_bounds(part), now)?;
+    }
+    keep_rejected(tx, key, &batch.rejected, now)?;
+    Ok((messages.len(), n_written))
 }
 
 /// Appends the batch to temporary staging tables (text columns; times as
@@ -272,23 +273,6 @@ pub(super) fn sample_transcript(
     )
     .optional()
     .doing("reading a transcript")
-}
-
-/// The channels the bot's stored sessions use, for its message streams.
-pub(super) fn session_channels(conn: &Connection, bot_id: &str) -> Result<Vec<String>, StoreError> {
-    const DOING: &str = "finding the channels of a bot's sessions";
-    let mut stmt = conn
-        .prepare(
-            "SELECT DISTINCT channel FROM sessions
-             WHERE bot_id = ? AND channel IS NOT NULL AND deleted_at IS NULL ORDER BY 1",
-        )
-        .doing(DOING)?;
-    let channels = stmt
-        .query_map(params![bot_id], |r| r.get(0))
-        .doing(DOING)?
-        .collect::<Result<_, _>>()
-        .doing(DOING)?;
-    Ok(channels)
 }
 
 /// The sessions of `bot_id` and `channel` noted as closed whose start lies

@@ -13,8 +13,8 @@ use super::noted_days::NotedDays;
 use super::privacy::StoredPrivacy;
 use super::run_rows::FinishedRun;
 use super::runs::{PassLog, StoredState};
-use super::stream_checks::{self, CountStored, StaleActive};
-use super::window_group::{self, QueuedWindow};
+use super::stream_checks::{self, ClosedBefore, CountStored, StaleActive};
+use super::window_group::{self, QueuedWindow, WindowRecords};
 use super::{
     RunRecord, StatusReport, WarehouseSettings, WindowCommit, connection, privacy, run_rows, runs,
     status,
@@ -168,7 +168,7 @@ impl SessionStore {
         let window = QueuedWindow {
             key: key.clone(),
             advance,
-            batch,
+            records: WindowRecords::Sessions(batch),
         };
         self.batched(&self.queues.windows, window, |c, noted, calls| {
             window_group::commit_waiting(c, noted, calls, Utc::now());
@@ -333,9 +333,22 @@ impl SessionStore {
         batch: MessageBatch,
         advance: Option<Advance>,
     ) -> Result<WindowCommit, StoreError> {
-        let key = key.clone();
-        self.with(move |c| messages::commit_messages(c, &key, &batch, advance, Utc::now()))
-            .await
+        let Some(advance) = advance else {
+            let key = key.clone();
+            return self
+                .with(move |c| messages::commit_chunk(c, &key, &batch, Utc::now()))
+                .await;
+        };
+        // A window completely read commits with the others waiting.
+        let window = QueuedWindow {
+            key: key.clone(),
+            advance,
+            records: WindowRecords::Messages(batch),
+        };
+        self.batched(&self.queues.windows, window, |c, noted, calls| {
+            window_group::commit_waiting(c, noted, calls, Utc::now());
+        })
+        .await
     }
 
     /// Sessions of `bot_id` and `channel` seen closing whose start lies
@@ -345,9 +358,15 @@ impl SessionStore {
         (bot_id, channel): (&str, &str),
         before: DateTime<Utc>,
     ) -> Result<Vec<ClosedSession>, StoreError> {
-        let (bot_id, channel) = (bot_id.to_owned(), channel.to_owned());
-        self.with(move |c| messages::closed_sessions(c, (&bot_id, &channel), before))
-            .await
+        let req = ClosedBefore {
+            bot_id: bot_id.to_owned(),
+            channel: channel.to_owned(),
+            before,
+        };
+        self.batched(&self.queues.closed, req, |c, _, calls| {
+            batched::answer_together(calls, |reqs| stream_checks::closed_sessions(c, reqs));
+        })
+        .await
     }
 
     /// How many stored messages have no session in the warehouse (issue 21;
@@ -393,9 +412,10 @@ impl SessionStore {
 
     /// The channels the bot's stored sessions use.
     pub async fn session_channels(&self, bot_id: &str) -> Result<Vec<String>, StoreError> {
-        let bot_id = bot_id.to_owned();
-        self.with(move |c| messages::session_channels(c, &bot_id))
-            .await
+        self.batched(&self.queues.channels, bot_id.to_owned(), |c, _, calls| {
+            batched::answer_together(calls, |bots| stream_checks::session_channels(c, bots));
+        })
+        .await
     }
 
     /// Stores bot names; see [`BotSource`] for which wins.

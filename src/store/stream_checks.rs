@@ -9,11 +9,12 @@
 //! scope (`*`, every bot), and a batch of a few, are asked one by one.
 
 use super::error::{QueryContext, StoreError};
-use super::runs;
-use super::sql::{lit, stage_rows, ts};
-use crate::model::{StreamFilter, StreamKey, Window};
+use super::sql::{from_micros, lit, stage_rows, ts};
+use super::{messages, runs};
+use crate::model::{ClosedSession, StreamFilter, StreamKey, Window};
 use chrono::{DateTime, Utc};
 use duckdb::{Connection, params};
+use std::collections::{BTreeSet, HashMap};
 
 /// A stream's count within a window (see `runs::count_stored`).
 pub(super) struct CountStored {
@@ -143,6 +144,99 @@ pub(super) fn stale_active(
     Ok(answers)
 }
 
+/// A message stream's sessions seen closing that start before `before`
+/// (see `messages::closed_sessions`).
+pub(super) struct ClosedBefore {
+    pub bot_id: String,
+    pub channel: String,
+    pub before: DateTime<Utc>,
+}
+
+/// Answers each request with one read of the notes of the batch's bots:
+/// notes at or after a request's `before` are dropped (the stream's date
+/// windows read those sessions' messages), by the request's own statement
+/// and only when there are any; the rest are its answer, oldest first.
+pub(super) fn closed_sessions(
+    conn: &mut Connection,
+    reqs: &[&ClosedBefore],
+) -> Result<Vec<Vec<ClosedSession>>, StoreError> {
+    const DOING: &str = "reading sessions that closed";
+    if let [one] = reqs {
+        let found = messages::closed_sessions(conn, (&one.bot_id, &one.channel), one.before)?;
+        return Ok(vec![found]);
+    }
+    let mut answers = vec![Vec::new(); reqs.len()];
+    let mut asked: HashMap<(&str, &str), usize> = HashMap::new();
+    for (i, r) in reqs.iter().enumerate() {
+        asked.insert((r.bot_id.as_str(), r.channel.as_str()), i);
+    }
+    let bots: BTreeSet<String> = reqs.iter().map(|r| lit(&r.bot_id)).collect();
+    let bots: Vec<String> = bots.into_iter().collect();
+    let sql = format!(
+        "SELECT bot_id, channel, session_id, epoch_us(start_time), epoch_us(end_time)
+         FROM message_rereads WHERE bot_id IN ({}) ORDER BY start_time, session_id",
+        bots.join(", ")
+    );
+    let mut to_drop = BTreeSet::new();
+    {
+        let mut stmt = conn.prepare(&sql).doing(DOING)?;
+        let mut rows = stmt.query([]).doing(DOING)?;
+        while let Some(row) = rows.next().doing(DOING)? {
+            let (bot, channel): (String, String) =
+                (row.get(0).doing(DOING)?, row.get(1).doing(DOING)?);
+            let Some(&i) = asked.get(&(bot.as_str(), channel.as_str())) else {
+                continue;
+            };
+            let closed = ClosedSession {
+                session_id: row.get(2).doing(DOING)?,
+                start_time: from_micros(row.get(3).doing(DOING)?),
+                end_time: row.get::<_, Option<i64>>(4).doing(DOING)?.map(from_micros),
+            };
+            if closed.start_time >= reqs[i].before {
+                to_drop.insert(i);
+            } else {
+                answers[i].push(closed);
+            }
+        }
+    }
+    for i in to_drop {
+        let r = reqs[i];
+        answers[i] = messages::closed_sessions(conn, (&r.bot_id, &r.channel), r.before)?;
+    }
+    Ok(answers)
+}
+
+/// Answers each bot (a request) with the channels of its stored live
+/// sessions, in one scan for the batch: one bot's alone reads as much of
+/// `sessions` as all of theirs, since rows are not clustered by bot.
+pub(super) fn session_channels(
+    conn: &Connection,
+    bots: &[&String],
+) -> Result<Vec<Vec<String>>, StoreError> {
+    const DOING: &str = "finding the channels of bots' sessions";
+    let mut answers = vec![Vec::new(); bots.len()];
+    let mut asked: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (i, b) in bots.iter().enumerate() {
+        asked.entry(b.as_str()).or_default().push(i);
+    }
+    let names: Vec<String> = asked.keys().map(|b| lit(b)).collect();
+    let sql = format!(
+        "SELECT DISTINCT bot_id, channel FROM sessions
+         WHERE bot_id IN ({}) AND channel IS NOT NULL AND deleted_at IS NULL ORDER BY 1, 2",
+        names.join(", ")
+    );
+    let mut stmt = conn.prepare(&sql).doing(DOING)?;
+    let mut rows = stmt.query([]).doing(DOING)?;
+    while let Some(row) = rows.next().doing(DOING)? {
+        let bot: String = row.get(0).doing(DOING)?;
+        let channel: String = row.get(1).doing(DOING)?;
+        for &i in asked.get(bot.as_str()).into_iter().flatten() {
+            answers[i].push(channel.clone());
+        }
+    }
+    Ok(answers)
+}
+
 /// Up to this many requests, each is asked alone: its own cached statement
 /// (1–2 ms on a million sessions) beats staging and a join (about 10 ms
 /// however few).
@@ -247,5 +341,89 @@ mod tests {
             assert_eq!(*got, alone, "{}", r.key);
         }
         assert!(together.iter().any(|ids| ids.len() > 5));
+    }
+
+    /// Issue 23: noted closed sessions and bots' channels asked for many
+    /// streams at once answer as each alone, and notes at or after a
+    /// stream's `before` are dropped as they are alone.
+    #[test]
+    fn issue_23_closed_sessions_and_channels_asked_together_answer_as_each_alone() {
+        let (_dir, mut conn) = crate::store::connection::tests::warehouse();
+        let mut sessions = Vec::new();
+        for bot in ["st-a", "st-b"] {
+            for m in 0..8 {
+                let mut s = session(bot, "agent", &format!("{bot}-{m}"), m);
+                s.channel = Some(["rtm", "slack"][m as usize % 2].into());
+                sessions.push(s);
+            }
+        }
+        let key = StreamKey::sessions("st-a", ContainmentType::Agent, "");
+        let batch = Batch {
+            records: sessions,
+            rejected: Vec::new(),
+        };
+        let noted = crate::store::noted_days::NotedDays::default();
+        commit_refresh((&mut conn, &noted), &key, &batch, &Gone::none(), Utc::now()).unwrap();
+        let note = |conn: &Connection| {
+            conn.execute_batch("DELETE FROM message_rereads").unwrap();
+            for (i, (bot, channel)) in [("st-a", "rtm"), ("st-a", "slack"), ("st-b", "rtm")]
+                .into_iter()
+                .cycle()
+                .take(12)
+                .enumerate()
+            {
+                conn.execute(
+                    "INSERT INTO message_rereads VALUES (?, ?, ?, CAST(CAST(? AS VARCHAR) AS TIMESTAMPTZ), NULL, now())",
+                    params![format!("n{i}"), bot, channel, ts(at(i as i64))],
+                )
+                .unwrap();
+            }
+        };
+        let asks: Vec<ClosedBefore> = [
+            ("st-a", "rtm", 6),
+            ("st-a", "slack", 20),
+            ("st-b", "rtm", 2),
+            ("st-c", "rtm", 9),
+        ]
+        .into_iter()
+        .map(|(bot, channel, minute)| ClosedBefore {
+            bot_id: bot.into(),
+            channel: channel.into(),
+            before: at(minute),
+        })
+        .collect();
+        note(&conn);
+        let asked: Vec<&ClosedBefore> = asks.iter().collect();
+        let together = closed_sessions(&mut conn, &asked).unwrap();
+        let left_together = stored_ids(&conn);
+        note(&conn);
+        let alone: Vec<Vec<ClosedSession>> = asks
+            .iter()
+            .map(|r| {
+                messages::closed_sessions(&mut conn, (&r.bot_id, &r.channel), r.before).unwrap()
+            })
+            .collect();
+        assert_eq!(together, alone);
+        assert_eq!(left_together, stored_ids(&conn));
+        assert!(together.iter().any(|c| c.len() > 1), "nothing was noted");
+        assert!(left_together.len() < 12, "nothing was dropped");
+
+        let bots: Vec<String> = ["st-b", "st-a", "st-c"].map(String::from).into();
+        let asked: Vec<&String> = bots.iter().collect();
+        let channels = session_channels(&conn, &asked).unwrap();
+        assert_eq!(
+            channels,
+            [vec!["rtm", "slack"], vec!["rtm", "slack"], vec![]]
+        );
+    }
+
+    fn stored_ids(conn: &Connection) -> Vec<String> {
+        let mut stmt = conn
+            .prepare("SELECT session_id FROM message_rereads ORDER BY 1")
+            .unwrap();
+        stmt.query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
     }
 }

@@ -1,14 +1,14 @@
-//! Group commit of session windows. Streams of many bots finish windows
-//! at once (each bot may send a request a second, so a fleet's windows
-//! arrive together), and a transaction costs DuckDB a few milliseconds
+//! Group commit of windows (sessions and messages). Streams of many bots
+//! finish windows at once (each bot may send a request a second, so a
+//! fleet's windows arrive together), and a transaction costs DuckDB a few milliseconds
 //! whatever it holds (issue 23: begin, a read of the watermark, the
 //! upsert's statements, the move, the commit). So a window ready while the
 //! connection is busy waits in a queue, and whoever takes the connection
 //! next stores every waiting window in one transaction: one read of their
-//! watermarks, one upsert of their sessions, one statement moving their
-//! watermarks.
+//! watermarks, one upsert of their sessions (messages are stored window
+//! by window, as a chunk is), one statement moving their watermarks.
 //!
-//! Architecture invariant: a window's sessions, their tags and its
+//! Architecture invariant: a window's records, their tags and its
 //! stream's watermark change in one transaction (`commit_windows`), so the
 //! watermark never runs ahead of the data, whatever kills the process; a
 //! group rolls back whole, and then each of its windows is tried alone, so
@@ -20,10 +20,11 @@ use super::WindowCommit;
 use super::batched::{Batched, Call, answer_together};
 use super::commit::{Advance, StreamBatch, store_batches};
 use super::error::{QueryContext, StoreError};
+use super::messages;
 use super::noted_days::NotedDays;
 use super::runs::stream_states;
 use super::watermarks::{WindowDone, move_watermarks};
-use crate::model::{SessionBatch, StreamKey};
+use crate::model::{MessageBatch, SessionBatch, StreamKey};
 use chrono::{DateTime, Utc};
 use duckdb::Connection;
 use std::collections::HashSet;
@@ -32,7 +33,14 @@ use std::collections::HashSet;
 pub(super) struct QueuedWindow {
     pub key: StreamKey,
     pub advance: Advance,
-    pub batch: SessionBatch,
+    pub records: WindowRecords,
+}
+
+/// What a window read: sessions, or messages (the rest of them, when its
+/// earlier chunks were stored as they came).
+pub(super) enum WindowRecords {
+    Sessions(SessionBatch),
+    Messages(MessageBatch),
 }
 
 /// The queue of windows waiting to be stored.
@@ -72,17 +80,29 @@ pub(super) fn commit_windows(
         .doing("beginning the window transaction")?;
     let keys: Vec<StreamKey> = windows.iter().map(|w| w.key.clone()).collect();
     let states = stream_states(&tx, &keys)?;
-    let batches: Vec<StreamBatch<'_>> = windows
-        .iter()
-        .zip(&states)
-        .map(|(w, state)| StreamBatch {
-            key: &w.key,
-            batch: &w.batch,
-            watermark: state.0,
-        })
-        .collect();
+    // Sessions together (one upsert); messages window by window.
+    let mut counts = vec![(0, 0); windows.len()];
+    let mut sessions = (Vec::new(), Vec::new());
+    for (i, (w, state)) in windows.iter().zip(&states).enumerate() {
+        match &w.records {
+            WindowRecords::Sessions(batch) => {
+                sessions.0.push(i);
+                sessions.1.push(StreamBatch {
+                    key: &w.key,
+                    batch,
+                    watermark: state.0,
+                });
+            }
+            WindowRecords::Messages(batch) => {
+                counts[i] = messages::store_batch(&tx, &w.key, batch, now)?;
+            }
+        }
+    }
     let mut days = noted.noting();
-    let counts = store_batches(&tx, &batches, (now, &mut days))?;
+    let stored = store_batches(&tx, &sessions.1, (now, &mut days))?;
+    for (i, n) in sessions.0.into_iter().zip(stored) {
+        counts[i] = n;
+    }
     let done: Vec<WindowDone<'_>> = windows
         .iter()
         .zip(states)
@@ -137,10 +157,10 @@ mod tests {
                 },
                 history_start: at(0),
             },
-            batch: Batch {
+            records: WindowRecords::Sessions(Batch {
                 records: sessions,
                 rejected: Vec::new(),
-            },
+            }),
         }
     }
 

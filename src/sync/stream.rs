@@ -142,7 +142,9 @@ impl StreamRun<'_> {
         report: &mut StreamReport,
     ) -> Result<(), StoreError> {
         let (store, plan) = (&self.ctx.store, &self.ctx.settings.plan);
-        let Some(watermark) = store.watermark_with_filter(&self.key).await?.0 else {
+        // Where this run's windows left the stream (its stored watermark:
+        // each window's commit answered with it).
+        let Some(watermark) = report.watermark else {
             return Ok(());
         };
         let closed = store
