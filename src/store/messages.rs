@@ -11,6 +11,7 @@ use super::sql::{from_micros, lit, ts};
 use crate::model::{ClosedSession, Message, MessageBatch, StreamKey, Window};
 use chrono::{DateTime, Utc};
 use duckdb::{Connection, OptionalExt, Transaction, params};
+use std::collections::{HashMap, HashSet};
 
 /// Stores a chunk of a window still being read, in one transaction; the
 /// watermark stays (a window completely read commits with the others
@@ -24,7 +25,9 @@ pub(super) fn commit_chunk(
     let tx = conn
         .transaction()
         .doing("beginning the messages transaction")?;
-    let (n_received, n_written) = store_batch(&tx, key, batch, now)?;
+    let [(n_received, n_written)] = store_batches(&tx, &[(key, batch)], now)?[..] else {
+        unreachable!("one count per batch")
+    };
     let watermark = super::runs::watermark_with_filter(&tx, key)?.0;
     tx.commit().doing("committing messages")?;
     Ok(WindowCommit {
@@ -36,26 +39,52 @@ pub(super) fn commit_chunk(
     })
 }
 
-/// Stores a batch's messages (only new or changed ones are written) and its
-/// rejected records in the caller's transaction. Returns (distinct
-/// messages, messages written).
-pub(super) fn store_batch(
+/// Stores the batches' messages (only new or changed ones are written) and
+/// their rejected records in the caller's transaction, all batches' messages
+/// staged and written together. Returns, per batch, (distinct messages,
+/// messages written). A message in two batches is stored as the later one
+/// gives it, and counted there.
+pub(super) fn store_batches(
     tx: &Transaction<'_>,
-    key: &StreamKey,
-    batch: &MessageBatch,
+    batches: &[(&StreamKey, &MessageBatch)],
     now: DateTime<Utc>,
-) -> Result<(usize, usize), StoreError> {
-    let messages = last_version_of_each(&batch.records);
+) -> Result<Vec<(usize, usize)>, StoreError> {
+    let each: Vec<Vec<&Message>> = batches
+        .iter()
+        .map(|(_, b)| last_version_of_each(&b.records))
+        .collect();
+    let mut owner: HashMap<&str, usize> = HashMap::new();
+    for (i, messages) in each.iter().enumerate() {
+        owner.extend(messages.iter().map(|m| (m.message_id.as_str(), i)));
+    }
+    let owned = &owner;
+    let all: Vec<&Message> = each
+        .iter()
+        .enumerate()
+        .flat_map(|(i, ms)| {
+            ms.iter()
+                .copied()
+                .filter(move |m| owned[m.message_id.as_str()] == i)
+        })
+        .collect();
     // Staged and written in parts of bounded bytes, in this transaction:
     // a batch of large records would not fit DuckDB's memory at once.
-    let mut n_written = 0;
-    for part in super::parts::parts(&messages) {
+    let mut written: HashSet<String> = HashSet::new();
+    for part in super::parts::parts(&all) {
         stage(tx, part)?;
         skip_without_session(tx, part)?;
-        n_written += write_staged(tx, &id_bounds(part), now)?;
+        written.extend(write_staged(tx, &id_bounds(part), now)?);
     }
-    keep_rejected(tx, key, &batch.rejected, now)?;
-    Ok((messages.len(), n_written))
+    let mut counts = Vec::with_capacity(batches.len());
+    for (i, (key, batch)) in batches.iter().enumerate() {
+        keep_rejected(tx, key, &batch.rejected, now)?;
+        let n_written = each[i]
+            .iter()
+            .filter(|m| owner[m.message_id.as_str()] == i && written.contains(&m.message_id))
+            .count();
+        counts.push((each[i].len(), n_written));
+    }
+    Ok(counts)
 }
 
 /// Appends the batch to temporary staging tables (text columns; times as
@@ -166,12 +195,12 @@ fn id_bounds(messages: &[&Message]) -> String {
 /// its `first_synced_at`) with their tags, and notes their days for the
 /// Parquet export. `in_batch` bounds the ids looked up among the stored
 /// ones (see [`id_bounds`]), so a commit costs its window, not the history.
-/// Returns how many were written.
+/// Returns the ids written.
 fn write_staged(
     tx: &Transaction<'_>,
     in_batch: &str,
     now: DateTime<Utc>,
-) -> Result<usize, StoreError> {
+) -> Result<Vec<String>, StoreError> {
     const DOING: &str = "storing messages";
     tx.execute_batch(&format!(
         "DELETE FROM stage_messages WHERE (message_id, raw) IN (
@@ -186,15 +215,19 @@ fn write_staged(
              WHERE {in_batch} AND message_id IN (SELECT message_id FROM stage_first);"
     ))
     .doing(DOING)?;
-    let n = tx
-        .execute(
+    let written: Vec<String> = tx
+        .prepare_cached(
             "INSERT INTO messages
              SELECT s.message_id, s.session_id, s.bot_id, s.direction, CAST(s.created_on AS TIMESTAMPTZ),
                     s.channel, s.lang, s.text, CAST(s.components AS JSON), CAST(s.raw AS JSON),
                     coalesce(f.first_synced_at, CAST(CAST(? AS VARCHAR) AS TIMESTAMPTZ)), CAST(CAST(? AS VARCHAR) AS TIMESTAMPTZ)
-             FROM stage_messages s LEFT JOIN stage_first f USING (message_id)",
-            params![ts(now), ts(now)],
+             FROM stage_messages s LEFT JOIN stage_first f USING (message_id)
+             RETURNING message_id",
         )
+        .doing(DOING)?
+        .query_map(params![ts(now), ts(now)], |r| r.get(0))
+        .doing(DOING)?
+        .collect::<Result<_, _>>()
         .doing(DOING)?;
     tx.execute_batch(
         "INSERT INTO message_tags
@@ -204,7 +237,7 @@ fn write_staged(
              SELECT DISTINCT CAST(make_timestamp(created_us) AS DATE) FROM stage_messages;",
     )
     .doing(DOING)?;
-    Ok(n)
+    Ok(written)
 }
 
 /// The messages of stream `key` (a bot and a channel) created within

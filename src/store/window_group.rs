@@ -5,8 +5,8 @@
 //! upsert's statements, the move, the commit). So a window ready while the
 //! connection is busy waits in a queue, and whoever takes the connection
 //! next stores every waiting window in one transaction: one read of their
-//! watermarks, one upsert of their sessions (messages are stored window
-//! by window, as a chunk is), one statement moving their watermarks.
+//! watermarks, one upsert of their sessions, one of their messages, one
+//! statement moving their watermarks.
 //!
 //! Architecture invariant: a window's records, their tags and its
 //! stream's watermark change in one transaction (`commit_windows`), so the
@@ -80,9 +80,9 @@ pub(super) fn commit_windows(
         .doing("beginning the window transaction")?;
     let keys: Vec<StreamKey> = windows.iter().map(|w| w.key.clone()).collect();
     let states = stream_states(&tx, &keys)?;
-    // Sessions together (one upsert); messages window by window.
+    // Sessions together (one upsert), then messages together.
     let mut counts = vec![(0, 0); windows.len()];
-    let mut sessions = (Vec::new(), Vec::new());
+    let (mut sessions, mut messages) = ((Vec::new(), Vec::new()), (Vec::new(), Vec::new()));
     for (i, (w, state)) in windows.iter().zip(&states).enumerate() {
         match &w.records {
             WindowRecords::Sessions(batch) => {
@@ -94,13 +94,18 @@ pub(super) fn commit_windows(
                 });
             }
             WindowRecords::Messages(batch) => {
-                counts[i] = messages::store_batch(&tx, &w.key, batch, now)?;
+                messages.0.push(i);
+                messages.1.push((&w.key, batch));
             }
         }
     }
     let mut days = noted.noting();
     let stored = store_batches(&tx, &sessions.1, (now, &mut days))?;
+    let stored_messages = messages::store_batches(&tx, &messages.1, now)?;
     for (i, n) in sessions.0.into_iter().zip(stored) {
+        counts[i] = n;
+    }
+    for (i, n) in messages.0.into_iter().zip(stored_messages) {
         counts[i] = n;
     }
     let done: Vec<WindowDone<'_>> = windows
@@ -292,5 +297,57 @@ mod tests {
             );
             assert_eq!(at_end.len(), n, "round {round}");
         }
+    }
+
+    /// A message of `session`, created at `minute`.
+    fn message(id: &str, session: &str, minute: i64) -> crate::model::Message {
+        crate::model::Message {
+            message_id: id.into(),
+            session_id: Some(session.into()),
+            bot_id: Some("st-a".into()),
+            direction: Some("incoming".into()),
+            created_on: at(minute),
+            channel: Some("rtm".into()),
+            lang: None,
+            text: Some("hi".into()),
+            components: None,
+            raw: format!(r#"{{"_id":"{id}"}}"#),
+            tags: Vec::new(),
+        }
+    }
+
+    /// Issue 23: a message window joins the group: its messages are stored
+    /// after the group's sessions (so those of a session stored in the same
+    /// group are kept, those of an unknown session left out), counted as
+    /// its own, and its watermark moves with the others.
+    #[test]
+    fn issue_23_message_windows_commit_in_the_group_after_its_sessions() {
+        let (_dir, mut conn) = warehouse();
+        let (noted, queue) = (NotedDays::default(), WindowQueue::default());
+        let sessions = queued("st-a", vec![session("st-a", "s1", 1, "{}")]);
+        let mut messages = queued("st-a", Vec::new());
+        messages.key = StreamKey {
+            bot_id: "st-a".into(),
+            partition: crate::model::Partition::Channel("rtm".into()),
+            filter: String::new(),
+        };
+        messages.records = WindowRecords::Messages(Batch {
+            records: vec![message("m1", "s1", 2), message("m2", "s9", 3)],
+            rejected: Vec::new(),
+        });
+        let mut answers = [queue.push(sessions).0, queue.push(messages).0];
+        commit_waiting(&mut conn, &noted, queue.take(), Utc::now());
+        let [s, m] = answers.each_mut().map(|a| a.try_recv().unwrap().unwrap());
+        assert_eq!(
+            (s.n_received, s.n_written, s.watermark),
+            (1, 1, Some(at(60)))
+        );
+        assert_eq!(
+            (m.n_received, m.n_written, m.watermark),
+            (2, 1, Some(at(60)))
+        );
+        assert_eq!(stored(&conn, "SELECT message_id FROM messages"), ["m1"]);
+        let marks = stored(&conn, "SELECT resource FROM sync_state ORDER BY 1");
+        assert_eq!(marks, ["messages", "sessions"]);
     }
 }
