@@ -35,6 +35,7 @@ mod session_store;
 mod sql;
 mod status;
 mod stream_checks;
+mod stream_reads;
 mod unchanged;
 mod upsert;
 mod watermarks;

@@ -13,15 +13,12 @@ use super::noted_days::NotedDays;
 use super::privacy::StoredPrivacy;
 use super::run_rows::FinishedRun;
 use super::runs::{PassLog, StoredState};
-use super::stream_checks::{self, ClosedBefore, CountStored, StaleActive};
 use super::window_group::{self, QueuedWindow, WindowRecords};
 use super::{
     RunRecord, StatusReport, WarehouseSettings, WindowCommit, connection, privacy, run_rows, runs,
     status,
 };
-use crate::model::{
-    Bot, ClosedSession, MessageBatch, SessionBatch, StreamFilter, StreamKey, Window,
-};
+use crate::model::{Bot, MessageBatch, SessionBatch, StreamKey};
 use crate::privacy::PrivacyRecord;
 use chrono::{DateTime, Utc};
 use duckdb::Connection;
@@ -42,7 +39,7 @@ pub struct SessionStore {
     /// Days known noted for the Parquet export (see `noted_days`).
     pub(super) noted_days: NotedDays,
     /// Calls waiting to be answered together (see `batched`).
-    queues: Queues,
+    pub(super) queues: Queues,
 }
 
 impl std::fmt::Debug for SessionStore {
@@ -97,7 +94,7 @@ impl SessionStore {
     /// Queues a call of a kind many scopes make at once; the caller who
     /// finds no taker waiting takes the connection and answers every
     /// waiting call of that kind with `answer` (see `batched`).
-    async fn batched<Req, Resp>(
+    pub(super) async fn batched<Req, Resp>(
         &self,
         queue: &Batched<Req, Resp>,
         req: Req,
@@ -189,53 +186,6 @@ impl SessionStore {
         let noted = self.noted_days.clone();
         self.with(move |c| commit::commit_refresh((c, &noted), &key, &batch, &gone, Utc::now()))
             .await
-    }
-
-    /// How many live sessions the stream holds in `window`, with its end
-    /// excluded and included.
-    pub async fn count_stored(
-        &self,
-        key: &StreamKey,
-        filter: &StreamFilter,
-        window: Window,
-    ) -> Result<(u64, u64), StoreError> {
-        let req = CountStored {
-            key: key.clone(),
-            filter: filter.clone(),
-            window,
-        };
-        self.batched(&self.queues.counts, req, |c, _, calls| {
-            batched::answer_together(calls, |reqs| stream_checks::count_stored(c, reqs));
-        })
-        .await
-    }
-
-    /// The ids of the stream's live sessions starting within the window.
-    pub async fn stored_ids(
-        &self,
-        key: &StreamKey,
-        filter: &StreamFilter,
-        window: Window,
-    ) -> Result<Vec<String>, StoreError> {
-        let (key, filter) = (key.clone(), filter.clone());
-        self.with(move |c| runs::stored_ids(c, &key, &filter, window))
-            .await
-    }
-
-    /// Sessions stored as active that started before `before`.
-    pub async fn stale_active_sessions(
-        &self,
-        key: &StreamKey,
-        before: DateTime<Utc>,
-    ) -> Result<Vec<String>, StoreError> {
-        let req = StaleActive {
-            key: key.clone(),
-            before,
-        };
-        self.batched(&self.queues.stale, req, |c, _, calls| {
-            batched::answer_together(calls, |reqs| stream_checks::stale_active(c, reqs));
-        })
-        .await
     }
 
     pub async fn begin_run(
@@ -351,55 +301,6 @@ impl SessionStore {
         .await
     }
 
-    /// Sessions of `bot_id` and `channel` seen closing whose start lies
-    /// before `before`: their messages are to be read again by id.
-    pub async fn closed_sessions(
-        &self,
-        (bot_id, channel): (&str, &str),
-        before: DateTime<Utc>,
-    ) -> Result<Vec<ClosedSession>, StoreError> {
-        let req = ClosedBefore {
-            bot_id: bot_id.to_owned(),
-            channel: channel.to_owned(),
-            before,
-        };
-        self.batched(&self.queues.closed, req, |c, _, calls| {
-            batched::answer_together(calls, |reqs| stream_checks::closed_sessions(c, reqs));
-        })
-        .await
-    }
-
-    /// How many stored messages have no session in the warehouse (issue 21;
-    /// should be 0).
-    pub async fn messages_without_session(&self) -> Result<i64, StoreError> {
-        self.with(|c| super::sql::count_rows(c, super::status::MESSAGES_WITHOUT_SESSION))
-            .await
-    }
-
-    /// The messages stream `key` (a bot and a channel) holds in `window`,
-    /// counted with the window's end excluded and included.
-    pub async fn count_stored_messages(
-        &self,
-        key: &StreamKey,
-        window: Window,
-    ) -> Result<(u64, u64), StoreError> {
-        let key = key.clone();
-        self.with(move |c| messages::count_stored(c, &key, window))
-            .await
-    }
-
-    /// Sessions of `bot_id`'s stored messages that are not stored
-    /// themselves, at most `limit` (issue 21).
-    pub async fn sessions_of_orphan_messages(
-        &self,
-        bot_id: &str,
-        limit: usize,
-    ) -> Result<Vec<String>, StoreError> {
-        let bot_id = bot_id.to_owned();
-        self.with(move |c| messages::sessions_of_orphans(c, &bot_id, limit))
-            .await
-    }
-
     /// Forgets sessions seen closing whose messages were read again.
     pub async fn forget_closed(&self, ids: Vec<String>) -> Result<(), StoreError> {
         self.with(move |c| messages::forget_closed(c, &ids)).await
@@ -408,14 +309,6 @@ impl SessionStore {
     /// One transcript to show: (session id, containment type, text).
     pub async fn sample_transcript(&self) -> Result<Option<(String, String, String)>, StoreError> {
         self.with(|c| messages::sample_transcript(c)).await
-    }
-
-    /// The channels the bot's stored sessions use.
-    pub async fn session_channels(&self, bot_id: &str) -> Result<Vec<String>, StoreError> {
-        self.batched(&self.queues.channels, bot_id.to_owned(), |c, _, calls| {
-            batched::answer_together(calls, |bots| stream_checks::session_channels(c, bots));
-        })
-        .await
     }
 
     /// Stores bot names; see [`BotSource`] for which wins.
