@@ -1,12 +1,13 @@
-//! What a pass reads of the stored sessions to check its streams, for many
-//! streams in one statement: the count within a window behind the
-//! watermark (the reconcile compares it with the API's `total`) and the
-//! sessions stored as active before the span a pass re-reads. Every
-//! session stream of every bot asks both in every pass, at about the same
-//! time; one statement each cost DuckDB 1–2 ms (issue 23), about what the
-//! rest of an idle stream costs. The requests are staged with the Appender
-//! and joined with `sessions` on bot and containment type; the account
-//! scope (`*`, every bot), and a batch of a few, are asked one by one.
+//! What a pass reads to check and plan its streams, for many streams in
+//! one statement: the count within a window behind the watermark (the
+//! reconcile compares it with the API's `total`), the sessions stored as
+//! active before the span a pass re-reads, a message stream's sessions seen
+//! closing, and a bot's channels. Every stream of every bot asks these in
+//! every pass, at about the same time; one statement each cost DuckDB
+//! 1–4 ms (issue 23), about what the rest of an idle stream costs. Counts
+//! and stale sessions are staged with the Appender and joined with
+//! `sessions` on bot and containment type; the account scope (`*`, every
+//! bot), and a batch of a few, are asked one by one.
 
 use super::error::{QueryContext, StoreError};
 use super::sql::{from_micros, lit, stage_rows, ts};
