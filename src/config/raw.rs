@@ -106,6 +106,8 @@ pub struct RawWarehouse {
     pub publish_as: Option<String>,
     /// The most memory DuckDB may use, e.g. "256MiB".
     pub memory_limit: Option<String>,
+    /// The most temporary disk DuckDB may use, e.g. "4GiB".
+    pub max_temp_size: Option<String>,
     /// Octal permissions of the warehouse, e.g. "0600".
     pub file_mode: Option<String>,
     /// Octal permissions of the read copy and Parquet files, e.g. "0640".

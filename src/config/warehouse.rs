@@ -6,8 +6,9 @@
 use super::collector::Collector;
 use super::raw::{PathOrOff, RawS3, RawWarehouse};
 use crate::store::{
-    DEFAULT_MEMORY_LIMIT, DEFAULT_STORAGE_VERSION, FileModes, MIN_MEMORY_LIMIT, ObjectTarget,
-    ParquetTarget, ReadCopyForm, UploadRetry, WarehouseSettings, is_object_url,
+    DEFAULT_MAX_TEMP_SIZE, DEFAULT_MEMORY_LIMIT, DEFAULT_STORAGE_VERSION, FileModes,
+    MIN_MAX_TEMP_SIZE, MIN_MEMORY_LIMIT, ObjectTarget, ParquetTarget, ReadCopyForm, UploadRetry,
+    WarehouseSettings, is_object_url,
 };
 use std::path::{Path, PathBuf};
 
@@ -100,6 +101,11 @@ pub(super) fn warehouse(
         raw.memory_limit.as_deref(),
         (DEFAULT_MEMORY_LIMIT, MIN_MEMORY_LIMIT),
     );
+    let max_temp_size = p.byte_size(
+        "warehouse.max_temp_size",
+        raw.max_temp_size.as_deref(),
+        (DEFAULT_MAX_TEMP_SIZE, MIN_MAX_TEMP_SIZE),
+    );
     Some(WarehouseSettings {
         path,
         publish: publish?,
@@ -108,6 +114,7 @@ pub(super) fn warehouse(
         publish_interval: publish_interval?,
         read_copy_form: read_copy_form?,
         memory_limit: memory_limit?,
+        max_temp_size: max_temp_size?,
         modes: FileModes {
             warehouse: modes.0?,
             published: modes.1?,

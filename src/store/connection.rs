@@ -102,12 +102,14 @@ pub(super) fn open(settings: &WarehouseSettings) -> Result<Connection, StoreErro
     // buffer pool (`warehouse.memory_limit`); beyond it DuckDB spills next to
     // the warehouse rather than grow the process (an in-memory connection's
     // default would be the working directory, which a service may not be
-    // allowed to write).
+    // allowed to write), up to `warehouse.max_temp_size`.
     conn.execute_batch(&format!(
         "SET autoinstall_known_extensions = false; SET autoload_known_extensions = false;
-         SET threads = 1; SET memory_limit = '{}B'; SET temp_directory = {};",
+         SET threads = 1; SET memory_limit = '{}B'; SET temp_directory = {};
+         SET max_temp_directory_size = '{}B';",
         settings.memory_limit,
-        lit(&spill_dir(path).to_string_lossy())
+        lit(&spill_dir(path).to_string_lossy()),
+        settings.max_temp_size
     ))
     .doing("configuring the connection")?;
     // Bookkeeping statements run for every stream and window; prepared once
@@ -220,5 +222,50 @@ pub(super) mod tests {
         super::super::migrations::apply(&conn, &path).unwrap();
         conn.execute_batch(super::STAGING).unwrap();
         (dir, conn)
+    }
+
+    /// Issue 23: a pass's temporary disk is bounded by
+    /// `warehouse.max_temp_size`; reaching it is told in kore-sync's words
+    /// (its setting, not DuckDB's), and the transaction's writes are
+    /// rolled back, so nothing stored is lost.
+    #[test]
+    fn issue_23_the_temporary_disk_is_bounded_and_reaching_it_is_told_plainly() {
+        use crate::store::StoreError;
+        use crate::store::error::QueryContext;
+        let dir = tempfile::tempdir().unwrap();
+        let settings = crate::store::WarehouseSettings {
+            path: dir.path().join("w.duckdb"),
+            publish: None,
+            parquet: None,
+            storage_version: crate::store::DEFAULT_STORAGE_VERSION.into(),
+            read_copy_form: crate::store::ReadCopyForm::Copy,
+            modes: crate::store::FileModes::default(),
+            publish_interval: std::time::Duration::ZERO,
+            memory_limit: crate::store::MIN_MEMORY_LIMIT,
+            max_temp_size: crate::store::MIN_MAX_TEMP_SIZE,
+        };
+        let mut conn = super::open(&settings).unwrap();
+        conn.execute_batch("CREATE TABLE kept AS SELECT 1 AS n")
+            .unwrap();
+        let tx = conn.transaction().unwrap();
+        tx.execute_batch("INSERT INTO kept VALUES (2)").unwrap();
+        // A sort of about 100 MB cannot stay within 32 MiB of memory and
+        // 1 MiB of spill files.
+        let failed = tx
+            .execute_batch(
+                "CREATE TABLE big AS SELECT i, repeat('x', 200) || i AS s
+                 FROM range(500000) r(i) ORDER BY s DESC",
+            )
+            .doing("sorting");
+        let e = failed.expect_err("the spill limit was not reached");
+        assert!(matches!(e, StoreError::TempFull { .. }), "{e}");
+        let text = e.to_string();
+        assert!(text.contains("Raise warehouse.max_temp_size"), "{text}");
+        assert!(!text.contains("PRAGMA"), "{text}");
+        drop(tx);
+        let n: i64 = conn
+            .query_row("SELECT count(*) FROM kept", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 1, "the failed transaction's rows were kept");
     }
 }

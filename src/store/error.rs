@@ -58,6 +58,15 @@ pub enum StoreError {
          and tell us what you ran: every command is meant to work within the default"
     , default = super::DEFAULT_MEMORY_LIMIT)]
     OutOfMemory { doing: &'static str, used: String },
+    /// DuckDB's spill files reached `warehouse.max_temp_size`; the
+    /// statement's transaction was rolled back.
+    #[error(
+        "the warehouse's temporary files reached warehouse.max_temp_size while {doing} ({used}). \
+         Nothing was lost: what was being written was rolled back, and the warehouse holds what it \
+         held before. Raise warehouse.max_temp_size (default {default}), or warehouse.memory_limit \
+         so that less is spilled, and run kore-sync again"
+    , default = super::DEFAULT_MAX_TEMP_SIZE)]
+    TempFull { doing: &'static str, used: String },
     #[error("warehouse query failed while {doing}: {source}")]
     Query {
         doing: &'static str,
@@ -219,6 +228,14 @@ fn quoted_path(text: &str) -> Option<PathBuf> {
 /// the query's error.
 pub(super) fn query_err(doing: &'static str, source: duckdb::Error) -> StoreError {
     let text = source.to_string();
+    // DuckDB reports the spill limit as running out of memory; it names
+    // its setting, which is ours to name instead.
+    if text.contains("max_temp_directory_size") {
+        return StoreError::TempFull {
+            doing,
+            used: memory_used(&text),
+        };
+    }
     if is_out_of_memory(&text) {
         return StoreError::OutOfMemory {
             doing,

@@ -85,6 +85,10 @@ pub struct WarehouseSettings {
     /// within the default (measured in BENCHMARKS.md, "Every command at
     /// size"); more helps only the user's own large queries.
     pub memory_limit: u64,
+    /// The most disk DuckDB's spill files may take, in bytes
+    /// (`warehouse.max_temp_size`): what a pass or command can need beyond
+    /// the warehouse and its copies.
+    pub max_temp_size: u64,
 }
 
 /// Unix permissions: the warehouse (and its spill and upload directories)
@@ -133,6 +137,15 @@ pub const DEFAULT_MEMORY_LIMIT: &str = "64MiB";
 /// The least `warehouse.memory_limit` accepted: below it DuckDB cannot
 /// hold the vectors of one scan of the message table.
 pub const MIN_MEMORY_LIMIT: u64 = 32 << 20;
+
+/// `warehouse.max_temp_size`'s default. Commits stage their records in
+/// parts of at most 4 MiB and rewrites go in chunks, so spills stay small
+/// (a pass that met 467,000 new messages peaked at 96 MiB; BENCHMARKS.md);
+/// DuckDB's own default is nine tenths of the free disk.
+pub const DEFAULT_MAX_TEMP_SIZE: &str = "2GiB";
+
+/// The least `warehouse.max_temp_size` accepted.
+pub const MIN_MAX_TEMP_SIZE: u64 = 1 << 20;
 
 /// What committing one window did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -115,11 +115,12 @@ async fn publish_read_copy(
 }
 
 /// Whether a publication failed in a way the next pass cannot get past
-/// alone — out of memory, or a disk that refuses the write — so an
+/// alone — out of memory or of temporary disk, or a disk that refuses the
+/// write — so an
 /// operator must act (logged at ERROR); anything else may pass (WARN).
 fn needs_operator(e: &StoreError) -> bool {
     matches!(
         e,
-        StoreError::OutOfMemory { .. } | StoreError::Storage { .. }
+        StoreError::OutOfMemory { .. } | StoreError::TempFull { .. } | StoreError::Storage { .. }
     )
 }
