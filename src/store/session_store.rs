@@ -162,10 +162,22 @@ impl SessionStore {
         advance: Advance,
         batch: SessionBatch,
     ) -> Result<WindowCommit, StoreError> {
+        self.commit_in_group(key, advance, WindowRecords::Sessions(batch))
+            .await
+    }
+
+    /// Queues a window completely read to commit with the others waiting
+    /// (see `window_group`).
+    async fn commit_in_group(
+        &self,
+        key: &StreamKey,
+        advance: Advance,
+        records: WindowRecords,
+    ) -> Result<WindowCommit, StoreError> {
         let window = QueuedWindow {
             key: key.clone(),
             advance,
-            records: WindowRecords::Sessions(batch),
+            records,
         };
         self.batched(&self.queues.windows, window, |c, noted, calls| {
             window_group::commit_waiting(c, noted, calls, Utc::now());
@@ -290,15 +302,8 @@ impl SessionStore {
                 .await;
         };
         // A window completely read commits with the others waiting.
-        let window = QueuedWindow {
-            key: key.clone(),
-            advance,
-            records: WindowRecords::Messages(batch),
-        };
-        self.batched(&self.queues.windows, window, |c, noted, calls| {
-            window_group::commit_waiting(c, noted, calls, Utc::now());
-        })
-        .await
+        self.commit_in_group(key, advance, WindowRecords::Messages(batch))
+            .await
     }
 
     /// Forgets sessions seen closing whose messages were read again.
