@@ -243,4 +243,9 @@ pub struct BenchOptions {
     /// one day
     #[arg(long)]
     pub publish: bool,
+    /// After the backfill, fetch its getSessions pages again as bare
+    /// downloads (same order per bot, bots at once, bodies read and thrown
+    /// away) and compare the backfill's wall time with theirs
+    #[arg(long)]
+    pub bare_download: bool,
 }

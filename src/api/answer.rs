@@ -30,7 +30,10 @@ pub(super) async fn read_bounded(
     if resp.content_length().is_some_and(|n| n > limit) {
         return Err(too_large());
     }
-    let mut body = Vec::new();
+    // Sized once when the server says how large (a page of messages is
+    // megabytes: growing by doubling copied it several times).
+    let expected = resp.content_length().unwrap_or(0).min(limit);
+    let mut body = Vec::with_capacity(usize::try_from(expected).unwrap_or(0));
     while let Some(chunk) = resp.chunk().await.map_err(|source| ApiError::Transport {
         url: url.to_string(),
         source,

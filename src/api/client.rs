@@ -70,7 +70,7 @@ pub struct ClientSettings {
 /// deliberately no switch to turn that off.
 #[derive(Debug, Clone)]
 pub struct KoreClient {
-    http: reqwest::Client,
+    pub(super) http: reqwest::Client,
     base_url: Url,
     retry: RetryPolicy,
     /// Answers larger than this are refused unread.
@@ -161,9 +161,9 @@ impl std::ops::AddAssign for CallStats {
 /// (`api::bots`), every call within the scope's request budget.
 #[derive(Debug, Clone)]
 pub struct KoreApi {
-    client: KoreClient,
+    pub(super) client: KoreClient,
     bot_id: String,
-    url: Url,
+    pub(super) url: Url,
     credentials: Credentials,
     budget: Arc<RequestBudget>,
     /// The scope's page size, learned from its answers and shared by every
@@ -184,6 +184,16 @@ impl KoreApi {
     /// How many records to ask for per page (see [`PageSize`]).
     pub fn page_size(&self) -> &PageSize {
         &self.pages
+    }
+
+    /// A freshly signed token for the `auth` header.
+    pub(super) fn token(&self) -> Result<crate::secret::Secret, ApiError> {
+        self.credentials
+            .header_value()
+            .map_err(|source| ApiError::Token {
+                credentials: self.credentials.describe(),
+                source,
+            })
     }
 
     /// One call with retries. Returns the page and what it cost.
@@ -284,13 +294,7 @@ impl KoreApi {
         url: &Url,
         request: reqwest::RequestBuilder,
     ) -> Result<T, ApiError> {
-        let token = self
-            .credentials
-            .header_value()
-            .map_err(|source| ApiError::Token {
-                credentials: self.credentials.describe(),
-                source,
-            })?;
+        let token = self.token()?;
         let transport = |source| ApiError::Transport {
             url: url.to_string(),
             source,

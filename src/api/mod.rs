@@ -7,6 +7,8 @@
 //!   the API's field names).
 //! - `bots`: the Admin Console's bot list, for names.
 //! - `messages`: conversation history (`getMessagesV2`).
+//! - `download`: one page fetched and thrown away, for the benchmark's
+//!   byte floor.
 //! - `auth`: HS256 JWT minting for the `auth` header.
 //! - `budget`: the per-bot rolling minute/hour request budget.
 //! - `page_size`: the adaptive page size (ask big, learn the server's clamp).
@@ -17,6 +19,7 @@ pub mod auth;
 mod bots;
 pub mod budget;
 pub mod client;
+mod download;
 pub mod error;
 mod messages;
 pub mod page_size;

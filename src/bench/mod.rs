@@ -2,7 +2,8 @@
 //! in process (on-demand sessions, rate limits off), backfills N sessions
 //! into a temporary warehouse, and reports wall time, sessions per second,
 //! requests made against the minimum the API allows, peak RSS, and what idle
-//! passes cost; `messages` and `publish` measure the other paths, and
+//! passes cost (and, with `download`, what a bare download of the same
+//! pages takes); `messages` and `publish` measure the other paths, and
 //! `commands` every command on a large warehouse. It prints
 //! its own figures (they go to BENCHMARKS.md; no test asserts on time).
 //!
@@ -11,6 +12,7 @@
 //! through `sim`, never naming the API's fields itself.
 
 mod commands;
+mod download;
 pub mod fleet;
 mod messages;
 mod process;
@@ -44,6 +46,16 @@ pub async fn run(o: BenchOptions) -> anyhow::Result<()> {
     bench.print_backfill(&backfill);
     if let Some(per_minute) = bench.o.rate_limit {
         bench.print_rate_limit(per_minute, &backfill);
+    }
+    if bench.o.bare_download {
+        let bare = download::replay(&bench.ctx, &bench.sim.requests()).await?;
+        println!(
+            "bare download of the same {} pages ({:.1} MiB): {:.2} s; the backfill took {:.2} times as long",
+            bare.n_pages,
+            bare.n_bytes as f64 / 1_048_576.0,
+            bare.elapsed.as_secs_f64(),
+            backfill.elapsed / bare.elapsed.as_secs_f64().max(f64::EPSILON)
+        );
     }
     if bench.o.idle_passes > 0 {
         bench.idle_passes(backfill.n_streams).await?;

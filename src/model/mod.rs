@@ -7,6 +7,7 @@
 //! about SQL (that is `store`), so either side can change without the other.
 //! This is the bottom layer: it imports nothing else from the crate.
 
+pub mod ids;
 pub mod window;
 
 pub use window::{API_MAX_SPAN, Window, next_watermark};
@@ -266,16 +267,41 @@ impl<R> Default for Batch<R> {
     }
 }
 
+impl<R> Batch<R> {
+    /// This batch followed by `later`'s records (a later window's).
+    pub fn followed_by(mut self, later: Batch<R>) -> Batch<R> {
+        self.records.extend(later.records);
+        self.rejected.extend(later.rejected);
+        self
+    }
+}
+
 /// A batch of sessions.
 pub type SessionBatch = Batch<Session>;
 
 /// A record the parser refused, kept verbatim with the reason.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub struct RejectedRecord {
     /// The sessionId, if the record had a readable one.
     pub session_id: Option<String>,
     pub reason: String,
     pub raw: String,
+    /// The record as the page listed it, when the privacy rules changed it
+    /// (None: as `raw`). It tells apart, while a window is paged, records
+    /// the rules made alike; never stored or logged, as it may hold what
+    /// the rules remove.
+    pub listed_as: Option<String>,
+}
+
+impl fmt::Debug for RejectedRecord {
+    /// Without `listed_as`, which may hold what the privacy rules remove.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RejectedRecord")
+            .field("session_id", &self.session_id)
+            .field("reason", &self.reason)
+            .field("raw", &self.raw)
+            .finish_non_exhaustive()
+    }
 }
 
 /// What a session the API no longer has means for the warehouse

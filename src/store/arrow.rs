@@ -1,10 +1,12 @@
-//! Arrow encoding: sessions and tags as record batches, columns in the order
-//! of the staging tables (and, for [`new_session_rows`], of `sessions`), so
-//! one Appender call moves a whole commit into DuckDB instead of one call
-//! per row.
+//! Arrow encoding: sessions, messages and their tags as record batches,
+//! columns in the order of the staging tables (and, for
+//! [`new_session_rows`] and [`new_message_rows`], of `sessions` and
+//! `messages`), so one Appender call moves a whole commit into DuckDB
+//! instead of one call per row, and no time is formatted as text to be
+//! parsed again.
 
 use super::error::{QueryContext, StoreError};
-use crate::model::{Session, Tag};
+use crate::model::{Message, Session, Tag};
 use chrono::{DateTime, Utc};
 use duckdb::arrow::array::{
     ArrayRef, BooleanArray, Int32Array, ListBuilder, StringArray, StringBuilder,
@@ -110,6 +112,21 @@ pub(super) fn tag_batch(sessions: &[&Session]) -> Result<RecordBatch, StoreError
         .iter()
         .flat_map(|s| s.tags.iter().map(move |t| (s.session_id.as_str(), t)))
         .collect();
+    tag_rows("session_id", &tags)
+}
+
+/// The `stage_message_tags` (and `message_tags`) rows of these messages.
+pub(super) fn message_tag_batch(messages: &[&Message]) -> Result<RecordBatch, StoreError> {
+    let tags: Vec<(&str, &Tag)> = messages
+        .iter()
+        .flat_map(|m| m.tags.iter().map(move |t| (m.message_id.as_str(), t)))
+        .collect();
+    tag_rows("message_id", &tags)
+}
+
+/// Tag rows, each with the id of its record (a session or a message) in
+/// the column `id_column`.
+fn tag_rows(id_column: &str, tags: &[(&str, &Tag)]) -> Result<RecordBatch, StoreError> {
     fn text<'a>(
         tags: &[(&'a str, &'a Tag)],
         f: impl Fn(&(&'a str, &'a Tag)) -> Option<&'a str>,
@@ -117,8 +134,8 @@ pub(super) fn tag_batch(sessions: &[&Session]) -> Result<RecordBatch, StoreError
         Arc::new(tags.iter().map(f).collect::<StringArray>())
     }
     let columns: Vec<(&str, ArrayRef)> = vec![
-        ("session_id", text(&tags, |(id, _)| Some(id))),
-        ("kind", text(&tags, |(_, t)| Some(t.kind.as_str()))),
+        (id_column, text(tags, |(id, _)| Some(id))),
+        ("kind", text(tags, |(_, t)| Some(t.kind.as_str()))),
         (
             "ordinal",
             Arc::new(
@@ -127,14 +144,71 @@ pub(super) fn tag_batch(sessions: &[&Session]) -> Result<RecordBatch, StoreError
                     .collect::<Int32Array>(),
             ),
         ),
-        ("name", text(&tags, |(_, t)| t.name.as_deref())),
-        ("value", text(&tags, |(_, t)| t.value.as_deref())),
+        ("name", text(tags, |(_, t)| t.name.as_deref())),
+        ("value", text(tags, |(_, t)| t.value.as_deref())),
         (
             "value_json",
-            text(&tags, |(_, t)| Some(t.value_json.as_str())),
+            text(tags, |(_, t)| Some(t.value_json.as_str())),
         ),
     ];
     RecordBatch::try_from_iter(columns).map_err(encode_err("encoding tags"))
+}
+
+/// The `stage_messages` rows of these messages (the columns of `messages`
+/// but the two sync times).
+pub(super) fn message_batch(messages: &[&Message]) -> Result<RecordBatch, StoreError> {
+    let text = |f: &dyn Fn(&Message) -> Option<&str>| -> ArrayRef {
+        Arc::new(messages.iter().map(|m| f(m)).collect::<StringArray>())
+    };
+    let columns: Vec<(&str, ArrayRef)> = vec![
+        ("message_id", text(&|m| Some(m.message_id.as_str()))),
+        ("session_id", text(&|m| m.session_id.as_deref())),
+        ("bot_id", text(&|m| m.bot_id.as_deref())),
+        ("direction", text(&|m| m.direction.as_deref())),
+        (
+            "created_on",
+            utc_micros(
+                messages
+                    .iter()
+                    .map(|m| Some(m.created_on.timestamp_micros())),
+            ),
+        ),
+        ("channel", text(&|m| m.channel.as_deref())),
+        ("lang", text(&|m| m.lang.as_deref())),
+        ("text", text(&|m| m.text.as_deref())),
+        ("components", text(&|m| m.components.as_deref())),
+        ("raw", text(&|m| Some(m.raw.as_str()))),
+    ];
+    RecordBatch::try_from_iter(columns).map_err(encode_err("encoding messages"))
+}
+
+/// The `messages` rows of messages none of which is stored: a
+/// [`message_batch`] with both sync times `now`.
+pub(super) fn new_message_rows(
+    staged: RecordBatch,
+    now: DateTime<Utc>,
+) -> Result<RecordBatch, StoreError> {
+    let n = staged.num_rows();
+    let synced = utc_micros(std::iter::repeat_n(Some(now.timestamp_micros()), n));
+    let mut columns = named_columns(&staged);
+    columns.push(("first_synced_at".into(), synced.clone()));
+    columns.push(("last_synced_at".into(), synced));
+    RecordBatch::try_from_iter(columns).map_err(encode_err("encoding new messages"))
+}
+
+/// The `stage_message_keys` rows: each message's id and session id, what
+/// deciding whether it is stored (and may be) needs.
+pub(super) fn message_key_batch(messages: &[&Message]) -> Result<RecordBatch, StoreError> {
+    let ids: StringArray = messages
+        .iter()
+        .map(|m| Some(m.message_id.as_str()))
+        .collect();
+    let sessions: StringArray = messages.iter().map(|m| m.session_id.as_deref()).collect();
+    RecordBatch::try_from_iter([
+        ("message_id", Arc::new(ids) as ArrayRef),
+        ("session_id", Arc::new(sessions) as ArrayRef),
+    ])
+    .map_err(encode_err("encoding message ids"))
 }
 
 /// The ids column of a [`session_batch`], alone.
@@ -163,13 +237,7 @@ pub(super) fn new_session_rows(
             None => langs.append(false),
         }
     }
-    let mut columns: Vec<(String, ArrayRef)> = staged
-        .schema()
-        .fields()
-        .iter()
-        .map(|f| f.name().clone())
-        .zip(staged.columns().iter().cloned())
-        .collect();
+    let mut columns = named_columns(&staged);
     let lang = columns
         .iter_mut()
         .find(|(name, _)| name == "session_lang")
@@ -183,6 +251,17 @@ pub(super) fn new_session_rows(
         utc_micros(sessions.iter().map(|_| None)),
     ));
     RecordBatch::try_from_iter(columns).map_err(encode_err("encoding new sessions"))
+}
+
+/// A batch's columns with their names, to add to or replace.
+fn named_columns(batch: &RecordBatch) -> Vec<(String, ArrayRef)> {
+    batch
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .zip(batch.columns().iter().cloned())
+        .collect()
 }
 
 /// Appends a record batch to `table` (columns in table order): one call per

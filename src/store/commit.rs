@@ -7,6 +7,7 @@ use super::noted_days::{DayNoting, NotedDays};
 use super::runs::watermark_with_filter;
 use super::sql::ts;
 use super::{WindowCommit, unchanged, upsert};
+use crate::model::ids::IdMap;
 use crate::model::{Deletes, Keyed, RejectedRecord, Session, SessionBatch, StreamKey, Window};
 use chrono::{DateTime, Utc};
 use duckdb::{Connection, Transaction, params};
@@ -243,7 +244,8 @@ pub(super) fn keep_rejected(
 /// replace keeps ids unique whatever the caller passed (sessions and
 /// messages alike).
 pub(super) fn last_version_of_each<R: Keyed>(records: &[R]) -> Vec<&R> {
-    let mut last: HashMap<&str, usize> = HashMap::with_capacity(records.len());
+    let mut last: IdMap<&str, usize> =
+        IdMap::with_capacity_and_hasher(records.len(), Default::default());
     for (i, r) in records.iter().enumerate() {
         last.insert(r.id(), i);
     }

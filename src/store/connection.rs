@@ -19,6 +19,14 @@ pub(super) const STAGING: &str = "
     CREATE TEMP TABLE stage_tags (
         session_id VARCHAR, kind VARCHAR, ordinal INTEGER, name VARCHAR, value VARCHAR, value_json VARCHAR);
     CREATE TEMP TABLE stage_changed (session_id VARCHAR);
+    CREATE TEMP TABLE stage_messages (
+        message_id VARCHAR, session_id VARCHAR, bot_id VARCHAR, direction VARCHAR,
+        created_on TIMESTAMPTZ, channel VARCHAR, lang VARCHAR, text VARCHAR,
+        components VARCHAR, raw VARCHAR);
+    CREATE TEMP TABLE stage_message_tags (
+        message_id VARCHAR, kind VARCHAR, ordinal INTEGER, name VARCHAR, value VARCHAR,
+        value_json VARCHAR);
+    CREATE TEMP TABLE stage_message_keys (message_id VARCHAR, session_id VARCHAR);
     CREATE TEMP TABLE stage_late (
         session_id VARCHAR, bot_id VARCHAR, channel VARCHAR,
         start_time VARCHAR, end_time VARCHAR);
@@ -44,7 +52,7 @@ pub(super) const STAGING: &str = "
 /// Each checkpoint rewrites the last, partly filled row group, so a smaller
 /// one makes checkpoints cheaper, and zone maps prune at a finer grain
 /// (measured in BENCHMARKS.md).
-const ROW_GROUP_SIZE: u32 = 32_768;
+const ROW_GROUP_SIZE: u32 = 8_192;
 
 /// Prepared statements kept per connection: the fixed bookkeeping ones,
 /// and one per filter shape of the count a reconcile makes.

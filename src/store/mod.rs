@@ -19,6 +19,8 @@ mod commit;
 mod connection;
 pub mod error;
 mod lake;
+mod message_ids;
+mod message_write;
 mod messages;
 pub mod migrations;
 mod noted_days;

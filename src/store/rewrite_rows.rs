@@ -6,7 +6,7 @@
 
 use super::arrow::{append_batch, session_batch, tag_batch};
 use super::error::{QueryContext, StoreError};
-use super::messages;
+use super::message_write;
 use super::rewrite::RecordRewrite;
 use super::sql::lit;
 use crate::model::{Message, Session};
@@ -68,7 +68,7 @@ pub(super) fn rewrite_messages(
 ) -> Result<(), StoreError> {
     let rewritten: Vec<Message> = read_again(rows, |raw| rw.message(raw))?;
     let refs: Vec<&Message> = rewritten.iter().collect();
-    messages::stage(tx, &refs)?;
+    message_write::stage(tx, &refs)?;
     let in_range = range("message_id", bounds);
     tx.execute_batch(&format!(
         "CREATE OR REPLACE TEMP TABLE rewrite_rows AS

@@ -8,6 +8,7 @@ use super::batched::{self, Batched, BeginRuns, Call, Queues};
 use super::bots::{self, BotSource};
 use super::commit::{self, Advance, Gone};
 use super::error::StoreError;
+use super::message_ids::MessageIds;
 use super::messages;
 use super::noted_days::NotedDays;
 use super::privacy::StoredPrivacy;
@@ -35,11 +36,44 @@ pub struct SessionStore {
     pub(super) storage_version: String,
     /// Permissions of the read copy and Parquet files.
     pub(super) published_mode: u32,
-    conn: Arc<Mutex<Connection>>,
+    writer: Arc<Mutex<Writer>>,
     /// Days known noted for the Parquet export (see `noted_days`).
     pub(super) noted_days: NotedDays,
     /// Calls waiting to be answered together (see `batched`).
     pub(super) queues: Queues,
+}
+
+/// The warehouse's one connection and what it alone knows of what it
+/// wrote. Store functions take it as a [`Connection`] (it dereferences to
+/// one); the commits of messages also use what it knows.
+pub(super) struct Writer {
+    pub(super) conn: Connection,
+    /// Message ids it may have stored (see `message_ids`): valid only for
+    /// this connection, so it lives in the same struct.
+    pub(super) message_ids: MessageIds,
+}
+
+impl Writer {
+    pub(super) fn new(conn: Connection) -> Writer {
+        Writer {
+            conn,
+            message_ids: MessageIds::default(),
+        }
+    }
+}
+
+impl std::ops::Deref for Writer {
+    type Target = Connection;
+
+    fn deref(&self) -> &Connection {
+        &self.conn
+    }
+}
+
+impl std::ops::DerefMut for Writer {
+    fn deref_mut(&mut self) -> &mut Connection {
+        &mut self.conn
+    }
 }
 
 impl std::fmt::Debug for SessionStore {
@@ -59,7 +93,7 @@ impl SessionStore {
             path: settings.path.clone(),
             storage_version: settings.storage_version.clone(),
             published_mode: settings.modes.published,
-            conn: Arc::new(Mutex::new(conn)),
+            writer: Arc::new(Mutex::new(Writer::new(conn))),
             noted_days: NotedDays::default(),
             queues: Queues::default(),
         })
@@ -80,11 +114,13 @@ impl SessionStore {
     pub(super) async fn with<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+        F: FnOnce(&mut Writer) -> Result<T, StoreError> + Send + 'static,
     {
-        let conn = self.conn.clone();
+        let writer = self.writer.clone();
         tokio::task::spawn_blocking(move || {
-            let mut guard = conn.lock().map_err(|e| StoreError::Worker(e.to_string()))?;
+            let mut guard = writer
+                .lock()
+                .map_err(|e| StoreError::Worker(e.to_string()))?;
             f(&mut guard)
         })
         .await
@@ -98,7 +134,7 @@ impl SessionStore {
         &self,
         queue: &Batched<Req, Resp>,
         req: Req,
-        answer: fn(&mut Connection, &NotedDays, Vec<Call<Req, Resp>>),
+        answer: fn(&mut Writer, &NotedDays, Vec<Call<Req, Resp>>),
     ) -> Result<Resp, StoreError>
     where
         Req: Send + 'static,
@@ -296,9 +332,9 @@ impl SessionStore {
         advance: Option<Advance>,
     ) -> Result<WindowCommit, StoreError> {
         let Some(advance) = advance else {
-            let key = key.clone();
+            let (key, noted) = (key.clone(), self.noted_days.clone());
             return self
-                .with(move |c| messages::commit_chunk(c, &key, &batch, Utc::now()))
+                .with(move |c| messages::commit_chunk((c, &noted), &key, &batch, Utc::now()))
                 .await;
         };
         // A window completely read commits with the others waiting.

@@ -15,7 +15,7 @@ use super::error::{QueryContext, StoreError};
 use super::noted_days::DayNoting;
 use super::sql::{lit, ts};
 use crate::model::Session;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use duckdb::arrow::record_batch::RecordBatch;
 use duckdb::{Transaction, params};
 use std::collections::HashSet;
@@ -144,6 +144,12 @@ fn append_new(
     // Their days are Parquet partitions to write: those not noted already,
     // in one statement.
     let days = days.take_unnoted(sessions.iter().map(|s| s.start_time.date_naive()).collect());
+    note_days(tx, &days)
+}
+
+/// Notes days as Parquet partitions to write, in one statement (none for
+/// no days).
+pub(super) fn note_days(tx: &Transaction<'_>, days: &[NaiveDate]) -> Result<(), StoreError> {
     if days.is_empty() {
         return Ok(());
     }

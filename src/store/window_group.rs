@@ -20,13 +20,13 @@ use super::WindowCommit;
 use super::batched::{Batched, Call, answer_together};
 use super::commit::{Advance, StreamBatch, store_batches};
 use super::error::{QueryContext, StoreError};
-use super::messages;
+use super::message_write;
 use super::noted_days::NotedDays;
 use super::runs::stream_states;
+use super::session_store::Writer;
 use super::watermarks::{WindowDone, move_watermarks};
 use crate::model::{MessageBatch, SessionBatch, StreamKey};
 use chrono::{DateTime, Utc};
-use duckdb::Connection;
 use std::collections::HashSet;
 
 /// A window completely read, waiting to be stored.
@@ -50,7 +50,7 @@ pub(super) type WindowQueue = Batched<QueuedWindow, WindowCommit>;
 /// connection: in groups of distinct streams, oldest first, each group one
 /// transaction. Every window's outcome goes to its caller.
 pub(super) fn commit_waiting(
-    conn: &mut Connection,
+    writer: &mut Writer,
     noted: &NotedDays,
     mut waiting: Vec<Call<QueuedWindow, WindowCommit>>,
     now: DateTime<Utc>,
@@ -62,7 +62,7 @@ pub(super) fn commit_waiting(
             .partition(|(w, _)| streams.insert(w.key.clone()));
         waiting = later;
         answer_together(group, |windows| {
-            commit_windows((&mut *conn, noted), windows, now)
+            commit_windows((&mut *writer, noted), windows, now)
         });
     }
 }
@@ -71,10 +71,11 @@ pub(super) fn commit_waiting(
 /// watermarks (see [`crate::model::next_watermark`] for where to), all in
 /// one transaction. Returns each window's outcome, in order.
 pub(super) fn commit_windows(
-    (conn, noted): (&mut Connection, &NotedDays),
+    (writer, noted): (&mut Writer, &NotedDays),
     windows: &[&QueuedWindow],
     now: DateTime<Utc>,
 ) -> Result<Vec<WindowCommit>, StoreError> {
+    let Writer { conn, message_ids } = writer;
     let tx = conn
         .transaction()
         .doing("beginning the window transaction")?;
@@ -101,7 +102,8 @@ pub(super) fn commit_windows(
     }
     let mut days = noted.noting();
     let stored = store_batches(&tx, &sessions.1, (now, &mut days))?;
-    let stored_messages = messages::store_batches(&tx, &messages.1, now)?;
+    let stored_messages =
+        message_write::store_batches((&tx, message_ids), &messages.1, (now, &mut days))?;
     for (i, n) in sessions.0.into_iter().zip(stored) {
         counts[i] = n;
     }
@@ -169,7 +171,7 @@ mod tests {
         }
     }
 
-    fn stored(conn: &Connection, sql: &str) -> Vec<String> {
+    fn stored(conn: &duckdb::Connection, sql: &str) -> Vec<String> {
         let mut stmt = conn.prepare(sql).unwrap();
         stmt.query_map([], |r| r.get::<_, String>(0))
             .unwrap()
@@ -181,7 +183,8 @@ mod tests {
     /// transaction, each with its own counts and its own watermark moved.
     #[test]
     fn issue_23_waiting_windows_are_stored_together_with_their_watermarks() {
-        let (_dir, mut conn) = warehouse();
+        let (_dir, conn) = warehouse();
+        let mut conn = Writer::new(conn);
         let (noted, queue) = (NotedDays::default(), WindowQueue::default());
         let a = queued("st-a", vec![session("st-a", "a1", 1, "{}")]);
         let b = queued(
@@ -220,7 +223,8 @@ mod tests {
     /// window that cannot be stored fails its own stream only.
     #[test]
     fn issue_23_a_failing_window_fails_alone() {
-        let (_dir, mut conn) = warehouse();
+        let (_dir, conn) = warehouse();
+        let mut conn = Writer::new(conn);
         let (noted, queue) = (NotedDays::default(), WindowQueue::default());
         let a = queued("st-a", vec![session("st-a", "a1", 1, "{}")]);
         let a_out = queue.push(a).0;
@@ -246,7 +250,8 @@ mod tests {
     /// stored after the first, from the watermark the first left.
     #[test]
     fn windows_of_one_stream_are_stored_one_after_another() {
-        let (_dir, mut conn) = warehouse();
+        let (_dir, conn) = warehouse();
+        let mut conn = Writer::new(conn);
         let (noted, queue) = (NotedDays::default(), WindowQueue::default());
         let first = queued("st-a", vec![session("st-a", "a1", 1, "{}")]);
         let mut second = queued("st-a", vec![session("st-a", "a2", 70, "{}")]);
@@ -268,7 +273,8 @@ mod tests {
     /// moves, every stream's own watermark.
     #[test]
     fn issue_23_a_fleet_s_group_moves_every_watermark() {
-        let (_dir, mut conn) = warehouse();
+        let (_dir, conn) = warehouse();
+        let mut conn = Writer::new(conn);
         let (noted, queue) = (NotedDays::default(), WindowQueue::default());
         let n = crate::store::run_rows::INLINE_ROWS + 6;
         let bots: Vec<String> = (0..n).map(|i| format!("st-{i:02}")).collect();
@@ -322,7 +328,8 @@ mod tests {
     /// its own, and its watermark moves with the others.
     #[test]
     fn issue_23_message_windows_commit_in_the_group_after_its_sessions() {
-        let (_dir, mut conn) = warehouse();
+        let (_dir, conn) = warehouse();
+        let mut conn = Writer::new(conn);
         let (noted, queue) = (NotedDays::default(), WindowQueue::default());
         let sessions = queued("st-a", vec![session("st-a", "s1", 1, "{}")]);
         let mut messages = queued("st-a", Vec::new());

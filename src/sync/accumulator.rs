@@ -2,9 +2,9 @@
 //! latest read), the records that could not be parsed, and the rule that
 //! tells whether a span's pages add up.
 
+use crate::model::ids::IdMap;
 use crate::model::{Batch, Keyed, RejectedRecord};
 use serde_json::value::RawValue;
-use std::collections::HashMap;
 use std::fmt::Display;
 use tracing::warn;
 
@@ -12,7 +12,7 @@ use tracing::warn;
 #[derive(Debug)]
 pub(super) struct Accumulator<R> {
     /// Invariant: maps each id in `records` to its index there, and only those.
-    by_id: HashMap<String, usize>,
+    by_id: IdMap<String, usize>,
     records: Vec<R>,
     rejected: Vec<RejectedRecord>,
 }
@@ -20,7 +20,7 @@ pub(super) struct Accumulator<R> {
 impl<R> Default for Accumulator<R> {
     fn default() -> Self {
         Accumulator {
-            by_id: HashMap::new(),
+            by_id: IdMap::default(),
             records: Vec::new(),
             rejected: Vec::new(),
         }
@@ -33,8 +33,8 @@ impl<R: Keyed> Accumulator<R> {
     /// Returns the ids (or raw text, for records without one) on the page.
     pub(super) fn take(
         &mut self,
-        page: &[Box<RawValue>],
-        parse: impl Fn(&RawValue) -> Result<R, RejectedRecord>,
+        page: Vec<Box<RawValue>>,
+        parse: impl Fn(Box<RawValue>) -> Result<R, RejectedRecord>,
         stream: impl Display,
     ) -> Vec<String> {
         let mut keys = Vec::with_capacity(page.len());
@@ -47,11 +47,13 @@ impl<R: Keyed> Accumulator<R> {
                 Err(rejected) => {
                     warn!(stream = %stream, error = %rejected.reason,
                           "record rejected; kept in rejected_records");
+                    // An id-less record is known by its text as listed.
+                    let listed = rejected.listed_as.as_ref().unwrap_or(&rejected.raw);
                     keys.push(
                         rejected
                             .session_id
                             .clone()
-                            .unwrap_or_else(|| raw.get().to_owned()),
+                            .unwrap_or_else(|| listed.clone()),
                     );
                     self.rejected.push(rejected);
                 }
@@ -120,7 +122,7 @@ mod tests {
     }
 
     /// Records are `{"id": "...", "v": n}`; anything else is rejected.
-    fn parse(raw: &RawValue) -> Result<Rec, RejectedRecord> {
+    fn parse(raw: Box<RawValue>) -> Result<Rec, RejectedRecord> {
         let v: serde_json::Value = serde_json::from_str(raw.get()).unwrap();
         match (v["id"].as_str(), v["v"].as_u64()) {
             (Some(id), Some(n)) => Ok(Rec {
@@ -130,7 +132,9 @@ mod tests {
             (id, _) => Err(RejectedRecord {
                 session_id: id.map(str::to_owned),
                 reason: "no version".into(),
-                raw: raw.get().to_owned(),
+                // Taken, as the engine's parsers take theirs.
+                raw: Box::<str>::from(raw).into_string(),
+                listed_as: None,
             }),
         }
     }
@@ -146,12 +150,12 @@ mod tests {
     fn a_record_read_twice_is_kept_once_latest_version_in_first_position() {
         let mut acc = Accumulator::default();
         let keys = acc.take(
-            &page(&[r#"{"id":"a","v":1}"#, r#"{"id":"b","v":1}"#]),
+            page(&[r#"{"id":"a","v":1}"#, r#"{"id":"b","v":1}"#]),
             parse,
             "s",
         );
         assert_eq!(keys, ["a", "b"]);
-        acc.take(&page(&[r#"{"id":"a","v":2}"#]), parse, "s");
+        acc.take(page(&[r#"{"id":"a","v":2}"#]), parse, "s");
         assert_eq!(acc.len(), 2);
         let batch = acc.into_batch();
         assert_eq!(
@@ -172,7 +176,7 @@ mod tests {
     #[test]
     fn rejected_records_are_kept_and_keyed_by_id_or_raw_text() {
         let mut acc: Accumulator<Rec> = Accumulator::default();
-        let keys = acc.take(&page(&[r#"{"id":"x"}"#, r#"{"q":1}"#]), parse, "s");
+        let keys = acc.take(page(&[r#"{"id":"x"}"#, r#"{"q":1}"#]), parse, "s");
         assert_eq!(keys, ["x", r#"{"q":1}"#]);
         assert_eq!(acc.len(), 0);
         assert_eq!(acc.into_batch().rejected.len(), 2);
@@ -181,10 +185,10 @@ mod tests {
     #[test]
     fn merging_keeps_the_other_version_and_all_rejected() {
         let mut a = Accumulator::default();
-        a.take(&page(&[r#"{"id":"a","v":1}"#, "{}"]), parse, "s");
+        a.take(page(&[r#"{"id":"a","v":1}"#, "{}"]), parse, "s");
         let mut b = Accumulator::default();
         b.take(
-            &page(&[r#"{"id":"a","v":3}"#, r#"{"id":"c","v":1}"#, "{}"]),
+            page(&[r#"{"id":"a","v":3}"#, r#"{"id":"c","v":1}"#, "{}"]),
             parse,
             "s",
         );

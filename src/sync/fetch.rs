@@ -13,10 +13,10 @@ use super::resource::Resource;
 use super::store_pipe::StorePipe;
 use crate::api::wire::format_api_time;
 use crate::api::{ApiError, CallStats};
+use crate::model::ids::IdSet;
 use crate::model::{Batch, Window};
 use crate::store::StoreError;
 use chrono::TimeDelta;
-use std::collections::HashSet;
 use tracing::{info, warn};
 
 /// A safety net against a server that never stops saying `moreAvailable`.
@@ -57,7 +57,7 @@ impl From<StoreError> for FetchError {
 /// record the window listed (or the raw text of a record without one).
 pub(super) struct Fetched<R> {
     pub batch: Batch<R>,
-    pub ids: HashSet<String>,
+    pub ids: IdSet<String>,
 }
 
 /// What paging one span found.
@@ -66,7 +66,7 @@ enum SpanResult<R> {
         acc: Accumulator<R>,
         /// `total` as the first and as the last page reported it.
         totals: (Option<u64>, Option<u64>),
-        keys: HashSet<String>,
+        keys: IdSet<String>,
     },
     /// The server refused a deep `skip` (or `offset`).
     SkipRefused { skip: u64, message: String },
@@ -97,7 +97,7 @@ impl<'a, R: Resource> Fetch<'a, R> {
         stats: &mut CallStats,
     ) -> Result<Fetched<R::Record>, FetchError> {
         let mut acc = Accumulator::default();
-        let mut ids = HashSet::new();
+        let mut ids = IdSet::default();
         let mut todo = vec![window];
         while let Some(span) = todo.pop() {
             match self.span_consistent(span, stats).await? {
@@ -162,7 +162,7 @@ impl<'a, R: Resource> Fetch<'a, R> {
         &self,
         span: Window,
         stats: &mut CallStats,
-    ) -> Result<Result<(Accumulator<R::Record>, HashSet<String>), (u64, String)>, FetchError> {
+    ) -> Result<Result<(Accumulator<R::Record>, IdSet<String>), (u64, String)>, FetchError> {
         let (acc, totals, keys) = match self.span(span, stats).await? {
             SpanResult::Done { acc, totals, keys } => (acc, totals, keys),
             SpanResult::SkipRefused { skip, message } => return Ok(Err((skip, message))),
@@ -204,7 +204,7 @@ impl<'a, R: Resource> Fetch<'a, R> {
     ) -> Result<SpanResult<R::Record>, FetchError> {
         let (res, bot_id) = (self.resource, self.resource.key().bot_id.as_str());
         let mut acc = Accumulator::default();
-        let mut keys = HashSet::new();
+        let mut keys = IdSet::default();
         let mut first_total = None;
         let mut last_total = None;
         let mut skip: u64 = 0;
@@ -234,7 +234,7 @@ impl<'a, R: Resource> Fetch<'a, R> {
             }
             last_total = page.total.or(last_total);
             let n = page.records.len();
-            keys.extend(acc.take(&page.records, |raw| res.parse(raw), res.key()));
+            keys.extend(acc.take(page.records, |raw| res.parse(raw), res.key()));
             if acc.len() >= CHUNK_SESSIONS {
                 self.flush(&mut acc).await?;
             }
@@ -254,13 +254,17 @@ impl<'a, R: Resource> Fetch<'a, R> {
 
     /// Stores what a large window has read so far, without moving the
     /// watermark (that waits for the window's end), so memory stays bounded
-    /// by [`CHUNK_SESSIONS`] however dense the window.
+    /// by [`CHUNK_SESSIONS`] however dense the window: the chunk is stored
+    /// before the next page is asked for, so a stream never holds a chunk
+    /// being stored and a page being read at once (a page of messages is
+    /// up to 10,000 of them; issue 23). At the API's pace of a request a
+    /// second the store keeps up anyway.
     async fn flush(&self, acc: &mut Accumulator<R::Record>) -> Result<(), StoreError> {
         let chunk = std::mem::take(acc).into_batch();
         self.pipe.settle().await?;
         self.pipe
             .start_chunk(chunk.rejected.len(), self.resource.commit_chunk(chunk));
-        Ok(())
+        self.pipe.settle().await
     }
 }
 

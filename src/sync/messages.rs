@@ -1,6 +1,6 @@
 //! Conversation messages as a second resource of the engine: one stream per
 //! bot and channel, read by date window on `createdOn` with getMessagesV2
-//! (up to 10,000 messages a page), parsed, and committed window by window
+//! (up to 10,000 messages a page), parsed, and committed oldest first
 //! with the stream's watermark, exactly as sessions are (`stream`, `fetch`,
 //! `store_pipe` serve both).
 //!
@@ -153,7 +153,7 @@ impl Resource for Messages<'_> {
         (page, stats)
     }
 
-    fn parse(&self, raw: &RawValue) -> Result<Message, RejectedRecord> {
+    fn parse(&self, raw: Box<RawValue>) -> Result<Message, RejectedRecord> {
         parse_message_or_reject(raw, self.io.privacy)
     }
 

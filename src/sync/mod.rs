@@ -11,6 +11,7 @@
 //! configuration, which sits above it.
 
 mod accumulator;
+pub mod bare;
 pub mod context;
 mod fetch;
 mod messages;
@@ -41,4 +42,5 @@ pub use pass::run_pass;
 pub use refresh::{FetchByIdRequest, Refreshed, fetch_by_id};
 pub use report::{Observer, PassObserver, PassReport, StreamReport};
 pub use resource::Resource;
+pub use stream::HOLD_RECORDS;
 pub use verify::{VerifyOptions, VerifyReport, VerifyRow, verify};

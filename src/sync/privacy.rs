@@ -45,12 +45,12 @@ struct Reprotect {
 impl RecordRewrite for Reprotect {
     fn session(&self, raw: &str) -> Result<Session, String> {
         let raw = RawValue::from_string(raw.to_owned()).map_err(|e| e.to_string())?;
-        parse_or_reject(&raw, None, &self.rules).map_err(|r| r.reason)
+        parse_or_reject(raw, None, &self.rules).map_err(|r| r.reason)
     }
 
     fn message(&self, raw: &str) -> Result<Message, String> {
         let raw = RawValue::from_string(raw.to_owned()).map_err(|e| e.to_string())?;
-        parse_message_or_reject(&raw, &self.rules).map_err(|r| r.reason)
+        parse_message_or_reject(raw, &self.rules).map_err(|r| r.reason)
     }
 
     fn rejected(&self, raw: &str) -> String {

@@ -22,10 +22,10 @@ use super::report::StreamReport;
 use super::resource::{Resource, Sessions};
 use super::stop::Stop;
 use crate::api::CallStats;
+use crate::model::ids::IdSet;
 use crate::model::{Deletes, RunOutcome, Window};
 use crate::store::StoreError;
 use serde::Serialize;
-use std::collections::HashSet;
 
 /// What checking (and, unless only counting, repairing) one window found.
 #[derive(Debug, Clone, Serialize)]
@@ -144,7 +144,7 @@ impl Reconcile<'_> {
     ) -> Result<(), FetchError> {
         let s = self.sessions;
         let window = check.window;
-        let held: HashSet<String> =
+        let held: IdSet<String> =
             s.io.store
                 .stored_ids(s.io.key, s.filter, window)
                 .await?
@@ -157,7 +157,7 @@ impl Reconcile<'_> {
         let n_rejected = fetched.batch.rejected.len();
         fetch
             .pipe
-            .start_window(n_rejected, s.commit_window(window, fetched.batch));
+            .start_windows((1, n_rejected), s.commit_window(window, fetched.batch));
         fetch.pipe.settle().await?;
         let mut tally = StreamReport::new(s.io.key.clone(), 0, None);
         fetch.pipe.count(&mut tally, None);

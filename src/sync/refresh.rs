@@ -91,7 +91,7 @@ impl Refresh<'_> {
             let page = result?;
             let mut acc = Accumulator::default();
             acc.take(
-                &page.sessions,
+                page.sessions,
                 |raw| parse_or_reject(raw, self.containment, self.io.privacy),
                 self.io.key,
             );

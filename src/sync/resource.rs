@@ -48,8 +48,9 @@ pub trait Resource: Sync {
         limit: u32,
     ) -> impl Future<Output = (Result<Page, ApiError>, CallStats)> + Send;
 
-    /// Parses one record, or keeps it as rejected with the reason.
-    fn parse(&self, raw: &RawValue) -> Result<Self::Record, RejectedRecord>;
+    /// Parses one record, or keeps it as rejected with the reason. The
+    /// record's text becomes the parsed record's `raw` (no copy).
+    fn parse(&self, raw: Box<RawValue>) -> Result<Self::Record, RejectedRecord>;
 
     /// Stores records of a window still being read (the watermark stays).
     fn commit_chunk(
@@ -174,7 +175,7 @@ impl Resource for Sessions<'_> {
         (page, stats)
     }
 
-    fn parse(&self, raw: &RawValue) -> Result<Session, RejectedRecord> {
+    fn parse(&self, raw: Box<RawValue>) -> Result<Session, RejectedRecord> {
         parse_or_reject(raw, self.io.key.containment_type(), self.io.privacy)
     }
 

@@ -16,9 +16,10 @@ use tokio::task::JoinHandle;
 
 /// What one store job did.
 struct StoreJob {
-    /// A whole window's commit (true), or a chunk of a dense window, which
-    /// leaves the watermark where it is (false).
-    ends_window: bool,
+    /// How many windows its commit completes: one or more (consecutive
+    /// windows committed together), or none for a chunk of a dense window,
+    /// which leaves the watermark where it is.
+    n_windows: u32,
     commit: WindowCommit,
     n_rejected: u64,
     took: Duration,
@@ -31,14 +32,15 @@ pub(super) struct StorePipe {
 }
 
 impl StorePipe {
-    /// Starts storing a window completely read (its commit moves the
-    /// watermark); `n_rejected` records it keeps in `rejected_records`.
-    pub(super) fn start_window(
+    /// Starts storing `n_windows` consecutive windows completely read (its
+    /// commit moves the watermark); `n_rejected` records it keeps in
+    /// `rejected_records`.
+    pub(super) fn start_windows(
         &self,
-        n_rejected: usize,
+        (n_windows, n_rejected): (u32, usize),
         commit: impl Future<Output = Result<WindowCommit, StoreError>> + Send + 'static,
     ) {
-        self.start(true, n_rejected, commit);
+        self.start(n_windows, n_rejected, commit);
     }
 
     /// Starts storing a chunk of a window still being read.
@@ -47,12 +49,12 @@ impl StorePipe {
         n_rejected: usize,
         commit: impl Future<Output = Result<WindowCommit, StoreError>> + Send + 'static,
     ) {
-        self.start(false, n_rejected, commit);
+        self.start(0, n_rejected, commit);
     }
 
     fn start(
         &self,
-        ends_window: bool,
+        n_windows: u32,
         n_rejected: usize,
         commit: impl Future<Output = Result<WindowCommit, StoreError>> + Send + 'static,
     ) {
@@ -64,7 +66,7 @@ impl StorePipe {
         *slot = Some(tokio::spawn(async move {
             let started = Instant::now();
             Ok(StoreJob {
-                ends_window,
+                n_windows,
                 commit: commit.await?,
                 n_rejected: n_rejected as u64,
                 took: started.elapsed(),
@@ -93,8 +95,8 @@ impl StorePipe {
             report.sessions_received += job.commit.n_received as u64;
             report.sessions_written += job.commit.n_written as u64;
             report.records_rejected += job.n_rejected;
-            if job.ends_window {
-                report.windows_done += 1;
+            if job.n_windows > 0 {
+                report.windows_done += job.n_windows;
                 report.watermark = job.commit.watermark;
                 if let Some(o) = observer {
                     o.0.advanced(report);

@@ -63,3 +63,56 @@ async fn issue_23_each_bot_s_budget_holds_across_processes_when_a_pass_logs_them
         .unwrap();
     assert_eq!(logged, [(a, 5), (b, 5)]);
 }
+
+/// Issue 23: consecutive sparse windows completely read are committed in
+/// one transaction (their sessions share one `first_synced_at`), with the
+/// watermark moved to where the last of them ends; windows of at least
+/// `HOLD_RECORDS` records are each committed alone. Either way every
+/// session is stored once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_23_sparse_windows_commit_together_and_dense_ones_alone() {
+    for (per_day, together) in [(30, true), (1460, false)] {
+        let h = harness(1, 13, per_day, |_| {}).await;
+        let toml = h.toml(
+            "containment_types = [\"selfService\"]\nreconcile = \"0\"",
+            "",
+        );
+        let report = pass(&config::from_toml(&toml).unwrap(), PassOptions::manual()).await;
+        let s = &report.streams[0];
+        assert!(report.all_succeeded(), "{report:#?}");
+        assert_eq!((s.windows_planned, s.windows_done), (3, 3));
+        let conn = db(&h.warehouse);
+        let commits = count(
+            &conn,
+            "SELECT count(DISTINCT first_synced_at) FROM sessions",
+        );
+        if together {
+            assert_eq!(commits, 1, "three sparse windows, one transaction");
+        } else {
+            // The first two windows (six days each) hold more than
+            // HOLD_RECORDS and fewer than a chunk: each is its own commit,
+            // as is the last.
+            let in_window = |k: i64| {
+                let from = h.start + chrono::Duration::days(6 * k);
+                h.sim_records_of("selfService")
+                    .iter()
+                    .filter(|r| {
+                        let t = expected_row(r).start_ms;
+                        t >= from.timestamp_millis()
+                            && t < (from + chrono::Duration::days(6)).timestamp_millis()
+                    })
+                    .count()
+            };
+            let dense = [in_window(0), in_window(1)];
+            let (hold, chunk) = (
+                kore_sync::sync::HOLD_RECORDS,
+                kore_sync::sync::CHUNK_SESSIONS,
+            );
+            assert!(dense.iter().all(|n| (hold..chunk).contains(n)), "{dense:?}");
+            assert_eq!(commits, 3, "each dense window alone");
+        }
+        let wm = watermark_ms(&h.warehouse, &h.bots[0].id, "selfService");
+        assert_eq!(wm, s.watermark.map(|w| w.timestamp_millis()));
+        assert_warehouse_equals(&h.warehouse, &h.sim_records_of("selfService"));
+    }
+}

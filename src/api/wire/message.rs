@@ -9,8 +9,8 @@ use super::session::RecordError;
 use super::tags::parse_tags;
 use crate::model::Message;
 use serde::Deserialize;
-use serde_json::Value;
 use serde_json::value::RawValue;
+use std::borrow::Cow;
 
 #[derive(Deserialize)]
 struct WireMessage<'a> {
@@ -34,8 +34,29 @@ struct WireMessage<'a> {
     tags: Option<&'a RawValue>,
 }
 
-/// Parses one raw message (as protected by the caller, if at all).
+/// Parses one raw message (as protected by the caller, if at all), keeping
+/// a copy of it in `raw`.
 pub fn parse_message(raw: &RawValue) -> Result<Message, RecordError> {
+    let mut message = parse_fields(raw)?;
+    message.raw = raw.get().to_owned();
+    Ok(message)
+}
+
+/// [`parse_message`] taking the record: its text becomes `raw` without a
+/// copy (a page of messages is megabytes). A record that fails is handed
+/// back with the reason.
+pub fn parse_message_owned(raw: Box<RawValue>) -> Result<Message, (RecordError, Box<RawValue>)> {
+    match parse_fields(&raw) {
+        Ok(mut message) => {
+            message.raw = Box::<str>::from(raw).into_string();
+            Ok(message)
+        }
+        Err(e) => Err((e, raw)),
+    }
+}
+
+/// Every field of a message but `raw`, left empty.
+fn parse_fields(raw: &RawValue) -> Result<Message, RecordError> {
     let text = raw.get();
     if !text.trim_start().starts_with('{') {
         return Err(RecordError(format!(
@@ -53,13 +74,10 @@ pub fn parse_message(raw: &RawValue) -> Result<Message, RecordError> {
         .ok_or_else(|| RecordError("_id is missing or empty".into()))?;
     let created = opt_string(w.created_on, "createdOn")?
         .ok_or_else(|| RecordError("createdOn is missing".into()))?;
-    let components = match w.components {
-        Some(c) if !is_null(c) => Some(
-            serde_json::from_str::<Value>(c.get())
-                .map_err(|_| RecordError(format!("components is not JSON: {}", excerpt(c))))?,
-        ),
-        _ => None,
-    };
+    // Kept as received (parsed once more, borrowing, for the text): no
+    // tree of values is built and serialised again.
+    let components = w.components.filter(|c| !is_null(c));
+    let message_text = components.and_then(text_of);
     Ok(Message {
         message_id,
         session_id: opt_string(w.session_id, "sessionId")?,
@@ -68,28 +86,70 @@ pub fn parse_message(raw: &RawValue) -> Result<Message, RecordError> {
         created_on: parse_time(&created, "createdOn")?,
         channel: opt_string(w.chnl, "chnl")?,
         lang: opt_string(w.lang, "lang")?,
-        text: components.as_ref().and_then(text_of),
-        components: components.map(|c| c.to_string()),
-        raw: text.to_owned(),
+        text: message_text,
+        components: components.map(|c| c.get().to_owned()),
+        raw: String::new(),
         tags: parse_tags(w.tags)?,
     })
 }
 
+#[derive(Deserialize)]
+struct WireComponent<'a> {
+    #[serde(rename = "cT", borrow, default)]
+    kind: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    data: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct WireData<'a> {
+    #[serde(borrow, default)]
+    text: Option<&'a RawValue>,
+}
+
 /// The `data.text` strings of the components whose `cT` is `text`, one per
-/// line; None when there are none.
-fn text_of(components: &Value) -> Option<String> {
-    let lines: Vec<&str> = components
-        .as_array()?
-        .iter()
-        .filter(|c| c.get("cT").and_then(Value::as_str) == Some("text"))
-        .filter_map(|c| c.get("data")?.get("text")?.as_str())
-        .collect();
+/// line; None when there are none (or `components` is not an array).
+fn text_of(components: &RawValue) -> Option<String> {
+    // Not an array: JSON all the same (the record parsed), without text.
+    let list = serde_json::from_str::<Vec<&RawValue>>(components.get()).ok()?;
+    let mut lines: Vec<Cow<'_, str>> = Vec::new();
+    for item in list {
+        // Components that are not objects, or whose fields have other
+        // types, carry no text (as before: only strings count).
+        let Ok(c) = serde_json::from_str::<WireComponent<'_>>(item.get()) else {
+            continue;
+        };
+        if c.kind.and_then(as_str).as_deref() != Some("text") {
+            continue;
+        }
+        let data = c
+            .data
+            .and_then(|d| serde_json::from_str::<WireData<'_>>(d.get()).ok());
+        if let Some(line) = data.and_then(|d| d.text).and_then(as_str) {
+            lines.push(line);
+        }
+    }
     (!lines.is_empty()).then(|| lines.join("\n"))
+}
+
+/// A JSON string's value (borrowed unless it has escapes); None for any
+/// other JSON.
+fn as_str(raw: &RawValue) -> Option<Cow<'_, str>> {
+    let json = raw.get();
+    if !json.starts_with('"') {
+        return None;
+    }
+    match serde_json::from_str::<&str>(json) {
+        Ok(s) => Some(Cow::Borrowed(s)),
+        // Escapes: decoded into a string of its own.
+        Err(_) => serde_json::from_str::<String>(json).ok().map(Cow::Owned),
+    }
 }
 
 #[cfg(test)]
 pub(super) mod tests {
     use super::*;
+    use serde_json::Value;
 
     pub(in crate::api::wire) fn raw(v: Value) -> Box<RawValue> {
         serde_json::value::to_raw_value(&v).unwrap()

@@ -6,8 +6,8 @@
 //! bot wrote it) and `channels[].channelUId`, and the `{name, value}` lists
 //! under `tags`.
 
-use super::message::parse_message;
-use super::session::{RecordError, parse_session, session_id_of};
+use super::message::parse_message_owned;
+use super::session::{RecordError, parse_session_owned, session_id_of};
 use crate::model::{ContainmentType, Message, RejectedRecord, Session};
 use crate::privacy::PrivacyRules;
 use serde_json::value::RawValue;
@@ -22,37 +22,39 @@ pub const WITHHELD: &str = r#"{"removed": "the record is not a JSON object, so i
 /// sessionId, if it has a readable one). `stream_containment` fills
 /// `containment_type` when the record lacks it.
 pub fn parse_or_reject(
-    raw: &RawValue,
+    raw: Box<RawValue>,
     stream_containment: Option<ContainmentType>,
     rules: &PrivacyRules,
 ) -> Result<Session, RejectedRecord> {
-    parse_protected(rules, raw, |r| parse_session(r, stream_containment))
+    parse_protected(rules, raw, |r| parse_session_owned(r, stream_containment))
 }
 
 /// Parses one raw message after `rules` protected it (with
 /// `messages.store_text` off, each component's `data` is removed first, so
 /// `text` is None), or keeps it, as protected, as a [`RejectedRecord`].
 pub fn parse_message_or_reject(
-    raw: &RawValue,
+    raw: Box<RawValue>,
     rules: &PrivacyRules,
 ) -> Result<Message, RejectedRecord> {
-    parse_protected(rules, raw, parse_message)
+    parse_protected(rules, raw, parse_message_owned)
 }
 
 /// Parses `raw` with `parse` after applying `rules` to it; a record that
 /// fails is kept as rejected in its protected form (or withheld whole).
+/// The record's text moves into what it is parsed into, uncopied.
 fn parse_protected<T>(
     rules: &PrivacyRules,
-    raw: &RawValue,
-    parse: impl FnOnce(&RawValue) -> Result<T, RecordError>,
+    raw: Box<RawValue>,
+    parse: impl FnOnce(Box<RawValue>) -> Result<T, (RecordError, Box<RawValue>)>,
 ) -> Result<T, RejectedRecord> {
-    let reject = |record: &RawValue, e: RecordError| RejectedRecord {
-        session_id: session_id_of(record),
+    let reject = |(e, record): (RecordError, Box<RawValue>), listed_as| RejectedRecord {
+        session_id: session_id_of(&record),
         reason: e.0,
-        raw: record.get().to_owned(),
+        raw: Box::<str>::from(record).into_string(),
+        listed_as,
     };
     if rules.is_identity() {
-        return parse(raw).map_err(|e| reject(raw, e));
+        return parse(raw).map_err(|e| reject(e, None));
     }
     let protected = protect(rules, raw.get()).and_then(|text| RawValue::from_string(text).ok());
     let Some(protected) = protected else {
@@ -60,9 +62,10 @@ fn parse_protected<T>(
             session_id: None,
             reason: "the record is not a JSON object".into(),
             raw: WITHHELD.into(),
+            listed_as: Some(Box::<str>::from(raw).into_string()),
         });
     };
-    parse(&protected).map_err(|e| reject(&protected, e))
+    parse(protected).map_err(|e| reject(e, Some(Box::<str>::from(raw).into_string())))
 }
 
 /// The record with the rules applied, as JSON text; None when `raw` is not
@@ -145,7 +148,9 @@ fn remove_content(obj: &mut Map<String, Value>) {
 
 #[cfg(test)]
 mod tests {
+    use super::super::message::parse_message;
     use super::super::message::tests::{raw as msg_raw, sample};
+    use super::super::session::parse_session;
     use super::*;
     use crate::privacy::PseudonymKey;
     use serde_json::json;
@@ -159,7 +164,7 @@ mod tests {
     #[test]
     fn without_store_text_no_content_is_kept() {
         let no_text = PrivacyRules::new(&[], &[], false, None).unwrap();
-        let m = parse_message_or_reject(&msg_raw(sample()), &no_text).unwrap();
+        let m = parse_message_or_reject(msg_raw(sample()), &no_text).unwrap();
         assert_eq!(m.text, None);
         for kept in [m.raw.as_str(), m.components.as_deref().unwrap()] {
             assert!(
@@ -169,14 +174,14 @@ mod tests {
             assert!(kept.contains("\"cT\":\"text\""), "{kept}");
         }
         let bad = parse_message_or_reject(
-            &msg_raw(serde_json::json!({"_id": "x", "components": [{"cT": "text", "data": {"text": "secret words"}}]})),
+            msg_raw(serde_json::json!({"_id": "x", "components": [{"cT": "text", "data": {"text": "secret words"}}]})),
             &no_text,
         )
         .unwrap_err();
         assert!(bad.reason.contains("createdOn"), "{}", bad.reason);
         assert!(!bad.raw.contains("secret words"), "{}", bad.raw);
         let not_object =
-            parse_message_or_reject(&msg_raw(serde_json::json!(["secret words"])), &no_text)
+            parse_message_or_reject(msg_raw(serde_json::json!(["secret words"])), &no_text)
                 .unwrap_err();
         assert!(!not_object.raw.contains("secret words"));
     }

@@ -55,6 +55,31 @@ pub fn parse_session(
     raw: &RawValue,
     stream_containment: Option<ContainmentType>,
 ) -> Result<Session, RecordError> {
+    let mut session = parse_fields(raw, stream_containment)?;
+    session.raw = raw.get().to_owned();
+    Ok(session)
+}
+
+/// [`parse_session`] taking the record: its text becomes `raw` without a
+/// copy. A record that fails is handed back with the reason.
+pub fn parse_session_owned(
+    raw: Box<RawValue>,
+    stream_containment: Option<ContainmentType>,
+) -> Result<Session, (RecordError, Box<RawValue>)> {
+    match parse_fields(&raw, stream_containment) {
+        Ok(mut session) => {
+            session.raw = Box::<str>::from(raw).into_string();
+            Ok(session)
+        }
+        Err(e) => Err((e, raw)),
+    }
+}
+
+/// Every field of a session but `raw`, left empty.
+fn parse_fields(
+    raw: &RawValue,
+    stream_containment: Option<ContainmentType>,
+) -> Result<Session, RecordError> {
     let text = raw.get();
     // serde would read a struct from a JSON array positionally; a record must
     // be an object.
@@ -98,7 +123,7 @@ pub fn parse_session(
         messages_exchanged: opt_i32(w.messages_exchanged, "noOfMessagesExchanged")?,
         tasks_executed: opt_i32(w.tasks_executed, "noOfTasksExecuted")?,
         tags: parse_tags(w.tags)?,
-        raw: text.to_owned(),
+        raw: String::new(),
     })
 }
 
