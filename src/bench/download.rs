@@ -25,5 +25,5 @@ pub(super) async fn replay(
             limit: r.limit,
         })
         .collect();
-    download_pages(ctx, &pages).await
+    Ok(download_pages(ctx, &pages).await?)
 }

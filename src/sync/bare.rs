@@ -4,6 +4,7 @@
 //! sync's wall time is set against this floor (issue 23).
 
 use super::context::SyncContext;
+use crate::api::ApiError;
 use crate::api::wire::{SessionsRequest, format_api_time};
 use crate::model::ContainmentType;
 use chrono::{DateTime, Utc};
@@ -29,8 +30,12 @@ pub struct BareDownload {
     pub n_bytes: usize,
 }
 
-/// Fetches `pages` through the clients of `ctx`'s scopes.
-pub async fn download_pages(ctx: &SyncContext, pages: &[BarePage]) -> anyhow::Result<BareDownload> {
+/// Fetches `pages` through the clients of `ctx`'s scopes; the first page
+/// that fails ends it.
+pub async fn download_pages(
+    ctx: &SyncContext,
+    pages: &[BarePage],
+) -> Result<BareDownload, ApiError> {
     let started = Instant::now();
     let per_bot = ctx.selected(None).map(|scope| {
         let mine: Vec<&BarePage> = pages
@@ -53,7 +58,7 @@ pub async fn download_pages(ctx: &SyncContext, pages: &[BarePage]) -> anyhow::Re
                     .and_then(ContainmentType::parse);
                 n_bytes += scope.api.download_sessions(containment, &body).await?;
             }
-            anyhow::Ok((mine.len(), n_bytes))
+            Ok::<_, ApiError>((mine.len(), n_bytes))
         }
     });
     let mut done = BareDownload {
