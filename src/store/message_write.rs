@@ -14,10 +14,11 @@ use super::error::{QueryContext, StoreError};
 use super::message_ids::MessageIds;
 use super::noted_days::DayNoting;
 use super::sql::{lit, ts};
+use crate::model::ids::{IdMap, IdSet};
 use crate::model::{Message, MessageBatch, StreamKey};
 use chrono::{DateTime, Utc};
 use duckdb::{Transaction, params};
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::BTreeSet;
 
 /// Stores the batches' messages (only new or changed ones are written) and
 /// their rejected records in the caller's transaction, all batches'
@@ -35,8 +36,8 @@ pub(super) fn store_batches(
         .collect();
     // A message in several batches belongs to the last; one batch (a bot's
     // stream alone) owns all its messages, and needs no map of them.
-    let owner: Option<HashMap<&str, usize>> = (batches.len() > 1).then(|| {
-        let mut owner = HashMap::new();
+    let owner: Option<IdMap<&str, usize>> = (batches.len() > 1).then(|| {
+        let mut owner = IdMap::default();
         for (i, messages) in each.iter().enumerate() {
             owner.extend(messages.iter().map(|m| (m.message_id.as_str(), i)));
         }
@@ -56,7 +57,7 @@ pub(super) fn store_batches(
     }
     // Every id is written at most once: `all` holds each once.
     let n_written = written.len();
-    let written: Option<HashSet<&str>> = owner.is_some().then(|| written.into_iter().collect());
+    let written: Option<IdSet<&str>> = owner.is_some().then(|| written.into_iter().collect());
     let mut counts = Vec::with_capacity(batches.len());
     for (i, (key, batch)) in batches.iter().enumerate() {
         keep_rejected(tx, key, &batch.rejected, now)?;
@@ -126,8 +127,8 @@ fn write_part<'m>(
 /// once it is stored (see `commit::note_listed_late`). Messages without a
 /// session id are kept.
 struct Found {
-    messages: HashSet<String>,
-    no_session: HashSet<String>,
+    messages: IdSet<String>,
+    no_session: IdSet<String>,
 }
 
 impl Found {
@@ -142,8 +143,8 @@ impl Found {
     ) -> Result<Found, StoreError> {
         const DOING: &str = "finding which messages are stored";
         let mut found = Found {
-            messages: HashSet::new(),
-            no_session: HashSet::new(),
+            messages: IdSet::default(),
+            no_session: IdSet::default(),
         };
         let maybe: Vec<&Message> = part
             .iter()
@@ -265,7 +266,7 @@ fn replace_changed(
     tx: &Transaction<'_>,
     in_batch: &str,
     now: DateTime<Utc>,
-) -> Result<HashSet<String>, StoreError> {
+) -> Result<IdSet<String>, StoreError> {
     const DOING: &str = "storing messages";
     tx.execute_batch(&format!(
         "DELETE FROM stage_messages WHERE (message_id, raw) IN (
@@ -277,7 +278,7 @@ fn replace_changed(
         .query_row("SELECT count(*) FROM stage_messages", [], |r| r.get(0))
         .doing(DOING)?;
     if n_changed == 0 {
-        return Ok(HashSet::new());
+        return Ok(IdSet::default());
     }
     tx.execute_batch(&format!(
         "CREATE OR REPLACE TEMP TABLE stage_first AS
@@ -289,7 +290,7 @@ fn replace_changed(
              WHERE {in_batch} AND message_id IN (SELECT message_id FROM stage_first);"
     ))
     .doing(DOING)?;
-    let written: HashSet<String> = tx
+    let written: IdSet<String> = tx
         .prepare_cached(
             "INSERT INTO messages
              SELECT s.message_id, s.session_id, s.bot_id, s.direction, s.created_on,
