@@ -228,8 +228,9 @@ pub struct ClosedSession {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Tag {
     /// `user` for `userTags`, `session` for `sessionTags`, otherwise the key
-    /// itself (e.g. `altText`).
-    pub kind: String,
+    /// itself (e.g. `altText`). The three documented kinds are static
+    /// strings, not one allocation per tag.
+    pub kind: std::borrow::Cow<'static, str>,
     /// Position in its array; with `kind` and the session id, the key.
     pub ordinal: i32,
     pub name: Option<String>,

@@ -135,7 +135,7 @@ fn tag_rows(id_column: &str, tags: &[(&str, &Tag)]) -> Result<RecordBatch, Store
     }
     let columns: Vec<(&str, ArrayRef)> = vec![
         (id_column, text(tags, |(id, _)| Some(id))),
-        ("kind", text(tags, |(_, t)| Some(t.kind.as_str()))),
+        ("kind", text(tags, |(_, t)| Some(t.kind.as_ref()))),
         (
             "ordinal",
             Arc::new(

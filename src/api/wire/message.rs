@@ -4,13 +4,13 @@
 //! privacy rules (among them `messages.store_text`) are applied to the
 //! record before it is parsed (`super::privacy`).
 
+use super::components::text_of;
 use super::fields::{excerpt, is_null, opt_string, parse_time};
 use super::session::RecordError;
 use super::tags::parse_tags;
 use crate::model::Message;
 use serde::Deserialize;
 use serde_json::value::RawValue;
-use std::borrow::Cow;
 
 #[derive(Deserialize)]
 struct WireMessage<'a> {
@@ -91,59 +91,6 @@ fn parse_fields(raw: &RawValue) -> Result<Message, RecordError> {
         raw: String::new(),
         tags: parse_tags(w.tags)?,
     })
-}
-
-#[derive(Deserialize)]
-struct WireComponent<'a> {
-    #[serde(rename = "cT", borrow, default)]
-    kind: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    data: Option<&'a RawValue>,
-}
-
-#[derive(Deserialize)]
-struct WireData<'a> {
-    #[serde(borrow, default)]
-    text: Option<&'a RawValue>,
-}
-
-/// The `data.text` strings of the components whose `cT` is `text`, one per
-/// line; None when there are none (or `components` is not an array).
-fn text_of(components: &RawValue) -> Option<String> {
-    // Not an array: JSON all the same (the record parsed), without text.
-    let list = serde_json::from_str::<Vec<&RawValue>>(components.get()).ok()?;
-    let mut lines: Vec<Cow<'_, str>> = Vec::new();
-    for item in list {
-        // Components that are not objects, or whose fields have other
-        // types, carry no text (as before: only strings count).
-        let Ok(c) = serde_json::from_str::<WireComponent<'_>>(item.get()) else {
-            continue;
-        };
-        if c.kind.and_then(as_str).as_deref() != Some("text") {
-            continue;
-        }
-        let data = c
-            .data
-            .and_then(|d| serde_json::from_str::<WireData<'_>>(d.get()).ok());
-        if let Some(line) = data.and_then(|d| d.text).and_then(as_str) {
-            lines.push(line);
-        }
-    }
-    (!lines.is_empty()).then(|| lines.join("\n"))
-}
-
-/// A JSON string's value (borrowed unless it has escapes); None for any
-/// other JSON.
-fn as_str(raw: &RawValue) -> Option<Cow<'_, str>> {
-    let json = raw.get();
-    if !json.starts_with('"') {
-        return None;
-    }
-    match serde_json::from_str::<&str>(json) {
-        Ok(s) => Some(Cow::Borrowed(s)),
-        // Escapes: decoded into a string of its own.
-        Err(_) => serde_json::from_str::<String>(json).ok().map(Cow::Owned),
-    }
 }
 
 #[cfg(test)]

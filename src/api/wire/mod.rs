@@ -6,6 +6,7 @@
 //! field names.
 
 mod bots;
+mod components;
 mod fields;
 mod message;
 mod privacy;

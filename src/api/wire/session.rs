@@ -243,7 +243,7 @@ mod tests {
             .iter()
             .map(|t| {
                 (
-                    t.kind.as_str(),
+                    t.kind.as_ref(),
                     t.ordinal,
                     t.name.as_deref(),
                     t.value.as_deref(),
