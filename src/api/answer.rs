@@ -89,6 +89,8 @@ fn api_scope_of(url: &Url) -> &'static str {
     let path = url.path();
     if path.contains("getMessages") {
         "Chat History"
+    } else if path.ends_with("/getAnalytics") {
+        "Metrics"
     } else if path.ends_with("/bots") {
         "Bot Management (Admin Console)"
     } else {
@@ -131,6 +133,10 @@ mod tests {
         assert_eq!(
             scope("https://h/api/public/bot/st-1/getSessions"),
             "Bot Sessions"
+        );
+        assert_eq!(
+            scope("https://h/api/public/bot/st-1/getAnalytics"),
+            "Metrics"
         );
         assert_eq!(
             scope("https://h/api/public/bots"),

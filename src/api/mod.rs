@@ -1,5 +1,5 @@
 //! The API layer: everything that talks HTTP to Kore.ai: `getSessions`,
-//! `getMessagesV2` and the Admin Console's bot list.
+//! `getMessagesV2`, `getAnalytics` and the Admin Console's bot list.
 //!
 //! - `answer`: reading an answer (bounded) and what its status means.
 //! - `client`: the HTTP client, one call with retries and the request budget.
@@ -7,6 +7,7 @@
 //!   the API's field names).
 //! - `bots`: the Admin Console's bot list, for names.
 //! - `messages`: conversation history (`getMessagesV2`).
+//! - `analytics`: NLU analytics (`getAnalytics`).
 //! - `download`: one page fetched and thrown away, for the benchmark's
 //!   byte floor.
 //! - `auth`: HS256 JWT minting for the `auth` header.
@@ -14,6 +15,7 @@
 //! - `page_size`: the adaptive page size (ask big, learn the server's clamp).
 //! - `error`: [`ApiError`], with `is_retryable`.
 
+mod analytics;
 mod answer;
 pub mod auth;
 mod bots;

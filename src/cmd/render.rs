@@ -48,14 +48,24 @@ pub(super) fn stream_error(s: &StreamReport) -> String {
         .map_or(String::new(), |e| format!("\n    error: {e}"))
 }
 
+/// What a stream's records are called in a line of its own.
+fn records_noun(s: &StreamReport) -> &'static str {
+    match s.key.partition.resource() {
+        "sessions" => "sessions",
+        "messages" => "messages",
+        _ => "events",
+    }
+}
+
 /// One line per stream of a pass, and its error on the next.
 pub fn print_pass(report: &PassReport) {
     for s in &report.streams {
         println!(
-            "{}  requests {} (retries {})  sessions {} ({} written){}",
+            "{}  requests {} (retries {})  {} {} ({} written){}",
             stream_head(s),
             s.requests,
             s.retries,
+            records_noun(s),
             s.sessions_received,
             s.sessions_written,
             stream_error(s),
@@ -66,13 +76,14 @@ pub fn print_pass(report: &PassReport) {
 /// The `status` table.
 pub fn print_status(path: &Path, r: &StatusReport, now: DateTime<Utc>) {
     println!(
-        "warehouse {} (storage format {}, kore-sync's DuckDB {}): {} sessions, {} tags, {} messages, {} rejected records, {} streams",
+        "warehouse {} (storage format {}, kore-sync's DuckDB {}): {} sessions, {} tags, {} messages, {} analytics events, {} rejected records, {} streams",
         path.display(),
         r.storage_version,
         r.duckdb_version,
         r.n_sessions,
         r.n_tags,
         r.n_messages,
+        r.n_analytics_events,
         r.n_rejected,
         r.streams.len()
     );
@@ -155,7 +166,7 @@ pub fn print_demo_streams(r: &StatusReport) {
         if s.resource == "sessions" {
             s.containment_type.clone()
         } else {
-            format!("messages:{}", s.containment_type)
+            format!("{}:{}", s.resource, s.containment_type)
         }
     };
     // Wide enough for the longest stream name (channels vary in length).
@@ -199,6 +210,7 @@ pub struct StatusJson<'a> {
     pub n_sessions: i64,
     pub n_tags: i64,
     pub n_messages: i64,
+    pub n_analytics_events: i64,
     pub n_rejected: i64,
     /// Sessions the API no longer has, kept and marked.
     pub n_gone: i64,
@@ -292,6 +304,7 @@ impl<'a> StatusJson<'a> {
             n_sessions: r.n_sessions,
             n_tags: r.n_tags,
             n_messages: r.n_messages,
+            n_analytics_events: r.n_analytics_events,
             n_rejected: r.n_rejected,
             n_gone: r.n_gone,
             n_messages_without_session: r.n_messages_without_session,

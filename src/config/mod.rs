@@ -9,6 +9,7 @@
 //! value. `config` sits at the top of the library's layers: it imports the
 //! settings types of the layers below and none of them imports it.
 
+mod analytics;
 mod collector;
 mod credentials;
 mod privacy;
@@ -192,6 +193,7 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
     let warehouse = warehouse::warehouse(&raw.warehouse, &inputs, &mut p);
     let sync = sections::sync(&raw.sync, &mut p);
     let messages = sections::messages(&raw.messages, &mut p);
+    let analytics = analytics::analytics(&raw.analytics, &mut p);
     let mut warnings = Vec::new();
     let scopes = scopes::scopes(&raw, &mut p, &mut warnings);
     let store_text = raw.messages.store_text.unwrap_or(true);
@@ -200,15 +202,16 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         privacy::no_user_filters(rules, &scopes, &mut p);
     }
     let server = sections::server(&raw.server, sync.as_ref().map(|(_, s)| &s.trigger), &mut p);
-    match (api, warehouse, sync, server, (messages, privacy)) {
+    match (api, warehouse, sync, server, (messages, analytics, privacy)) {
         (
             Some(api),
             Some(warehouse),
             Some((mut sync, schedule)),
             Some(server),
-            (Some(messages), Some(privacy)),
+            (Some(messages), Some(analytics), Some(privacy)),
         ) if p.is_empty() => {
             sync.messages = messages;
+            sync.analytics = analytics;
             sync.privacy = privacy;
             Ok(Config {
                 api,

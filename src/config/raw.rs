@@ -34,6 +34,8 @@ pub struct RawConfig {
     #[serde(default)]
     pub messages: RawMessages,
     #[serde(default)]
+    pub analytics: RawAnalytics,
+    #[serde(default)]
     pub privacy: RawPrivacy,
 }
 
@@ -67,6 +69,14 @@ pub struct RawMessages {
     pub enabled: Option<bool>,
     pub channels: Option<Vec<String>>,
     pub store_text: Option<bool>,
+}
+
+/// `[analytics]`: NLU analytics (getAnalytics) beside sessions.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAnalytics {
+    pub enabled: Option<bool>,
+    pub types: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -164,6 +174,8 @@ pub struct RawScope {
     pub name: Option<String>,
     /// Overrides `messages.enabled` for this bot.
     pub messages: Option<bool>,
+    /// Overrides `analytics.enabled` for this bot.
+    pub analytics: Option<bool>,
     #[serde(flatten)]
     pub credentials: RawCredentials,
     pub session_type: Option<String>,

@@ -31,6 +31,7 @@ pub(super) fn scopes(raw: &RawConfig, p: &mut Collector, warnings: &mut Vec<Stri
                 bot_id: id,
                 name: bot.name.clone().filter(|n| !n.trim().is_empty()),
                 messages: bot.messages,
+                analytics: bot.analytics,
                 credentials,
                 filter,
             });
@@ -43,6 +44,14 @@ pub(super) fn scopes(raw: &RawConfig, p: &mut Collector, warnings: &mut Vec<Stri
                 "account.messages",
                 "the account scope has no conversation history call (getMessagesV2 is per bot); \
                  set messages in each [[bots]] table"
+                    .into(),
+            );
+        }
+        if account.analytics.is_some() {
+            p.push::<()>(
+                "account.analytics",
+                "the account scope has no analytics call (getAnalytics is per bot); \
+                 set analytics in each [[bots]] table"
                     .into(),
             );
         }
@@ -68,6 +77,7 @@ pub(super) fn scopes(raw: &RawConfig, p: &mut Collector, warnings: &mut Vec<Stri
                 bot_id: ACCOUNT_BOT_ID.to_owned(),
                 name: None,
                 messages: None,
+                analytics: None,
                 credentials,
                 filter,
             });

@@ -151,6 +151,7 @@ pub(super) fn sync(raw: &RawSync, p: &mut Collector) -> Option<(SyncSettings, Sc
         deletes: deletes?,
         // Set from `[messages]` and `[privacy]` by `validate`.
         messages: MessagesSettings::default(),
+        analytics: crate::sync::AnalyticsSettings::default(),
         privacy: PrivacyRules::default(),
     };
     let schedule = Schedule {

@@ -7,9 +7,11 @@
 //! about SQL (that is `store`), so either side can change without the other.
 //! This is the bottom layer: it imports nothing else from the crate.
 
+pub mod analytics;
 pub mod ids;
 pub mod window;
 
+pub use analytics::{AnalyticsEvent, AnalyticsType};
 pub use window::{API_MAX_SPAN, Window, next_watermark};
 
 use chrono::{DateTime, Utc};
@@ -92,11 +94,13 @@ impl StreamFilter {
 }
 
 /// What a stream reads of its scope: the sessions of one containment type,
-/// or the conversation messages of one channel.
+/// the conversation messages of one channel, or the NLU analytics of one
+/// type.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Partition {
     Containment(ContainmentType),
     Channel(String),
+    Analytics(AnalyticsType),
 }
 
 impl Partition {
@@ -105,15 +109,18 @@ impl Partition {
         match self {
             Partition::Containment(_) => "sessions",
             Partition::Channel(_) => "messages",
+            Partition::Analytics(_) => "analytics",
         }
     }
 
     /// The partition's name, as the `containment_type` column of
-    /// `sync_state` and `sync_runs` has it (for messages: the channel).
+    /// `sync_state` and `sync_runs` has it (for messages: the channel; for
+    /// analytics: the type).
     pub fn name(&self) -> &str {
         match self {
             Partition::Containment(c) => c.as_str(),
             Partition::Channel(c) => c,
+            Partition::Analytics(t) => t.as_str(),
         }
     }
 }
@@ -145,7 +152,7 @@ impl StreamKey {
     pub fn containment_type(&self) -> Option<ContainmentType> {
         match self.partition {
             Partition::Containment(c) => Some(c),
-            Partition::Channel(_) => None,
+            Partition::Channel(_) | Partition::Analytics(_) => None,
         }
     }
 }
@@ -155,6 +162,7 @@ impl fmt::Display for StreamKey {
         match &self.partition {
             Partition::Containment(c) => write!(f, "{}/{c}", self.bot_id),
             Partition::Channel(c) => write!(f, "{}/messages:{c}", self.bot_id),
+            Partition::Analytics(t) => write!(f, "{}/analytics:{t}", self.bot_id),
         }
     }
 }
@@ -214,6 +222,9 @@ impl Keyed for Message {
 
 /// A batch of messages.
 pub type MessageBatch = Batch<Message>;
+
+/// A batch of analytics events.
+pub type AnalyticsBatch = Batch<AnalyticsEvent>;
 
 /// A session seen closing after it was stored as active, whose messages are
 /// to be read again by id.

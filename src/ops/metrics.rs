@@ -31,7 +31,15 @@ pub struct StatusLabel {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct StreamLabel {
     pub bot_id: String,
+    /// `sessions`, `messages` or `analytics`.
+    pub resource: String,
+    /// The partition: a containment type, a channel, or an analytics type.
     pub containment_type: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResourceLabel {
+    pub resource: String,
 }
 
 /// Registers each metric (a handle: clones share the value) under its name
@@ -51,6 +59,7 @@ pub struct Metrics {
     pub rate_limited: Counter,
     pub budget_wait_seconds: Counter<f64, AtomicU64>,
     pub sessions_upserted: Counter,
+    pub records_written: Family<ResourceLabel, Counter>,
     pub sessions_deleted: Counter,
     pub records_rejected: Counter,
     pub watermark_lag_seconds: Family<StreamLabel, Gauge<f64, AtomicU64>>,
@@ -69,6 +78,7 @@ impl Metrics {
             rate_limited: Counter::default(),
             budget_wait_seconds: Counter::default(),
             sessions_upserted: Counter::default(),
+            records_written: Family::default(),
             sessions_deleted: Counter::default(),
             records_rejected: Counter::default(),
             watermark_lag_seconds: Family::default(),
@@ -82,6 +92,7 @@ impl Metrics {
             m.rate_limited => "api_rate_limited", "Answers that were HTTP 429";
             m.budget_wait_seconds => "rate_limit_wait_seconds", "Time spent waiting for the request budget";
             m.sessions_upserted => "sessions_upserted", "Sessions written (new or changed)";
+            m.records_written => "records_written", "Records written (new or changed), by resource";
             m.sessions_deleted => "sessions_deleted", "Sessions deleted because the API no longer has them";
             m.records_rejected => "records_rejected", "Records kept in rejected_records";
             m.watermark_lag_seconds => "watermark_lag_seconds", "How far each stream's watermark is behind now";
@@ -139,7 +150,15 @@ impl StreamPassEnded<'_> {
                 outcome: self.outcome.as_str().to_owned(),
             })
             .inc();
-        m.sessions_upserted.inc_by(self.n_written);
+        let resource = self.key.partition.resource();
+        if resource == "sessions" {
+            m.sessions_upserted.inc_by(self.n_written);
+        }
+        m.records_written
+            .get_or_create(&ResourceLabel {
+                resource: resource.to_owned(),
+            })
+            .inc_by(self.n_written);
         m.sessions_deleted.inc_by(self.n_deleted);
         m.records_rejected.inc_by(self.n_rejected);
         if let Some(w) = self.watermark {
@@ -147,6 +166,7 @@ impl StreamPassEnded<'_> {
             m.watermark_lag_seconds
                 .get_or_create(&StreamLabel {
                     bot_id: self.key.bot_id.clone(),
+                    resource: resource.to_owned(),
                     containment_type: self.key.partition.name().to_owned(),
                 })
                 .set(lag);

@@ -1,11 +1,14 @@
 //! Who may call the simulated API: routing a scope to the apps allowed to
 //! read it, HS256 JWTs signed with one of their secrets (with `appId`, and
-//! a fresh `jti` when the app enforces it), then the scope's rate limit.
+//! a fresh `jti` when the app enforces it), then the scope's rate limit;
+//! and what every per-bot endpoint checks first (`bot_gate`).
 
-use super::SimState;
+use super::faults::apply_fault;
 use super::http::Refusal;
 use super::limits::rate_limit;
+use super::{Fault, SimSettings, SimState};
 use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 
@@ -78,4 +81,35 @@ fn authenticate(
     Err(unauthorized(
         "Invalid token: the signature or appId does not match an app with access to this bot",
     ))
+}
+
+/// The bots of a scope an endpoint needs whose apps lack it (a list of the
+/// simulator's settings), and the scope's name.
+pub(super) type ScopeDenial<'a> = (fn(&SimSettings) -> &Vec<String>, &'a str);
+
+/// What a per-bot endpoint checks before anything else: the bot exists,
+/// the caller may call ([`admit`]), the app has the endpoint's scope (a bot
+/// in the denial's list is answered 403 naming it), and the injected fault,
+/// if any. Some: the answer to send instead.
+pub(super) fn bot_gate(
+    st: &mut SimState,
+    (bot_id, headers): (&str, &HeaderMap),
+    (denied, scope): ScopeDenial<'_>,
+    fault: Option<&Fault>,
+) -> Option<Response> {
+    if !st.settings.bots.iter().any(|b| b.id == bot_id) {
+        let refusal = Refusal::new(StatusCode::NOT_FOUND, format!("Bot {bot_id} not found"));
+        return Some(refusal.into_response());
+    }
+    if let Err(refusal) = admit(st, bot_id, headers) {
+        return Some(refusal.into_response());
+    }
+    if denied(&st.settings).iter().any(|b| b == bot_id) {
+        let refusal = Refusal::new(
+            StatusCode::FORBIDDEN,
+            format!("The app is not authorized to access this API ({scope} scope)"),
+        );
+        return Some(refusal.into_response());
+    }
+    apply_fault(st, fault)
 }

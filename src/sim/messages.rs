@@ -9,13 +9,13 @@
 //! narrows a request to those sessions. Rate limits (shared with
 //! getSessions), faults and the 7-day rule are the sessions endpoint's.
 
-use super::auth::admit;
-use super::faults::{apply_fault, next_fault};
+use super::auth::bot_gate;
+use super::faults::next_fault;
 use super::http::{DatesAsked, Refusal, date_range, finish};
 use super::{LoggedRequest, Shared, SimState};
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Duration, Utc};
 use serde::Deserialize;
@@ -106,22 +106,14 @@ fn answer(
     log: &mut LoggedRequest,
     fault: Option<&super::Fault>,
 ) -> Response {
-    if !st.settings.bots.iter().any(|b| b.id == bot_id) {
-        return Refusal::new(StatusCode::NOT_FOUND, format!("Bot {bot_id} not found"))
-            .into_response();
-    }
-    if let Err(refusal) = admit(st, bot_id, headers) {
-        return refusal.into_response();
-    }
-    if st.settings.deny_chat_history.iter().any(|b| b == bot_id) {
-        return Refusal::new(
-            StatusCode::FORBIDDEN,
-            "The app is not authorized to access this API (Chat History scope)",
-        )
-        .into_response();
-    }
-    if let Some(resp) = apply_fault(st, fault) {
-        return resp;
+    let gate = bot_gate(
+        st,
+        (bot_id, headers),
+        (|s| &s.deny_chat_history, "Chat History"),
+        fault,
+    );
+    if let Some(answer) = gate {
+        return answer;
     }
     let body: MessagesBody = if body.is_empty() {
         MessagesBody::default()

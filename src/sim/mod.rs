@@ -15,6 +15,7 @@
 //! faults (`faults`), what every answer shares (`http`), the switches
 //! (`settings`) and the records (`data`, `synthetic`).
 
+mod analytics;
 mod auth;
 mod bots;
 pub mod data;
@@ -46,10 +47,13 @@ pub struct LoggedRequest {
     /// The bot id, `*` for the account's getSessions, or `bots` for the
     /// Admin Console's bot list.
     pub scope: String,
-    /// `sessions`, `messages` (getMessagesV2) or `bots`.
+    /// `sessions`, `messages` (getMessagesV2), `analytics` or `bots`.
     pub resource: &'static str,
-    /// getMessagesV2's `channelType` (None: not sent, so `rtm`).
+    /// getMessagesV2's `channelType` (None: not sent, so `rtm`), or the
+    /// channels a getAnalytics request named, joined by commas.
     pub channel_type: Option<String>,
+    /// getAnalytics's `type`.
+    pub analytics_type: Option<String>,
     pub containment_type: Option<String>,
     pub date_from: Option<DateTime<Utc>>,
     pub date_to: Option<DateTime<Utc>>,
@@ -70,6 +74,7 @@ impl LoggedRequest {
             scope: scope.to_owned(),
             resource: if scope == "bots" { "bots" } else { "sessions" },
             channel_type: None,
+            analytics_type: None,
             containment_type: None,
             date_from: None,
             date_to: None,
@@ -187,6 +192,7 @@ impl Simulator {
         let shutdown = CancellationToken::new();
         let app = sessions::routes()
             .merge(messages::routes())
+            .merge(analytics::routes())
             .route("/api/public/bots", axum::routing::get(bots::list_bots))
             .with_state(state.clone());
         let stop = shutdown.clone();

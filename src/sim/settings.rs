@@ -53,6 +53,8 @@ pub struct SimSettings {
     pub max_messages_page: usize,
     /// Bots whose apps lack the Chat History scope: getMessagesV2 answers 403.
     pub deny_chat_history: Vec<String>,
+    /// Bots whose apps lack the Metrics scope: getAnalytics answers 403.
+    pub deny_metrics: Vec<String>,
     /// Answer 400 to a `limit` above this, instead of clamping.
     pub refuse_limit_above: Option<usize>,
     /// `limit` when the request has none.
@@ -90,6 +92,7 @@ impl Default for SimSettings {
             max_page_size: 100,
             max_messages_page: 10_000,
             deny_chat_history: Vec::new(),
+            deny_metrics: Vec::new(),
             default_page_size: 100,
             refuse_limit_above: None,
             max_skip: None,

@@ -27,6 +27,17 @@ pub(super) const STAGING: &str = "
         message_id VARCHAR, kind VARCHAR, ordinal INTEGER, name VARCHAR, value VARCHAR,
         value_json VARCHAR);
     CREATE TEMP TABLE stage_message_keys (message_id VARCHAR, session_id VARCHAR);
+    CREATE TEMP TABLE stage_analytics (
+        type VARCHAR, event_id VARCHAR, bot_id VARCHAR, session_id VARCHAR, message_id VARCHAR,
+        event_time VARCHAR, channel VARCHAR, language VARCHAR, user_id VARCHAR,
+        channel_uid VARCHAR, utterance VARCHAR, intent VARCHAR, task_id VARCHAR,
+        task_name VARCHAR, is_ambiguous BOOLEAN, node_name VARCHAR, node_type VARCHAR,
+        status VARCHAR, status_code VARCHAR, response_time_ms BIGINT, raw VARCHAR);
+    CREATE TEMP TABLE stage_analytics_tags (
+        type VARCHAR, event_id VARCHAR, kind VARCHAR, ordinal INTEGER, name VARCHAR,
+        value VARCHAR, value_json VARCHAR);
+    CREATE TEMP TABLE stage_analytics_changed (
+        type VARCHAR, event_id VARCHAR, first_synced_at TIMESTAMPTZ);
     CREATE TEMP TABLE stage_late (
         session_id VARCHAR, bot_id VARCHAR, channel VARCHAR,
         start_time VARCHAR, end_time VARCHAR);

@@ -24,24 +24,9 @@ pub(super) fn commit_chunk(
     now: DateTime<Utc>,
 ) -> Result<WindowCommit, StoreError> {
     let Writer { conn, message_ids } = writer;
-    let tx = conn
-        .transaction()
-        .doing("beginning the messages transaction")?;
-    let mut days = noted.noting();
-    let [(n_received, n_written)] =
-        store_batches((&tx, message_ids), &[(key, batch)], (now, &mut days))?[..]
-    else {
-        unreachable!("one count per batch")
-    };
-    let watermark = super::runs::watermark_with_filter(&tx, key)?.0;
-    tx.commit().doing("committing messages")?;
-    noted.committed(days);
-    Ok(WindowCommit {
-        n_received,
-        n_written,
-        n_deleted: 0,
-        n_marked: 0,
-        watermark,
+    super::chunk::commit_chunk((conn, noted), key, |tx, days| {
+        let counts = store_batches((tx, message_ids), &[(key, batch)], (now, days))?;
+        Ok(counts[0])
     })
 }
 
@@ -52,21 +37,7 @@ pub(super) fn count_stored(
     key: &StreamKey,
     window: Window,
 ) -> Result<(u64, u64), StoreError> {
-    let (excluded, included): (i64, i64) = conn
-        .query_row(
-            "SELECT count(*) FILTER (WHERE created_on < CAST(CAST(?3 AS VARCHAR) AS TIMESTAMPTZ)), count(*)
-             FROM messages WHERE bot_id = ?1 AND channel = ?2
-               AND created_on >= CAST(CAST(?4 AS VARCHAR) AS TIMESTAMPTZ) AND created_on <= CAST(CAST(?3 AS VARCHAR) AS TIMESTAMPTZ)",
-            params![
-                key.bot_id,
-                key.partition.name(),
-                ts(window.end),
-                ts(window.start)
-            ],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .doing("counting stored messages")?;
-    Ok((excluded.max(0) as u64, included.max(0) as u64))
+    super::runs::count_in_window(conn, ("messages", "created_on", "channel"), key, window)
 }
 
 /// The sessions of `bot_id`'s stored messages that are not in the

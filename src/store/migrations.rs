@@ -65,6 +65,7 @@ pub const MIGRATIONS: &[Migration] = &[
         "compressed_records",
         include_str!("../../sql/016_compressed_records.sql"),
     ),
+    migration(17, "analytics", include_str!("../../sql/017_analytics.sql")),
 ];
 
 const fn migration(version: i64, name: &'static str, sql: &'static str) -> Migration {
@@ -133,13 +134,9 @@ pub fn apply(conn: &Connection, path: &Path) -> Result<(), StoreError> {
 /// How to undo the latest migration, for `kore-sync bench --commands`,
 /// which times migrations at size: it rewinds a copy of a large warehouse
 /// to the version before, so that opening it applies the latest again.
-/// (Copies made with `CREATE TABLE … AS` have DuckDB's own choice of
-/// compression, as the tables before version 16 had.)
 const UNDO_LATEST: &str = "
-    CREATE TABLE sessions_plain AS SELECT * FROM sessions;
-    DROP TABLE sessions; ALTER TABLE sessions_plain RENAME TO sessions;
-    CREATE TABLE messages_plain AS SELECT * FROM messages;
-    DROP TABLE messages; ALTER TABLE messages_plain RENAME TO messages;";
+    DROP VIEW slow_nodes; DROP VIEW failing_tasks; DROP VIEW top_unhandled_utterances;
+    DROP VIEW daily_nlu; DROP TABLE analytics_event_tags; DROP TABLE analytics_events;";
 
 /// Rewinds the warehouse at `path` (a copy: nothing else may hold it) to
 /// the schema version before the latest; returns the latest's version.

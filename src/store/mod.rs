@@ -11,10 +11,12 @@
 //! work never stalls the async runtime and the single connection is never used
 //! by two threads at once.
 
+mod analytics;
 mod arrow;
 mod batched;
 mod bots;
 mod catalog;
+mod chunk;
 mod commit;
 mod connection;
 pub mod error;
@@ -235,6 +237,8 @@ pub struct StatusReport {
     pub n_tags: i64,
     /// Conversation messages (`[messages]`).
     pub n_messages: i64,
+    /// NLU analytics events (`[analytics]`).
+    pub n_analytics_events: i64,
     pub n_rejected: i64,
     /// Sessions the API no longer has, kept and marked (`deletes = "keep"`).
     pub n_gone: i64,

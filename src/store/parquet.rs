@@ -23,7 +23,14 @@ use std::path::{Path, PathBuf};
 const PARQUET_ROW_GROUP: u32 = 16_384;
 
 /// The exported tables, in the order they are written.
-pub(super) const TABLES: [&str; 4] = ["sessions", "session_tags", "messages", "message_tags"];
+pub(super) const TABLES: [&str; 6] = [
+    "sessions",
+    "session_tags",
+    "messages",
+    "message_tags",
+    "analytics_events",
+    "analytics_event_tags",
+];
 
 /// One table's partition of one day, written to a local file (None: the day
 /// has no rows of that table, and its partition is removed).
@@ -40,6 +47,8 @@ pub(super) fn days_to_export(conn: &Connection, full: bool) -> Result<Vec<String
     let day_sql = if full {
         "SELECT CAST(d AS VARCHAR) FROM (
              SELECT DISTINCT CAST(make_timestamp(epoch_us(start_time)) AS DATE) AS d FROM sessions
+             UNION SELECT DISTINCT CAST(make_timestamp(epoch_us(created_on)) AS DATE) FROM messages
+             UNION SELECT DISTINCT CAST(make_timestamp(epoch_us(event_time)) AS DATE) FROM analytics_events
              UNION SELECT day FROM parquet_dirty_days) ORDER BY 1"
     } else {
         "SELECT CAST(day AS VARCHAR) FROM parquet_dirty_days ORDER BY 1"
@@ -187,7 +196,7 @@ pub(super) fn manifest(conn: &Connection, writer: &Writer<'_>) -> Result<Vec<u8>
 /// Each table's query for one day. The day's UTC bounds are spelled as
 /// constants beside the exact test, so zone maps skip other row groups:
 /// without them each day scanned the whole history, twice per table.
-fn day_queries(day: &str) -> Result<[(&'static str, String); 4], StoreError> {
+fn day_queries(day: &str) -> Result<[(&'static str, String); 6], StoreError> {
     let start = NaiveDate::parse_from_str(day, "%Y-%m-%d")
         .map(|d| d.and_time(NaiveTime::MIN).and_utc())
         .map_err(|e| StoreError::Unexpected {
@@ -235,6 +244,23 @@ fn day_queries(day: &str) -> Result<[(&'static str, String); 4], StoreError> {
                 "SELECT t.* EXCLUDE (value_json), CAST(t.value_json AS VARCHAR) AS value_json
                  FROM message_tags t JOIN messages m USING (message_id) WHERE {}",
                 within("m.created_on")
+            ),
+        ),
+        // Analytics events by the UTC day they happened.
+        (
+            "analytics_events",
+            format!(
+                "SELECT * EXCLUDE (raw), CAST(raw AS VARCHAR) AS raw
+                 FROM analytics_events WHERE {}",
+                within("event_time")
+            ),
+        ),
+        (
+            "analytics_event_tags",
+            format!(
+                "SELECT t.* EXCLUDE (value_json), CAST(t.value_json AS VARCHAR) AS value_json
+                 FROM analytics_event_tags t JOIN analytics_events e USING (type, event_id) WHERE {}",
+                within("e.event_time")
             ),
         ),
     ])

@@ -1,5 +1,5 @@
-//! `rewrite-privacy`'s work in the store: every stored session, message and
-//! rejected record read back and written again under stricter settings, in
+//! `rewrite-privacy`'s work in the store: every stored session, message,
+//! analytics event and rejected record read back and written again under stricter settings, in
 //! chunks of bounded bytes, each its own transaction with the progress
 //! (`privacy_rewrite`), so it works within DuckDB's memory limit at any
 //! size and a stopped rewrite resumes where it was; then the whole
@@ -14,9 +14,11 @@
 use super::error::{QueryContext, StoreError};
 use super::parts::PART_BYTES;
 use super::privacy::{FileState, read_record, record};
-use super::rewrite_rows::{rewrite_messages, rewrite_rejected, rewrite_sessions};
+use super::rewrite_rows::{
+    ANALYTICS_KEY, rewrite_analytics, rewrite_messages, rewrite_rejected, rewrite_sessions,
+};
 use super::{WarehouseSettings, connection, publish};
-use crate::model::{Message, Session};
+use crate::model::{AnalyticsEvent, AnalyticsType, Message, Session};
 use crate::privacy::PrivacyRecord;
 use chrono::Utc;
 use duckdb::{Connection, Transaction, params};
@@ -31,6 +33,8 @@ const MAX_CHUNK_ROWS: usize = 20_000;
 pub trait RecordRewrite: Sync {
     fn session(&self, raw: &str) -> Result<Session, String>;
     fn message(&self, raw: &str) -> Result<Message, String>;
+    /// An analytics event of `kind` (its `bot_id` is kept as stored).
+    fn analytics(&self, kind: AnalyticsType, raw: &str) -> Result<AnalyticsEvent, String>;
     /// A rejected record's `raw` as it may now be kept.
     fn rejected(&self, raw: &str) -> String;
 }
@@ -40,21 +44,27 @@ pub trait RecordRewrite: Sync {
 pub struct Rewritten {
     pub n_sessions: usize,
     pub n_messages: usize,
+    pub n_analytics: usize,
     pub n_rejected: usize,
 }
 
 /// How far a rewrite is, after each chunk: for a progress bar.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RewriteProgress {
-    /// `sessions` or `messages`.
+    /// `sessions`, `messages` or `analytics_events`.
     pub table: &'static str,
     /// Rows of `table` rewritten so far, by any run of this rewrite.
     pub done: u64,
     pub total: u64,
 }
 
-/// The tables rewritten chunk by chunk, in order, with their keys.
-const TABLES: [(&str, &str); 2] = [("sessions", "session_id"), ("messages", "message_id")];
+/// The tables rewritten chunk by chunk, in order, with their keys (an
+/// expression for analytics events, keyed by type and id).
+const TABLES: [(&str, &str); 3] = [
+    ("sessions", "session_id"),
+    ("messages", "message_id"),
+    ("analytics_events", ANALYTICS_KEY),
+];
 
 /// A rewrite stopped halfway: its target settings and how far it got.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -108,7 +118,8 @@ pub fn rewrite_privacy(
         let n = rewrite_table(&mut conn, (table, key), after, rw, progress)?;
         match table {
             "sessions" => done.n_sessions = n,
-            _ => done.n_messages = n,
+            "messages" => done.n_messages = n,
+            _ => done.n_analytics = n,
         }
     }
     done.n_rejected = finish_rows(&mut conn, rw, wanted)?;
@@ -173,7 +184,8 @@ fn rewrite_table(
         let through = rows.last().map_or(last, |(id, _)| id.clone());
         match table {
             "sessions" => rewrite_sessions(&tx, &rows, rw, (&after, &through))?,
-            _ => rewrite_messages(&tx, &rows, rw, (&after, &through))?,
+            "messages" => rewrite_messages(&tx, &rows, rw, (&after, &through))?,
+            _ => rewrite_analytics(&tx, &rows, rw, (&after, &through))?,
         }
         tx.execute(
             "UPDATE privacy_rewrite SET rewriting = ?, done_through = ?",
@@ -245,7 +257,7 @@ fn next_keys(
 ) -> Result<Option<String>, StoreError> {
     conn.query_row(
         &format!(
-            "SELECT max({key}) FROM (SELECT {key} FROM {table} WHERE {key} > ? ORDER BY {key} LIMIT {limit})"
+            "SELECT max(k) FROM (SELECT {key} AS k FROM {table} WHERE {key} > ? ORDER BY k LIMIT {limit})"
         ),
         params![after],
         |r| r.get(0),

@@ -1,5 +1,5 @@
-//! What one chunk of `rewrite-privacy` writes (see `rewrite`): its sessions
-//! or messages read again under the new rules, and, in the last
+//! What one chunk of `rewrite-privacy` writes (see `rewrite`): its sessions,
+//! messages or analytics events read again under the new rules, and, in the last
 //! transaction, the rejected records. Rows are deleted and appended, never
 //! updated in place: DuckDB keeps updated values in memory until a
 //! checkpoint, and a rewrite touches every row.
@@ -9,7 +9,7 @@ use super::error::{QueryContext, StoreError};
 use super::message_write;
 use super::rewrite::RecordRewrite;
 use super::sql::lit;
-use crate::model::{Message, Session};
+use crate::model::{AnalyticsEvent, AnalyticsType, Message, Session};
 use duckdb::{Transaction, params};
 
 /// The SQL condition on `key` of a chunk's range `(after, through]`.
@@ -84,6 +84,57 @@ pub(super) fn rewrite_messages(
          DROP TABLE rewrite_rows;"
     ))
     .doing("rewriting messages")
+}
+
+/// The key analytics events are rewritten by: type and id, joined by a
+/// unit separator (neither holds one).
+pub(super) const ANALYTICS_KEY: &str = "(type || chr(31) || event_id)";
+
+/// Writes a chunk's analytics events again, as [`rewrite_sessions`] does:
+/// the user ids, the utterance, the record and its tags are new.
+pub(super) fn rewrite_analytics(
+    tx: &Transaction<'_>,
+    rows: &[(String, String)],
+    rw: &dyn RecordRewrite,
+    bounds: (&str, &str),
+) -> Result<(), StoreError> {
+    let rewritten: Vec<AnalyticsEvent> = rows
+        .iter()
+        .map(|(key, raw)| {
+            let kind = key
+                .split_once('\u{1f}')
+                .and_then(|(t, _)| AnalyticsType::parse(t));
+            let Some(kind) = kind else {
+                return Err(format!("{key:?} is not a stored analytics type"));
+            };
+            rw.analytics(kind, raw)
+        })
+        .zip(rows)
+        .map(|(r, (key, _))| {
+            r.map_err(|detail| StoreError::Rewrite {
+                id: key.replace('\u{1f}', "/"),
+                detail,
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    let refs: Vec<&AnalyticsEvent> = rewritten.iter().collect();
+    super::analytics::stage(tx, &refs)?;
+    let in_range = range(ANALYTICS_KEY, bounds);
+    tx.execute_batch(&format!(
+        "CREATE OR REPLACE TEMP TABLE rewrite_rows AS
+             SELECT t.* REPLACE (s.user_id AS user_id, s.channel_uid AS channel_uid,
+                                 s.utterance AS utterance, CAST(s.raw AS JSON) AS raw)
+             FROM analytics_events t JOIN stage_analytics s USING (type, event_id)
+             WHERE {in_range};
+         DELETE FROM analytics_events WHERE {in_range};
+         INSERT INTO analytics_events SELECT * FROM rewrite_rows;
+         DELETE FROM analytics_event_tags WHERE {in_range};
+         INSERT INTO analytics_event_tags
+             SELECT type, event_id, kind, ordinal, name, value, CAST(value_json AS JSON)
+             FROM stage_analytics_tags;
+         DROP TABLE rewrite_rows;"
+    ))
+    .doing("rewriting analytics events")
 }
 
 pub(super) fn rewrite_rejected(

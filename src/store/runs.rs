@@ -248,6 +248,37 @@ pub(super) fn count_stored(
     Ok((excluded.max(0) as u64, included.max(0) as u64))
 }
 
+/// The rows of `table` (its time and partition columns named) of stream
+/// `key`'s bot and partition within `window`, counted with its end
+/// excluded and included: for messages and analytics events.
+pub(super) fn count_in_window(
+    conn: &Connection,
+    (table, time, partition): (&str, &str, &str),
+    key: &StreamKey,
+    window: Window,
+) -> Result<(u64, u64), StoreError> {
+    let doing = "counting stored records";
+    let (excluded, included): (i64, i64) = conn
+        .prepare_cached(&format!(
+            "SELECT count(*) FILTER (WHERE {time} < CAST(CAST(?3 AS VARCHAR) AS TIMESTAMPTZ)), count(*)
+             FROM {table} WHERE bot_id = ?1 AND {partition} = ?2
+               AND {time} >= CAST(CAST(?4 AS VARCHAR) AS TIMESTAMPTZ)
+               AND {time} <= CAST(CAST(?3 AS VARCHAR) AS TIMESTAMPTZ)"
+        ))
+        .doing(doing)?
+        .query_row(
+            params![
+                key.bot_id,
+                key.partition.name(),
+                ts(window.end),
+                ts(window.start)
+            ],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .doing(doing)?;
+    Ok((excluded.max(0) as u64, included.max(0) as u64))
+}
+
 /// The ids of the stream's live sessions starting within `[from, to)`.
 pub(super) fn stored_ids(
     conn: &Connection,

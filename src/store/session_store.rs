@@ -204,7 +204,7 @@ impl SessionStore {
 
     /// Queues a window completely read to commit with the others waiting
     /// (see `window_group`).
-    async fn commit_in_group(
+    pub(super) async fn commit_in_group(
         &self,
         key: &StreamKey,
         advance: Advance,

@@ -25,7 +25,7 @@ use super::noted_days::NotedDays;
 use super::runs::stream_states;
 use super::session_store::Writer;
 use super::watermarks::{WindowDone, move_watermarks};
-use crate::model::{MessageBatch, SessionBatch, StreamKey};
+use crate::model::{AnalyticsBatch, MessageBatch, SessionBatch, StreamKey};
 use chrono::{DateTime, Utc};
 use std::collections::HashSet;
 
@@ -37,10 +37,11 @@ pub(super) struct QueuedWindow {
 }
 
 /// What a window read: sessions, or messages (the rest of them, when its
-/// earlier chunks were stored as they came).
+/// earlier chunks were stored as they came), or analytics events.
 pub(super) enum WindowRecords {
     Sessions(SessionBatch),
     Messages(MessageBatch),
+    Analytics(AnalyticsBatch),
 }
 
 /// The queue of windows waiting to be stored.
@@ -81,9 +82,11 @@ pub(super) fn commit_windows(
         .doing("beginning the window transaction")?;
     let keys: Vec<StreamKey> = windows.iter().map(|w| w.key.clone()).collect();
     let states = stream_states(&tx, &keys)?;
-    // Sessions together (one upsert), then messages together.
+    // Sessions together (one upsert), then messages together, then
+    // analytics events.
     let mut counts = vec![(0, 0); windows.len()];
     let (mut sessions, mut messages) = ((Vec::new(), Vec::new()), (Vec::new(), Vec::new()));
+    let mut analytics = (Vec::new(), Vec::new());
     for (i, (w, state)) in windows.iter().zip(&states).enumerate() {
         match &w.records {
             WindowRecords::Sessions(batch) => {
@@ -98,6 +101,10 @@ pub(super) fn commit_windows(
                 messages.0.push(i);
                 messages.1.push((&w.key, batch));
             }
+            WindowRecords::Analytics(batch) => {
+                analytics.0.push(i);
+                analytics.1.push((&w.key, batch));
+            }
         }
     }
     let mut days = noted.noting();
@@ -107,7 +114,11 @@ pub(super) fn commit_windows(
     for (i, n) in sessions.0.into_iter().zip(stored) {
         counts[i] = n;
     }
+    let stored_analytics = super::analytics::store_batches(&tx, &analytics.1, (now, &mut days))?;
     for (i, n) in messages.0.into_iter().zip(stored_messages) {
+        counts[i] = n;
+    }
+    for (i, n) in analytics.0.into_iter().zip(stored_analytics) {
         counts[i] = n;
     }
     let done: Vec<WindowDone<'_>> = windows

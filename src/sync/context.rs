@@ -8,7 +8,7 @@ use super::resource::window_request;
 use crate::api::{
     ApiError, CallStats, ClientSettings, Credentials, KoreApi, KoreClient, PageSize, RequestBudget,
 };
-use crate::model::{ContainmentType, Deletes, StreamFilter, Window};
+use crate::model::{AnalyticsType, ContainmentType, Deletes, StreamFilter, Window};
 use crate::privacy::PrivacyRules;
 use crate::store::{SessionStore, WarehouseSettings};
 use std::sync::Arc;
@@ -35,6 +35,8 @@ pub struct SyncSettings {
     pub deletes: Deletes,
     /// Conversation messages (`[messages]`).
     pub messages: MessagesSettings,
+    /// NLU analytics (`[analytics]`).
+    pub analytics: AnalyticsSettings,
     /// What every record passes through before it is stored (`[privacy]`
     /// and `messages.store_text`).
     pub privacy: PrivacyRules,
@@ -49,6 +51,25 @@ pub struct MessagesSettings {
     pub channels: Vec<String>,
 }
 
+/// `[analytics]`: whether and which NLU analytics are synced.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AnalyticsSettings {
+    /// For bots that do not say otherwise (`[[bots]] analytics`).
+    pub enabled: bool,
+    /// One stream per bot and type. Invariant: not empty, no duplicates.
+    pub types: Vec<AnalyticsType>,
+}
+
+impl Default for AnalyticsSettings {
+    /// Off; every type once enabled.
+    fn default() -> Self {
+        AnalyticsSettings {
+            enabled: false,
+            types: AnalyticsType::ALL.to_vec(),
+        }
+    }
+}
+
 /// One bot, or the account scope (keyed [`crate::model::ACCOUNT_BOT_ID`]),
 /// with the credentials to use for it and the filter its streams apply.
 #[derive(Debug, Clone)]
@@ -59,6 +80,9 @@ pub struct Scope {
     /// Whether its messages are synced (None: `messages.enabled`; the
     /// account scope never, as getMessagesV2 is per bot).
     pub messages: Option<bool>,
+    /// Whether its NLU analytics are synced (None: `analytics.enabled`;
+    /// the account scope never, as getAnalytics is per bot).
+    pub analytics: Option<bool>,
     pub credentials: Credentials,
     pub filter: StreamFilter,
 }
@@ -72,6 +96,9 @@ pub struct ScopeApi {
     /// The page size of its message streams, learned apart from sessions'
     /// (getMessagesV2 answers up to 10,000 a page).
     pub message_pages: Arc<PageSize>,
+    /// The page size of its analytics streams (getAnalytics documents no
+    /// largest `limit`), learned apart from the others'.
+    pub analytics_pages: Arc<PageSize>,
 }
 
 /// The most messages getMessagesV2 returns in one page (v2's documented
@@ -168,6 +195,7 @@ pub fn build_scopes(
             ScopeApi {
                 api: http.scope_api(&scope.bot_id, scope.credentials.clone(), budget, pages),
                 message_pages: Arc::new(PageSize::new(client.page_size, MESSAGES_PAGE)),
+                analytics_pages: Arc::new(PageSize::new(client.page_size, client.max_page_size)),
                 scope: scope.clone(),
             }
         })

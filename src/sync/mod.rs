@@ -11,6 +11,8 @@
 //! configuration, which sits above it.
 
 mod accumulator;
+mod analytics;
+mod analytics_check;
 pub mod bare;
 pub mod context;
 mod fetch;
@@ -33,8 +35,8 @@ pub mod verify;
 mod verify_messages;
 
 pub use context::{
-    MESSAGES_PAGE, MessagesSettings, Scope, ScopeApi, SyncContext, SyncSettings, SyncSetup,
-    build_scopes,
+    AnalyticsSettings, MESSAGES_PAGE, MessagesSettings, Scope, ScopeApi, SyncContext, SyncSettings,
+    SyncSetup, build_scopes,
 };
 pub use fetch::{CHUNK_SESSIONS, FetchError};
 pub use options::{PASS_BUDGET_PATIENCE, PassOptions, PassTrigger};

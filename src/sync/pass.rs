@@ -1,6 +1,7 @@
 //! A pass: every selected scope concurrently, and within a scope its
 //! streams one after another (they share the scope's request budget).
 
+use super::analytics::{analytics_channels, analytics_keys, syncs_analytics};
 use super::context::{ScopeApi, SyncContext};
 use super::messages::{message_keys, syncs_messages};
 use super::options::PassOptions;
@@ -90,9 +91,13 @@ pub async fn run_pass(
     report.streams.sort_by(|a, b| {
         let order = |s: &StreamReport| {
             let k = &s.key;
-            // Sessions streams first, then messages.
-            let messages = k.partition.resource() != "sessions";
-            (k.bot_id.clone(), messages, k.partition.name().to_owned())
+            // Sessions streams first, then messages, then analytics.
+            let rank = match k.partition.resource() {
+                "sessions" => 0,
+                "messages" => 1,
+                _ => 2,
+            };
+            (k.bot_id.clone(), rank, k.partition.name().to_owned())
         };
         order(a).cmp(&order(b))
     });
@@ -135,14 +140,30 @@ impl ScopeTask {
             .map(|&ct| StreamKey::sessions(api.bot_id(), ct, &filter))
             .collect();
         let mut result = self
-            .run_streams(sessions.iter().cloned(), None, &mut reports)
+            .run_streams(sessions.iter().cloned(), None, &[], &mut reports)
             .await;
         // Messages after sessions, so sessions always get the budget first;
         // and never past what the sessions have read (issue 21).
         let messages = self.messages_enabled();
         if result.is_ok() && messages {
             result = match self.message_streams(&sessions).await {
-                Ok((keys, read)) => self.run_streams(keys.into_iter(), read, &mut reports).await,
+                Ok((keys, read)) => {
+                    self.run_streams(keys.into_iter(), read, &[], &mut reports)
+                        .await
+                }
+                Err(e) => Err(e),
+            };
+        }
+        // Analytics last: a bot's sessions and messages come first to its
+        // budget.
+        if result.is_ok() && syncs_analytics(&self.ctx, &self.scope) {
+            let bot_id = api.bot_id();
+            result = match analytics_channels(&self.ctx, bot_id).await {
+                Ok(channels) => {
+                    let keys = analytics_keys(&self.ctx, bot_id);
+                    self.run_streams(keys.into_iter(), None, &channels, &mut reports)
+                        .await
+                }
                 Err(e) => Err(e),
             };
         }
@@ -157,11 +178,13 @@ impl ScopeTask {
     }
 
     /// Runs `keys` in turn; stops at the first warehouse failure.
-    /// `sessions_read` bounds message streams (see `StreamRun`).
+    /// `sessions_read` bounds message streams, and analytics streams name
+    /// `channels` (see `StreamRun`).
     async fn run_streams(
         &self,
         keys: impl Iterator<Item = StreamKey>,
         sessions_read: Option<DateTime<Utc>>,
+        channels: &[String],
         reports: &mut Vec<StreamReport>,
     ) -> Result<(), StoreError> {
         // The group's runs begin in one statement and end in another; should
@@ -185,6 +208,7 @@ impl ScopeTask {
                 stop: &self.stop,
                 sessions_read,
                 stored,
+                channels,
             };
             match run_stream(run).await {
                 Ok(report) => {

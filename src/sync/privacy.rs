@@ -7,8 +7,10 @@
 //! export are published again from the protected rows.
 
 use super::publish::{Published, publish};
-use crate::api::wire::{WITHHELD, parse_message_or_reject, parse_or_reject, protect};
-use crate::model::{Message, Session};
+use crate::api::wire::{
+    WITHHELD, parse_analytics_or_reject, parse_message_or_reject, parse_or_reject, protect,
+};
+use crate::model::{AnalyticsEvent, AnalyticsType, Message, Session};
 use crate::privacy::{PrivacyChange, PrivacyRecord, PrivacyRules};
 use crate::store::{
     RecordRewrite, RewriteProgress, Rewritten, SessionStore, StoreError, StoredPrivacy,
@@ -51,6 +53,12 @@ impl RecordRewrite for Reprotect {
     fn message(&self, raw: &str) -> Result<Message, String> {
         let raw = RawValue::from_string(raw.to_owned()).map_err(|e| e.to_string())?;
         parse_message_or_reject(raw, &self.rules).map_err(|r| r.reason)
+    }
+
+    fn analytics(&self, kind: AnalyticsType, raw: &str) -> Result<AnalyticsEvent, String> {
+        let raw = RawValue::from_string(raw.to_owned()).map_err(|e| e.to_string())?;
+        // The bot id is not read again: the stored row keeps its own.
+        parse_analytics_or_reject(raw, (kind, ""), &self.rules).map_err(|r| r.reason)
     }
 
     fn rejected(&self, raw: &str) -> String {

@@ -46,6 +46,22 @@ pub struct WindowCheck {
     pub equal: bool,
 }
 
+impl WindowCheck {
+    /// A check of `window` before any repair: the API's count and the
+    /// stored one (end excluded, included), and whether they match.
+    pub(super) fn counted(window: Window, api_count: Option<u64>, stored: (u64, u64)) -> Self {
+        WindowCheck {
+            window,
+            api_count,
+            stored_count: stored.0,
+            added: 0,
+            updated: 0,
+            deleted: 0,
+            equal: counts_match(api_count, stored),
+        }
+    }
+}
+
 /// Whether `api` (the API's total) matches a stored count taken with the
 /// window's end excluded and included.
 pub fn counts_match(api: Option<u64>, stored: (u64, u64)) -> bool {
@@ -114,15 +130,7 @@ impl Reconcile<'_> {
         *stats += call;
         let api_count = count?;
         let stored = s.io.store.count_stored(s.io.key, s.filter, window).await?;
-        let mut check = WindowCheck {
-            window,
-            api_count,
-            stored_count: stored.0,
-            added: 0,
-            updated: 0,
-            deleted: 0,
-            equal: counts_match(api_count, stored),
-        };
+        let mut check = WindowCheck::counted(window, api_count, stored);
         if check.equal || self.differing == Differing::Report {
             return Ok(check);
         }

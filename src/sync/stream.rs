@@ -10,19 +10,21 @@
 //! windows being stored and held (fewer records than `HOLD_RECORDS`) and
 //! the one being read, which the next pass reads again.
 
+use super::analytics::Analytics;
+use super::analytics_check::check_windows;
 use super::context::{ScopeApi, SyncContext};
 use super::fetch::{Fetch, FetchError};
 use super::messages::{Messages, reread_groups};
 use super::options::PassOptions;
 use super::plan::{self, WindowPlan};
-use super::reconcile::reconcile_behind;
+use super::reconcile::{Differing, reconcile_behind};
 use super::refresh::refresh_stale_active;
 use super::report::{Observer, StreamReport};
 use super::resource::{Resource, Sessions, StreamIo};
 use super::stop::Stop;
 use super::store_pipe::StorePipe;
 use crate::api::CallStats;
-use crate::model::{Batch, Partition, RunOutcome, StreamKey, Window};
+use crate::model::{AnalyticsType, Batch, Partition, RunOutcome, StreamKey, Window};
 use crate::store::{StoreError, StoredState};
 use chrono::{DateTime, Utc};
 use std::time::Instant;
@@ -43,6 +45,9 @@ pub(super) struct StreamRun<'a> {
     /// Its stored watermark and filter as its turn began (read with its
     /// group's, `stream_states`).
     pub stored: StoredState,
+    /// The channels an analytics stream's requests name (see
+    /// `analytics_channels`); unused by the others.
+    pub channels: &'a [String],
 }
 
 /// Runs one stream's pass; the caller records its end in `sync_runs` (with
@@ -60,6 +65,7 @@ pub(super) async fn run_stream(run: StreamRun<'_>) -> Result<StreamReport, Store
     match &key.partition {
         Partition::Containment(_) => run.read_sessions(&plan, &mut report).await?,
         Partition::Channel(channel) => run.read_messages(channel, &plan, &mut report).await?,
+        Partition::Analytics(kind) => run.read_analytics(*kind, &plan, &mut report).await?,
     }
     if let Some(o) = observer {
         o.0.finished(&report);
@@ -128,6 +134,32 @@ impl StreamRun<'_> {
         read_windows(&messages, &plan.windows, report, self.stop, observer).await?;
         if report.outcome == RunOutcome::Succeeded && opts.range.is_none() {
             self.reread_closed(channel, report).await?;
+        }
+        Ok(())
+    }
+
+    /// An analytics stream: its windows, each request naming the bot's
+    /// channels; then behind the watermark, events listed late or erased
+    /// (`analytics_check`).
+    async fn read_analytics(
+        &self,
+        kind: AnalyticsType,
+        plan: &WindowPlan,
+        report: &mut StreamReport,
+    ) -> Result<(), StoreError> {
+        let analytics = Analytics {
+            io: self.io(),
+            pages: &self.scope.analytics_pages,
+            kind,
+            channels: self.channels,
+        };
+        let (opts, settings) = (self.opts, &self.ctx.settings);
+        let observer = opts.observer.as_ref();
+        read_windows(&analytics, &plan.windows, report, self.stop, observer).await?;
+        if report.outcome == RunOutcome::Succeeded && opts.range.is_none() {
+            let behind = plan::plan_reconcile(report.watermark, &settings.plan, settings.reconcile);
+            let during = (&mut *report, self.stop);
+            check_windows(&analytics, &behind.windows, Differing::Repair, during).await?;
         }
         Ok(())
     }
@@ -213,7 +245,7 @@ impl StreamRun<'_> {
             None => plan::plan_pass(watermark, now, settings),
         };
         match self.key.partition {
-            Partition::Containment(_) => plan,
+            Partition::Containment(_) | Partition::Analytics(_) => plan,
             Partition::Channel(_) => plan::ending_by(plan, self.sessions_read),
         }
     }

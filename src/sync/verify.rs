@@ -5,6 +5,7 @@
 //! `sync_runs` with trigger `verify`; it shares each scope's request budget
 //! with passes (the daemon never runs both at once).
 
+use super::analytics_check::verify_analytics;
 use super::context::{ScopeApi, SyncContext};
 use super::orphans::{self, OrphanCheck};
 use super::plan;
@@ -99,6 +100,10 @@ pub async fn verify(
         if result.is_ok() && scope.scope.bot_id != ACCOUNT_BOT_ID {
             let during = (pass_id.as_str(), &stop);
             result = verify_messages((ctx, scope), opts, during, &mut report).await;
+        }
+        if result.is_ok() {
+            let during = (pass_id.as_str(), &stop);
+            result = verify_analytics((ctx, scope), opts, during, &mut report).await;
         }
         if result.is_ok() && scope.scope.bot_id != ACCOUNT_BOT_ID {
             let wait = opts.max_budget_wait;

@@ -91,15 +91,7 @@ async fn check_window(
         }
     };
     let before = store.count_stored_messages(key, window).await?;
-    let mut check = WindowCheck {
-        window,
-        api_count,
-        stored_count: before.0,
-        added: 0,
-        updated: 0,
-        deleted: 0,
-        equal: counts_match(api_count, before),
-    };
+    let mut check = WindowCheck::counted(window, api_count, before);
     if check.equal || dry_run {
         return Ok(Some(check));
     }

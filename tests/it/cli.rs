@@ -59,6 +59,16 @@ async fn demo_needs_no_credentials_and_fills_the_warehouse() {
         message_streams >= 2,
         "a messages stream per bot and channel: {message_streams}"
     );
+    // Analytics are on in the demo (issue 24): a stream per bot and type.
+    assert_eq!(
+        count(
+            &conn,
+            "SELECT count(*) FROM sync_state WHERE resource = 'analytics'"
+        ),
+        12
+    );
+    assert!(count(&conn, "SELECT count(*) FROM analytics_events") > 0);
+    assert!(stdout.contains("analytics events"), "{stdout}");
     // The analyst views work on the result.
     let rate: Option<f64> = conn
         .query_row(
@@ -82,7 +92,7 @@ async fn demo_needs_no_credentials_and_fills_the_warehouse() {
         assert!(n_rows > 0, "no rows from:\n{sql}");
         n_examples += 1;
     }
-    assert_eq!(n_examples, 5);
+    assert_eq!(n_examples, 7);
 }
 
 #[tokio::test]

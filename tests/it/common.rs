@@ -431,3 +431,52 @@ pub fn files_under(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     }
     out
 }
+
+/// Each stream's last run outcome, keyed `resource:partition`.
+pub fn run_outcomes(warehouse: &Path) -> std::collections::BTreeMap<String, String> {
+    let conn = db(warehouse);
+    let mut stmt = conn
+        .prepare("SELECT resource || ':' || containment_type, outcome FROM sync_runs")
+        .unwrap();
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+/// Runs `backfill` from `h.start` with `config` `rounds` times, each killed
+/// with SIGKILL once the simulator has answered a random number of
+/// requests more (from `more`, seeded by `seed`), and calls `check` with
+/// the round after each kill.
+pub async fn killed_backfills(
+    h: &Harness,
+    config: &Path,
+    (rounds, more, seed): (usize, std::ops::Range<usize>, u64),
+    mut check: impl FnMut(usize),
+) {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut answered = h.sim.requests().len();
+    for round in 0..rounds {
+        let mut child = kore_sync(config)
+            .args(["backfill", "--from", &h.start.to_rfc3339()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        answered += rng.random_range(more.clone());
+        // A backfill that ends first is a test too large a step: say so,
+        // rather than wait for requests that never come.
+        tokio::select! {
+            () = h.sim.wait_for_requests(answered) => {}
+            status = child.wait() => panic!("round {round}: the backfill ended ({status:?}) before {answered} requests"),
+        }
+        signal(&child, "-KILL");
+        assert!(
+            !child.wait().await.unwrap().success(),
+            "round {round}: killed"
+        );
+        check(round);
+        answered = h.sim.requests().len();
+    }
+}

@@ -2,6 +2,7 @@
 //! linked once: the real binary and the library against the simulated
 //! Kore.ai API on port 0, sharing the helpers in `common`.
 
+mod analytics;
 mod architecture;
 mod cli;
 mod common;

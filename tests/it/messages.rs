@@ -5,7 +5,6 @@
 use crate::common::*;
 use chrono::DateTime;
 use serde_json::Value;
-use std::collections::BTreeMap;
 use std::path::Path;
 
 /// What a stored message row should hold for a simulator record.
@@ -242,16 +241,7 @@ async fn issue_14_a_403_on_messages_fails_only_the_message_streams() {
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("Chat History"), "{stderr}");
     assert_warehouse_equals(&h.warehouse, &h.sim_records());
-    let conn = db(&h.warehouse);
-    let outcomes: BTreeMap<String, String> = {
-        let mut stmt = conn
-            .prepare("SELECT resource || ':' || containment_type, outcome FROM sync_runs")
-            .unwrap();
-        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap()
-    };
+    let outcomes = run_outcomes(&h.warehouse);
     for (stream, outcome) in &outcomes {
         let want = if stream.starts_with("messages:") {
             "failed"
@@ -292,7 +282,6 @@ async fn issue_14_sessions_and_messages_share_the_budget_without_a_429() {
 /// data, and one clean pass completes everything.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn issue_14_a_kill_mid_backfill_loses_no_message() {
-    use rand::{Rng, SeedableRng};
     let h = harness(1, 24, 20, |s| {
         s.latency = std::time::Duration::from_millis(15)
     })
@@ -302,22 +291,7 @@ async fn issue_14_a_kill_mid_backfill_loses_no_message() {
         .replace("[api]\n", "[api]\npage_size = 20\nmax_page_size = 40\n");
     let config = h.write_config(&toml);
     let all = h.sim.messages();
-    let mut rng = rand::rngs::StdRng::seed_from_u64(23);
-    let mut answered = 0;
-    for round in 0..4 {
-        let mut child = kore_sync(&config)
-            .args(["backfill", "--from", &h.start.to_rfc3339()])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        answered += rng.random_range(10..80);
-        h.sim.wait_for_requests(answered).await;
-        signal(&child, "-KILL");
-        assert!(
-            !child.wait().await.unwrap().success(),
-            "round {round}: killed"
-        );
+    let check = |round: usize| {
         let conn = db(&h.warehouse);
         let (n, distinct): (i64, i64) = conn
             .query_row(
@@ -352,8 +326,8 @@ async fn issue_14_a_kill_mid_backfill_loses_no_message() {
                 );
             }
         }
-        answered = h.sim.requests().len();
-    }
+    };
+    killed_backfills(&h, &config, (4, 10..80, 23), check).await;
     run_ok(&config, &["sync"]).await;
     assert_eq!(stored(&h.warehouse), want(&h));
 }

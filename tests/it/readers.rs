@@ -19,15 +19,18 @@ for n in names:
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn issue_13_duckdb_1_4_and_1_5_open_the_warehouse_and_the_read_copy() {
     let h = harness(1, 5, 20, |_| {}).await;
-    let path = h.write_config(&h.toml("", ""));
+    // With analytics (issue 24): their tables and views are read too.
+    let analytics = "[analytics]\nenabled = true\n";
+    let path = h.write_config(&h.toml("", analytics));
     run_ok(&path, &["sync"]).await;
     // The catalog form of the read copy too: views over the Parquet export.
-    let catalog_toml = h.toml("", "").replace(
+    let catalog_toml = h.toml("", analytics).replace(
         "[sync]",
         "publish = \"kore-catalog.duckdb\"\npublish_as = \"views\"\nparquet_dir = \"parquet\"\n[sync]",
     );
     run_ok(&h.write_config(&catalog_toml), &["sync"]).await;
     let n_sessions = h.sim_records().len().to_string();
+    let n_events = h.sim.analytics_events().len().to_string();
     let copy = h.dir.path().join("kore-read.duckdb");
     let catalog = h.dir.path().join("kore-catalog.duckdb");
     for version in ["1.4.3", "1.5.5"] {
@@ -45,6 +48,10 @@ async fn issue_13_duckdb_1_4_and_1_5_open_the_warehouse_and_the_read_copy() {
                 "sessions_enriched",
                 "daily_overview",
                 "tags_wide",
+                "daily_nlu",
+                "top_unhandled_utterances",
+                "failing_tasks",
+                "slow_nodes",
             ] {
                 assert!(
                     counts.iter().any(|(n, _)| *n == view),
@@ -53,7 +60,8 @@ async fn issue_13_duckdb_1_4_and_1_5_open_the_warehouse_and_the_read_copy() {
                 );
             }
             assert!(
-                counts.contains(&("sessions", n_sessions.as_str())),
+                counts.contains(&("sessions", n_sessions.as_str()))
+                    && counts.contains(&("analytics_events", n_events.as_str())),
                 "DuckDB {version}, {}: {out}",
                 file.display()
             );

@@ -5,6 +5,7 @@
 //! Architecture invariant: this module is the only one that knows the API's
 //! field names.
 
+mod analytics;
 mod bots;
 mod components;
 mod fields;
@@ -13,9 +14,13 @@ mod privacy;
 mod session;
 mod tags;
 
+pub use analytics::{AnalyticsFilters, AnalyticsRequest, AnalyticsResponse};
 pub use bots::{BOTS_PAGE, BotsResponse, bot_records};
 pub use message::parse_message;
-pub use privacy::{WITHHELD, parse_message_or_reject, parse_or_reject, protect};
+pub use privacy::{
+    WITHHELD, parse_analytics_or_reject, parse_message_or_reject, parse_or_reject, protect,
+    protect_analytics,
+};
 pub use session::{RecordError, parse_session, session_id_of};
 
 use crate::model::ContainmentType;

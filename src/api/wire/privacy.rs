@@ -6,9 +6,12 @@
 //! bot wrote it) and `channels[].channelUId`, and the `{name, value}` lists
 //! under `tags`.
 
+use super::analytics::parse_event_owned;
 use super::message::parse_message_owned;
 use super::session::{RecordError, parse_session_owned, session_id_of};
-use crate::model::{ContainmentType, Message, RejectedRecord, Session};
+use crate::model::{
+    AnalyticsEvent, AnalyticsType, ContainmentType, Message, RejectedRecord, Session,
+};
 use crate::privacy::PrivacyRules;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
@@ -26,7 +29,9 @@ pub fn parse_or_reject(
     stream_containment: Option<ContainmentType>,
     rules: &PrivacyRules,
 ) -> Result<Session, RejectedRecord> {
-    parse_protected(rules, raw, |r| parse_session_owned(r, stream_containment))
+    parse_protected((rules, protect), raw, |r| {
+        parse_session_owned(r, stream_containment)
+    })
 }
 
 /// Parses one raw message after `rules` protected it (with
@@ -36,14 +41,31 @@ pub fn parse_message_or_reject(
     raw: Box<RawValue>,
     rules: &PrivacyRules,
 ) -> Result<Message, RejectedRecord> {
-    parse_protected(rules, raw, parse_message_owned)
+    parse_protected((rules, protect), raw, parse_message_owned)
 }
+
+/// Parses one analytics record of `kind` read for `bot_id` after `rules`
+/// protected it (see [`protect_analytics`]), or keeps it, as protected,
+/// as a [`RejectedRecord`].
+pub fn parse_analytics_or_reject(
+    raw: Box<RawValue>,
+    (kind, bot_id): (AnalyticsType, &str),
+    rules: &PrivacyRules,
+) -> Result<AnalyticsEvent, RejectedRecord> {
+    parse_protected((rules, protect_analytics), raw, |r| {
+        parse_event_owned(r, (kind, bot_id))
+    })
+}
+
+/// How a kind of record is protected (`protect`, `protect_analytics`): the
+/// record with the rules applied, None when it is not a JSON object.
+type Protect = fn(&PrivacyRules, &str) -> Option<String>;
 
 /// Parses `raw` with `parse` after applying `rules` to it; a record that
 /// fails is kept as rejected in its protected form (or withheld whole).
 /// The record's text moves into what it is parsed into, uncopied.
 fn parse_protected<T>(
-    rules: &PrivacyRules,
+    (rules, protect): (&PrivacyRules, Protect),
     raw: Box<RawValue>,
     parse: impl FnOnce(Box<RawValue>) -> Result<T, (RecordError, Box<RawValue>)>,
 ) -> Result<T, RejectedRecord> {
@@ -76,13 +98,7 @@ pub fn protect(rules: &PrivacyRules, raw: &str) -> Option<String> {
     if rules.user_id_fields() {
         protect_ids(rules, obj);
     }
-    if let Some(groups) = obj.get_mut("tags").and_then(Value::as_object_mut) {
-        for list in groups.values_mut().filter_map(Value::as_array_mut) {
-            for tag in list.iter_mut().filter_map(Value::as_object_mut) {
-                protect_tag(rules, tag);
-            }
-        }
-    }
+    protect_tags(rules, obj.get_mut("tags"));
     if !rules.store_text() {
         remove_content(obj);
     }
@@ -111,6 +127,19 @@ fn protect_ids(rules: &PrivacyRules, obj: &mut Map<String, Value>) {
     }
 }
 
+/// Protects every `{name, value}` tag of the lists under `groups` (a
+/// record's `tags` or `customTags`).
+fn protect_tags(rules: &PrivacyRules, groups: Option<&mut Value>) {
+    let Some(groups) = groups.and_then(Value::as_object_mut) else {
+        return;
+    };
+    for list in groups.values_mut().filter_map(Value::as_array_mut) {
+        for tag in list.iter_mut().filter_map(Value::as_object_mut) {
+            protect_tag(rules, tag);
+        }
+    }
+}
+
 /// Drops or pseudonymises one `{name, value}` tag's value by its name.
 fn protect_tag(rules: &PrivacyRules, tag: &mut Map<String, Value>) {
     let Some(name) = tag.get("name").and_then(Value::as_str) else {
@@ -135,6 +164,34 @@ fn hash_value(rules: &PrivacyRules, v: &mut Value) {
         other => other.to_string(),
     };
     *v = Value::String(rules.pseudonym(&text));
+}
+
+/// An analytics record with the rules applied (see [`protect`]): its
+/// `userId` and `channelUId` pseudonymised, its `customTags` protected like
+/// `tags`, and without `messages.store_text` its `utterance` removed and
+/// its `NLAnalysis` cut to what names the outcome (`result`, `debugTitle`,
+/// `bot`, `botid`, `task`): the rest analyses the user's words, and holds
+/// them (`input`, `nlProcessing.*Input`, word analyses).
+pub fn protect_analytics(rules: &PrivacyRules, raw: &str) -> Option<String> {
+    let mut record: Value = serde_json::from_str(raw).ok()?;
+    let obj = record.as_object_mut()?;
+    if rules.user_id_fields() {
+        for field in ["userId", "channelUId"] {
+            if let Some(v) = obj.get_mut(field) {
+                hash_value(rules, v);
+            }
+        }
+    }
+    protect_tags(rules, obj.get_mut("customTags"));
+    if !rules.store_text() {
+        obj.remove("utterance");
+        if let Some(nl) = obj.get_mut("NLAnalysis").and_then(Value::as_object_mut) {
+            nl.retain(|k, _| {
+                ["result", "debugTitle", "bot", "botid", "task"].contains(&k.as_str())
+            });
+        }
+    }
+    Some(record.to_string())
 }
 
 /// Removes what people wrote or were shown: each component's `data`.
