@@ -91,6 +91,8 @@ fn api_scope_of(url: &Url) -> &'static str {
         "Chat History"
     } else if path.ends_with("/getAnalytics") {
         "Metrics"
+    } else if path.ends_with("/getLLMUsageLogs") {
+        "Fetch Gen AI and LLM Usage Logs"
     } else if path.ends_with("/bots") {
         "Bot Management (Admin Console)"
     } else {

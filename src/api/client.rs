@@ -98,13 +98,18 @@ impl KoreClient {
 
     /// `base_url` with `api/public/` and `path` appended.
     fn public_url(&self, path: &[&str]) -> Url {
+        self.api_url(&["api", "public"], path)
+    }
+
+    /// `path` under `prefix` (`api/public`, or `api/1.1/public`).
+    fn api_url(&self, prefix: &[&str], path: &[&str]) -> Url {
         let mut url = self.base_url.clone();
         {
             let mut segs = url
                 .path_segments_mut()
                 .expect("validated base_url has a path");
             segs.pop_if_empty();
-            segs.extend(["api", "public"]);
+            segs.extend(prefix);
             segs.extend(path);
         }
         url
@@ -346,6 +351,11 @@ impl KoreApi {
     /// The URL of `path` under the API's `api/public/` (e.g. `["bots"]`).
     pub(super) fn public_url(&self, path: &[&str]) -> Url {
         self.client.public_url(path)
+    }
+
+    /// A URL under `/api/1.1/public/` (getLLMUsageLogs).
+    pub(super) fn public_url_v1_1(&self, path: &[&str]) -> Url {
+        self.client.api_url(&["api", "1.1", "public"], path)
     }
 }
 

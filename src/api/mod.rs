@@ -8,6 +8,7 @@
 //! - `bots`: the Admin Console's bot list, for names.
 //! - `messages`: conversation history (`getMessagesV2`).
 //! - `analytics`: NLU analytics (`getAnalytics`).
+//! - `llm`: GenAI and LLM usage logs (`getLLMUsageLogs`).
 //! - `download`: one page fetched and thrown away, for the benchmark's
 //!   byte floor.
 //! - `auth`: HS256 JWT minting for the `auth` header.
@@ -23,6 +24,7 @@ pub mod budget;
 pub mod client;
 mod download;
 pub mod error;
+mod llm;
 mod messages;
 pub mod page_size;
 pub mod wire;

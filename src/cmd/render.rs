@@ -53,6 +53,7 @@ fn records_noun(s: &StreamReport) -> &'static str {
     match s.key.partition.resource() {
         "sessions" => "sessions",
         "messages" => "messages",
+        "llm_usage" => "calls",
         _ => "events",
     }
 }
@@ -76,7 +77,7 @@ pub fn print_pass(report: &PassReport) {
 /// The `status` table.
 pub fn print_status(path: &Path, r: &StatusReport, now: DateTime<Utc>) {
     println!(
-        "warehouse {} (storage format {}, kore-sync's DuckDB {}): {} sessions, {} tags, {} messages, {} analytics events, {} rejected records, {} streams",
+        "warehouse {} (storage format {}, kore-sync's DuckDB {}): {} sessions, {} tags, {} messages, {} analytics events, {} LLM calls, {} rejected records, {} streams",
         path.display(),
         r.storage_version,
         r.duckdb_version,
@@ -84,6 +85,7 @@ pub fn print_status(path: &Path, r: &StatusReport, now: DateTime<Utc>) {
         r.n_tags,
         r.n_messages,
         r.n_analytics_events,
+        r.n_llm_calls,
         r.n_rejected,
         r.streams.len()
     );
@@ -211,6 +213,7 @@ pub struct StatusJson<'a> {
     pub n_tags: i64,
     pub n_messages: i64,
     pub n_analytics_events: i64,
+    pub n_llm_calls: i64,
     pub n_rejected: i64,
     /// Sessions the API no longer has, kept and marked.
     pub n_gone: i64,
@@ -305,6 +308,7 @@ impl<'a> StatusJson<'a> {
             n_tags: r.n_tags,
             n_messages: r.n_messages,
             n_analytics_events: r.n_analytics_events,
+            n_llm_calls: r.n_llm_calls,
             n_rejected: r.n_rejected,
             n_gone: r.n_gone,
             n_messages_without_session: r.n_messages_without_session,

@@ -46,10 +46,11 @@ pub async fn run(inv: &Invocation) -> anyhow::Result<Outcome> {
             println!("rewrote the warehouse from {}", from.describe());
             println!("                         to {}", to.describe());
             println!(
-                "  {} sessions, {} messages, {} analytics events, {} rejected records; {} written anew",
+                "  {} sessions, {} messages, {} analytics events, {} LLM calls, {} rejected records; {} written anew",
                 rewritten.n_sessions,
                 rewritten.n_messages,
                 rewritten.n_analytics,
+                rewritten.n_llm_calls,
                 rewritten.n_rejected,
                 config.warehouse.path.display()
             );

@@ -1,5 +1,5 @@
-//! `[analytics]`: whether NLU analytics (getAnalytics) are synced, and
-//! which of its six types. Off unless enabled (the app needs the Metrics
+//! `[analytics]`: whether NLU analytics (getAnalytics) are synced, which
+//! of its six types, and whether the GenAI and LLM usage logs with them. Off unless enabled (the app needs the Metrics
 //! scope, which not every app has); every type when enabled.
 
 use super::collector::Collector;
@@ -41,5 +41,6 @@ pub(super) fn analytics(raw: &RawAnalytics, p: &mut Collector) -> Option<Analyti
     Some(AnalyticsSettings {
         enabled: raw.enabled.unwrap_or(false),
         types,
+        llm_usage: raw.llm_usage.unwrap_or(true),
     })
 }

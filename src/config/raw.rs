@@ -77,6 +77,7 @@ pub struct RawMessages {
 pub struct RawAnalytics {
     pub enabled: Option<bool>,
     pub types: Option<Vec<String>>,
+    pub llm_usage: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -9,9 +9,11 @@
 
 pub mod analytics;
 pub mod ids;
+pub mod llm;
 pub mod window;
 
 pub use analytics::{AnalyticsEvent, AnalyticsType};
+pub use llm::LlmUsage;
 pub use window::{API_MAX_SPAN, Window, next_watermark};
 
 use chrono::{DateTime, Utc};
@@ -101,6 +103,8 @@ pub enum Partition {
     Containment(ContainmentType),
     Channel(String),
     Analytics(AnalyticsType),
+    /// A bot's GenAI and LLM usage logs (one stream, no partition).
+    LlmUsage,
 }
 
 impl Partition {
@@ -110,6 +114,7 @@ impl Partition {
             Partition::Containment(_) => "sessions",
             Partition::Channel(_) => "messages",
             Partition::Analytics(_) => "analytics",
+            Partition::LlmUsage => "llm_usage",
         }
     }
 
@@ -121,6 +126,7 @@ impl Partition {
             Partition::Containment(c) => c.as_str(),
             Partition::Channel(c) => c,
             Partition::Analytics(t) => t.as_str(),
+            Partition::LlmUsage => "all",
         }
     }
 }
@@ -152,7 +158,7 @@ impl StreamKey {
     pub fn containment_type(&self) -> Option<ContainmentType> {
         match self.partition {
             Partition::Containment(c) => Some(c),
-            Partition::Channel(_) | Partition::Analytics(_) => None,
+            Partition::Channel(_) | Partition::Analytics(_) | Partition::LlmUsage => None,
         }
     }
 }
@@ -163,6 +169,7 @@ impl fmt::Display for StreamKey {
             Partition::Containment(c) => write!(f, "{}/{c}", self.bot_id),
             Partition::Channel(c) => write!(f, "{}/messages:{c}", self.bot_id),
             Partition::Analytics(t) => write!(f, "{}/analytics:{t}", self.bot_id),
+            Partition::LlmUsage => write!(f, "{}/llm_usage", self.bot_id),
         }
     }
 }
@@ -225,6 +232,9 @@ pub type MessageBatch = Batch<Message>;
 
 /// A batch of analytics events.
 pub type AnalyticsBatch = Batch<AnalyticsEvent>;
+
+/// A batch of LLM usage records.
+pub type LlmUsageBatch = Batch<LlmUsage>;
 
 /// A session seen closing after it was stored as active, whose messages are
 /// to be read again by id.

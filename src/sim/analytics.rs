@@ -10,8 +10,7 @@
 //! defaults to `rtm`, as documented. Rate limits and faults are the other
 //! endpoints'.
 
-use super::auth::bot_gate;
-use super::faults::next_fault;
+use super::auth::{answer_logged, bot_gate};
 use super::http::{DatesAsked, Refusal, date_range, finish};
 use super::messages::messages_of;
 use super::{LoggedRequest, Shared, SimState, Simulator};
@@ -77,19 +76,9 @@ async fn get_analytics(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let mut st = state.lock().expect("simulator lock");
-    let fault = next_fault(&mut st);
-    let mut log = LoggedRequest::new(&bot_id);
-    log.resource = "analytics";
-    let response = answer(
-        &mut st,
-        &bot_id,
-        (&headers, &body),
-        &mut log,
-        fault.as_ref(),
-    );
-    st.record(log, &response);
-    response
+    answer_logged(&state, (&bot_id, "analytics"), |st, log, fault| {
+        answer(st, &bot_id, (&headers, &body), log, fault)
+    })
 }
 
 fn answer(

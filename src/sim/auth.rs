@@ -83,6 +83,23 @@ fn authenticate(
     ))
 }
 
+/// Answers one request of a per-bot endpoint labelled `resource` in the
+/// request log: under the simulator's lock, with the next injected fault,
+/// recorded once answered.
+pub(super) fn answer_logged(
+    state: &super::Shared,
+    (bot_id, resource): (&str, &'static str),
+    answer: impl FnOnce(&mut SimState, &mut super::LoggedRequest, Option<&Fault>) -> Response,
+) -> Response {
+    let mut st = state.lock().expect("simulator lock");
+    let fault = super::faults::next_fault(&mut st);
+    let mut log = super::LoggedRequest::new(bot_id);
+    log.resource = resource;
+    let response = answer(&mut st, &mut log, fault.as_ref());
+    st.record(log, &response);
+    response
+}
+
 /// The bots of a scope an endpoint needs whose apps lack it (a list of the
 /// simulator's settings), and the scope's name.
 pub(super) type ScopeDenial<'a> = (fn(&SimSettings) -> &Vec<String>, &'a str);

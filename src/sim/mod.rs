@@ -22,6 +22,7 @@ pub mod data;
 mod faults;
 mod http;
 mod limits;
+mod llm;
 mod messages;
 mod sessions;
 mod settings;
@@ -47,7 +48,8 @@ pub struct LoggedRequest {
     /// The bot id, `*` for the account's getSessions, or `bots` for the
     /// Admin Console's bot list.
     pub scope: String,
-    /// `sessions`, `messages` (getMessagesV2), `analytics` or `bots`.
+    /// `sessions`, `messages` (getMessagesV2), `analytics`, `llm_usage` or
+    /// `bots`.
     pub resource: &'static str,
     /// getMessagesV2's `channelType` (None: not sent, so `rtm`), or the
     /// channels a getAnalytics request named, joined by commas.
@@ -193,6 +195,7 @@ impl Simulator {
         let app = sessions::routes()
             .merge(messages::routes())
             .merge(analytics::routes())
+            .merge(llm::routes())
             .route("/api/public/bots", axum::routing::get(bots::list_bots))
             .with_state(state.clone());
         let stop = shutdown.clone();

@@ -55,6 +55,9 @@ pub struct SimSettings {
     pub deny_chat_history: Vec<String>,
     /// Bots whose apps lack the Metrics scope: getAnalytics answers 403.
     pub deny_metrics: Vec<String>,
+    /// Bots whose apps lack the LLM usage logs scope: getLLMUsageLogs
+    /// answers 403.
+    pub deny_llm_logs: Vec<String>,
     /// Answer 400 to a `limit` above this, instead of clamping.
     pub refuse_limit_above: Option<usize>,
     /// `limit` when the request has none.
@@ -93,6 +96,7 @@ impl Default for SimSettings {
             max_messages_page: 10_000,
             deny_chat_history: Vec::new(),
             deny_metrics: Vec::new(),
+            deny_llm_logs: Vec::new(),
             default_page_size: 100,
             refuse_limit_above: None,
             max_skip: None,

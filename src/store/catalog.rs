@@ -27,13 +27,14 @@ const SMALL_TABLES: [&str; 6] = [
 ];
 
 /// The exported tables, with their JSON columns (stored as text in Parquet).
-const EXPORTED: [(&str, &[&str]); 6] = [
+const EXPORTED: [(&str, &[&str]); 7] = [
     ("sessions", &["raw"]),
     ("session_tags", &["value_json"]),
     ("messages", &["components", "raw"]),
     ("message_tags", &["value_json"]),
     ("analytics_events", &["raw"]),
     ("analytics_event_tags", &["value_json"]),
+    ("llm_usage", &["raw"]),
 ];
 
 /// Fills `kore_publish` (attached) from the warehouse `db` and the Parquet

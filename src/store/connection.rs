@@ -38,6 +38,12 @@ pub(super) const STAGING: &str = "
         value VARCHAR, value_json VARCHAR);
     CREATE TEMP TABLE stage_analytics_changed (
         type VARCHAR, event_id VARCHAR, first_synced_at TIMESTAMPTZ);
+    CREATE TEMP TABLE stage_llm_usage (
+        usage_id VARCHAR, bot_id VARCHAR, user_id VARCHAR, started_at VARCHAR, ended_at VARCHAR,
+        time_taken_ms BIGINT, status_code INTEGER, status VARCHAR, feature VARCHAR, model VARCHAR,
+        integration VARCHAR, prompt_name VARCHAR, channel VARCHAR, task_id VARCHAR,
+        description VARCHAR, request_tokens BIGINT, response_tokens BIGINT, raw VARCHAR);
+    CREATE TEMP TABLE stage_llm_changed (usage_id VARCHAR, first_synced_at TIMESTAMPTZ);
     CREATE TEMP TABLE stage_late (
         session_id VARCHAR, bot_id VARCHAR, channel VARCHAR,
         start_time VARCHAR, end_time VARCHAR);

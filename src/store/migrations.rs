@@ -66,6 +66,7 @@ pub const MIGRATIONS: &[Migration] = &[
         include_str!("../../sql/016_compressed_records.sql"),
     ),
     migration(17, "analytics", include_str!("../../sql/017_analytics.sql")),
+    migration(18, "llm_usage", include_str!("../../sql/018_llm_usage.sql")),
 ];
 
 const fn migration(version: i64, name: &'static str, sql: &'static str) -> Migration {
@@ -134,9 +135,7 @@ pub fn apply(conn: &Connection, path: &Path) -> Result<(), StoreError> {
 /// How to undo the latest migration, for `kore-sync bench --commands`,
 /// which times migrations at size: it rewinds a copy of a large warehouse
 /// to the version before, so that opening it applies the latest again.
-const UNDO_LATEST: &str = "
-    DROP VIEW slow_nodes; DROP VIEW failing_tasks; DROP VIEW top_unhandled_utterances;
-    DROP VIEW daily_nlu; DROP TABLE analytics_event_tags; DROP TABLE analytics_events;";
+const UNDO_LATEST: &str = "DROP VIEW daily_llm_usage; DROP TABLE llm_usage;";
 
 /// Rewinds the warehouse at `path` (a copy: nothing else may hold it) to
 /// the schema version before the latest; returns the latest's version.

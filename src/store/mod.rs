@@ -21,6 +21,7 @@ mod commit;
 mod connection;
 pub mod error;
 mod lake;
+mod llm;
 mod message_ids;
 mod message_write;
 mod messages;
@@ -239,6 +240,8 @@ pub struct StatusReport {
     pub n_messages: i64,
     /// NLU analytics events (`[analytics]`).
     pub n_analytics_events: i64,
+    /// Logged LLM calls (`analytics.llm_usage`).
+    pub n_llm_calls: i64,
     pub n_rejected: i64,
     /// Sessions the API no longer has, kept and marked (`deletes = "keep"`).
     pub n_gone: i64,

@@ -23,13 +23,14 @@ use std::path::{Path, PathBuf};
 const PARQUET_ROW_GROUP: u32 = 16_384;
 
 /// The exported tables, in the order they are written.
-pub(super) const TABLES: [&str; 6] = [
+pub(super) const TABLES: [&str; 7] = [
     "sessions",
     "session_tags",
     "messages",
     "message_tags",
     "analytics_events",
     "analytics_event_tags",
+    "llm_usage",
 ];
 
 /// One table's partition of one day, written to a local file (None: the day
@@ -49,6 +50,7 @@ pub(super) fn days_to_export(conn: &Connection, full: bool) -> Result<Vec<String
              SELECT DISTINCT CAST(make_timestamp(epoch_us(start_time)) AS DATE) AS d FROM sessions
              UNION SELECT DISTINCT CAST(make_timestamp(epoch_us(created_on)) AS DATE) FROM messages
              UNION SELECT DISTINCT CAST(make_timestamp(epoch_us(event_time)) AS DATE) FROM analytics_events
+             UNION SELECT DISTINCT CAST(make_timestamp(epoch_us(started_at)) AS DATE) FROM llm_usage
              UNION SELECT day FROM parquet_dirty_days) ORDER BY 1"
     } else {
         "SELECT CAST(day AS VARCHAR) FROM parquet_dirty_days ORDER BY 1"
@@ -196,7 +198,7 @@ pub(super) fn manifest(conn: &Connection, writer: &Writer<'_>) -> Result<Vec<u8>
 /// Each table's query for one day. The day's UTC bounds are spelled as
 /// constants beside the exact test, so zone maps skip other row groups:
 /// without them each day scanned the whole history, twice per table.
-fn day_queries(day: &str) -> Result<[(&'static str, String); 6], StoreError> {
+fn day_queries(day: &str) -> Result<[(&'static str, String); 7], StoreError> {
     let start = NaiveDate::parse_from_str(day, "%Y-%m-%d")
         .map(|d| d.and_time(NaiveTime::MIN).and_utc())
         .map_err(|e| StoreError::Unexpected {
@@ -261,6 +263,14 @@ fn day_queries(day: &str) -> Result<[(&'static str, String); 6], StoreError> {
                 "SELECT t.* EXCLUDE (value_json), CAST(t.value_json AS VARCHAR) AS value_json
                  FROM analytics_event_tags t JOIN analytics_events e USING (type, event_id) WHERE {}",
                 within("e.event_time")
+            ),
+        ),
+        // LLM calls by the UTC day they started.
+        (
+            "llm_usage",
+            format!(
+                "SELECT * EXCLUDE (raw), CAST(raw AS VARCHAR) AS raw FROM llm_usage WHERE {}",
+                within("started_at")
             ),
         ),
     ])

@@ -15,10 +15,11 @@ use super::error::{QueryContext, StoreError};
 use super::parts::PART_BYTES;
 use super::privacy::{FileState, read_record, record};
 use super::rewrite_rows::{
-    ANALYTICS_KEY, rewrite_analytics, rewrite_messages, rewrite_rejected, rewrite_sessions,
+    ANALYTICS_KEY, rewrite_analytics, rewrite_llm_usage, rewrite_messages, rewrite_rejected,
+    rewrite_sessions,
 };
 use super::{WarehouseSettings, connection, publish};
-use crate::model::{AnalyticsEvent, AnalyticsType, Message, Session};
+use crate::model::{AnalyticsEvent, AnalyticsType, LlmUsage, Message, Session};
 use crate::privacy::PrivacyRecord;
 use chrono::Utc;
 use duckdb::{Connection, Transaction, params};
@@ -35,6 +36,8 @@ pub trait RecordRewrite: Sync {
     fn message(&self, raw: &str) -> Result<Message, String>;
     /// An analytics event of `kind` (its `bot_id` is kept as stored).
     fn analytics(&self, kind: AnalyticsType, raw: &str) -> Result<AnalyticsEvent, String>;
+    /// An LLM usage record (its `usage_id` and `bot_id` are kept as stored).
+    fn llm_usage(&self, raw: &str) -> Result<LlmUsage, String>;
     /// A rejected record's `raw` as it may now be kept.
     fn rejected(&self, raw: &str) -> String;
 }
@@ -45,13 +48,14 @@ pub struct Rewritten {
     pub n_sessions: usize,
     pub n_messages: usize,
     pub n_analytics: usize,
+    pub n_llm_calls: usize,
     pub n_rejected: usize,
 }
 
 /// How far a rewrite is, after each chunk: for a progress bar.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RewriteProgress {
-    /// `sessions`, `messages` or `analytics_events`.
+    /// `sessions`, `messages`, `analytics_events` or `llm_usage`.
     pub table: &'static str,
     /// Rows of `table` rewritten so far, by any run of this rewrite.
     pub done: u64,
@@ -60,10 +64,11 @@ pub struct RewriteProgress {
 
 /// The tables rewritten chunk by chunk, in order, with their keys (an
 /// expression for analytics events, keyed by type and id).
-const TABLES: [(&str, &str); 3] = [
+const TABLES: [(&str, &str); 4] = [
     ("sessions", "session_id"),
     ("messages", "message_id"),
     ("analytics_events", ANALYTICS_KEY),
+    ("llm_usage", "usage_id"),
 ];
 
 /// A rewrite stopped halfway: its target settings and how far it got.
@@ -119,7 +124,8 @@ pub fn rewrite_privacy(
         match table {
             "sessions" => done.n_sessions = n,
             "messages" => done.n_messages = n,
-            _ => done.n_analytics = n,
+            "analytics_events" => done.n_analytics = n,
+            _ => done.n_llm_calls = n,
         }
     }
     done.n_rejected = finish_rows(&mut conn, rw, wanted)?;
@@ -185,7 +191,8 @@ fn rewrite_table(
         match table {
             "sessions" => rewrite_sessions(&tx, &rows, rw, (&after, &through))?,
             "messages" => rewrite_messages(&tx, &rows, rw, (&after, &through))?,
-            _ => rewrite_analytics(&tx, &rows, rw, (&after, &through))?,
+            "analytics_events" => rewrite_analytics(&tx, &rows, rw, (&after, &through))?,
+            _ => rewrite_llm_usage(&tx, &rows, rw, (&after, &through))?,
         }
         tx.execute(
             "UPDATE privacy_rewrite SET rewriting = ?, done_through = ?",

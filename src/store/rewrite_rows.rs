@@ -9,7 +9,7 @@ use super::error::{QueryContext, StoreError};
 use super::message_write;
 use super::rewrite::RecordRewrite;
 use super::sql::lit;
-use crate::model::{AnalyticsEvent, AnalyticsType, Message, Session};
+use crate::model::{AnalyticsEvent, AnalyticsType, LlmUsage, Message, Session};
 use duckdb::{Transaction, params};
 
 /// The SQL condition on `key` of a chunk's range `(after, through]`.
@@ -135,6 +135,33 @@ pub(super) fn rewrite_analytics(
          DROP TABLE rewrite_rows;"
     ))
     .doing("rewriting analytics events")
+}
+
+/// Writes a chunk's LLM usage records again, as [`rewrite_sessions`] does:
+/// the user id and the record are new; the id stays (it never depended on
+/// the privacy settings).
+pub(super) fn rewrite_llm_usage(
+    tx: &Transaction<'_>,
+    rows: &[(String, String)],
+    rw: &dyn RecordRewrite,
+    bounds: (&str, &str),
+) -> Result<(), StoreError> {
+    let mut rewritten: Vec<LlmUsage> = read_again(rows, |raw| rw.llm_usage(raw))?;
+    for (u, (id, _)) in rewritten.iter_mut().zip(rows) {
+        u.usage_id.clone_from(id);
+    }
+    let refs: Vec<&LlmUsage> = rewritten.iter().collect();
+    super::llm::stage(tx, &refs)?;
+    let in_range = range("usage_id", bounds);
+    tx.execute_batch(&format!(
+        "CREATE OR REPLACE TEMP TABLE rewrite_rows AS
+             SELECT t.* REPLACE (s.user_id AS user_id, CAST(s.raw AS JSON) AS raw)
+             FROM llm_usage t JOIN stage_llm_usage s USING (usage_id) WHERE t.{in_range};
+         DELETE FROM llm_usage WHERE {in_range};
+         INSERT INTO llm_usage SELECT * FROM rewrite_rows;
+         DROP TABLE rewrite_rows;"
+    ))
+    .doing("rewriting LLM usage records")
 }
 
 pub(super) fn rewrite_rejected(

@@ -19,6 +19,7 @@ pub(super) fn status(conn: &Connection) -> Result<StatusReport, StoreError> {
     let n_tags = count("SELECT count(*) FROM session_tags")?;
     let n_messages = count("SELECT count(*) FROM messages")?;
     let n_analytics_events = count("SELECT count(*) FROM analytics_events")?;
+    let n_llm_calls = count("SELECT count(*) FROM llm_usage")?;
     let n_rejected = count("SELECT count(*) FROM rejected_records")?;
     let n_gone = count("SELECT count(*) FROM sessions WHERE deleted_at IS NOT NULL")?;
     let n_messages_without_session = count(MESSAGES_WITHOUT_SESSION)?;
@@ -37,6 +38,8 @@ pub(super) fn status(conn: &Connection) -> Result<StatusReport, StoreError> {
                         (SELECT count(*) FROM sessions x
                           WHERE (s.bot_id = '*' OR x.bot_id = s.bot_id)
                             AND x.containment_type = s.containment_type AND x.deleted_at IS NULL)
+                    WHEN s.resource = 'llm_usage' THEN
+                        (SELECT count(*) FROM llm_usage u WHERE u.bot_id = s.bot_id)
                     WHEN s.resource = 'analytics' THEN
                         (SELECT count(*) FROM analytics_events e
                           WHERE e.bot_id = s.bot_id AND e.type = s.containment_type)
@@ -48,7 +51,8 @@ pub(super) fn status(conn: &Connection) -> Result<StatusReport, StoreError> {
              LEFT JOIN sync_state st USING (resource, bot_id, containment_type)
              LEFT JOIN last_run r USING (resource, bot_id, containment_type)
              ORDER BY s.bot_id,
-                      CASE s.resource WHEN 'sessions' THEN 0 WHEN 'messages' THEN 1 ELSE 2 END,
+                      CASE s.resource WHEN 'sessions' THEN 0 WHEN 'messages' THEN 1
+                                      WHEN 'analytics' THEN 2 ELSE 3 END,
                       s.containment_type",
         )
         .doing("reading stream status")?;
@@ -86,6 +90,7 @@ pub(super) fn status(conn: &Connection) -> Result<StatusReport, StoreError> {
         n_tags,
         n_messages,
         n_analytics_events,
+        n_llm_calls,
         n_rejected,
         n_gone,
         n_messages_without_session,

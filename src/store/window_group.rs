@@ -25,7 +25,7 @@ use super::noted_days::NotedDays;
 use super::runs::stream_states;
 use super::session_store::Writer;
 use super::watermarks::{WindowDone, move_watermarks};
-use crate::model::{AnalyticsBatch, MessageBatch, SessionBatch, StreamKey};
+use crate::model::{AnalyticsBatch, LlmUsageBatch, MessageBatch, SessionBatch, StreamKey};
 use chrono::{DateTime, Utc};
 use std::collections::HashSet;
 
@@ -42,6 +42,7 @@ pub(super) enum WindowRecords {
     Sessions(SessionBatch),
     Messages(MessageBatch),
     Analytics(AnalyticsBatch),
+    LlmUsage(LlmUsageBatch),
 }
 
 /// The queue of windows waiting to be stored.
@@ -86,7 +87,7 @@ pub(super) fn commit_windows(
     // analytics events.
     let mut counts = vec![(0, 0); windows.len()];
     let (mut sessions, mut messages) = ((Vec::new(), Vec::new()), (Vec::new(), Vec::new()));
-    let mut analytics = (Vec::new(), Vec::new());
+    let (mut analytics, mut llm) = ((Vec::new(), Vec::new()), (Vec::new(), Vec::new()));
     for (i, (w, state)) in windows.iter().zip(&states).enumerate() {
         match &w.records {
             WindowRecords::Sessions(batch) => {
@@ -105,6 +106,10 @@ pub(super) fn commit_windows(
                 analytics.0.push(i);
                 analytics.1.push((&w.key, batch));
             }
+            WindowRecords::LlmUsage(batch) => {
+                llm.0.push(i);
+                llm.1.push((&w.key, batch));
+            }
         }
     }
     let mut days = noted.noting();
@@ -115,10 +120,14 @@ pub(super) fn commit_windows(
         counts[i] = n;
     }
     let stored_analytics = super::analytics::store_batches(&tx, &analytics.1, (now, &mut days))?;
+    let stored_llm = super::llm::store_batches(&tx, &llm.1, (now, &mut days))?;
     for (i, n) in messages.0.into_iter().zip(stored_messages) {
         counts[i] = n;
     }
     for (i, n) in analytics.0.into_iter().zip(stored_analytics) {
+        counts[i] = n;
+    }
+    for (i, n) in llm.0.into_iter().zip(stored_llm) {
         counts[i] = n;
     }
     let done: Vec<WindowDone<'_>> = windows

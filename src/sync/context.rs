@@ -58,6 +58,8 @@ pub struct AnalyticsSettings {
     pub enabled: bool,
     /// One stream per bot and type. Invariant: not empty, no duplicates.
     pub types: Vec<AnalyticsType>,
+    /// Also the GenAI and LLM usage logs (one stream per bot).
+    pub llm_usage: bool,
 }
 
 impl Default for AnalyticsSettings {
@@ -66,6 +68,7 @@ impl Default for AnalyticsSettings {
         AnalyticsSettings {
             enabled: false,
             types: AnalyticsType::ALL.to_vec(),
+            llm_usage: true,
         }
     }
 }
@@ -99,6 +102,9 @@ pub struct ScopeApi {
     /// The page size of its analytics streams (getAnalytics documents no
     /// largest `limit`), learned apart from the others'.
     pub analytics_pages: Arc<PageSize>,
+    /// The page size of its LLM usage stream: fixed at `api.max_page_size`
+    /// (a short page tells nothing there, see `sync::llm`).
+    pub llm_pages: Arc<PageSize>,
 }
 
 /// The most messages getMessagesV2 returns in one page (v2's documented
@@ -196,6 +202,7 @@ pub fn build_scopes(
                 api: http.scope_api(&scope.bot_id, scope.credentials.clone(), budget, pages),
                 message_pages: Arc::new(PageSize::new(client.page_size, MESSAGES_PAGE)),
                 analytics_pages: Arc::new(PageSize::new(client.page_size, client.max_page_size)),
+                llm_pages: Arc::new(PageSize::new(client.max_page_size, client.max_page_size)),
                 scope: scope.clone(),
             }
         })

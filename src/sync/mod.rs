@@ -16,6 +16,7 @@ mod analytics_check;
 pub mod bare;
 pub mod context;
 mod fetch;
+mod llm;
 mod messages;
 pub mod names;
 pub mod options;

@@ -3,6 +3,7 @@
 
 use super::analytics::{analytics_channels, analytics_keys, syncs_analytics};
 use super::context::{ScopeApi, SyncContext};
+use super::llm::{llm_usage_key, syncs_llm_usage};
 use super::messages::{message_keys, syncs_messages};
 use super::options::PassOptions;
 use super::report::{PassReport, StreamReport};
@@ -95,7 +96,8 @@ pub async fn run_pass(
             let rank = match k.partition.resource() {
                 "sessions" => 0,
                 "messages" => 1,
-                _ => 2,
+                "analytics" => 2,
+                _ => 3,
             };
             (k.bot_id.clone(), rank, k.partition.name().to_owned())
         };
@@ -166,6 +168,12 @@ impl ScopeTask {
                 }
                 Err(e) => Err(e),
             };
+        }
+        if result.is_ok() && syncs_llm_usage(&self.ctx, &self.scope) {
+            let key = llm_usage_key(api.bot_id());
+            result = self
+                .run_streams(std::iter::once(key), None, &[], &mut reports)
+                .await;
         }
         ScopeDone {
             bot_id: api.bot_id().to_owned(),

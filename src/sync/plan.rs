@@ -96,6 +96,20 @@ pub fn plan_reconcile(
     plan_range(s.start.max(w - reconcile), w - s.lookback, API_MAX_SPAN)
 }
 
+/// `plan` for an endpoint that reads whole days (getLLMUsageLogs): from the
+/// UTC midnight at or before its beginning to its end, in windows of at
+/// most `max_days` days that begin at midnight (the last ends where `plan`
+/// does). Reading from the day's start only reads again what was read.
+pub fn whole_days(plan: WindowPlan, max_days: i64) -> WindowPlan {
+    let begin = plan
+        .begin
+        .date_naive()
+        .and_hms_opt(0, 0, 0)
+        .expect("midnight exists")
+        .and_utc();
+    cut(begin, plan.end, TimeDelta::days(max_days.max(1)))
+}
+
 /// Plans `verify` over `[from, to)`: windows just under the API's 7 days,
 /// each checked with one request.
 pub fn plan_verify(from: DateTime<Utc>, to: DateTime<Utc>) -> WindowPlan {
@@ -113,6 +127,11 @@ pub fn plan_range(begin: DateTime<Utc>, end: DateTime<Utc>, window: Duration) ->
         step > TimeDelta::zero(),
         "window must be positive (validated in config)"
     );
+    cut(begin, end, step)
+}
+
+/// `[begin, end)` in windows of `step` (the last ends at `end`).
+fn cut(begin: DateTime<Utc>, end: DateTime<Utc>, step: TimeDelta) -> WindowPlan {
     let mut windows = Vec::new();
     let mut cursor = begin;
     while cursor < end {

@@ -8,9 +8,10 @@
 
 use super::publish::{Published, publish};
 use crate::api::wire::{
-    WITHHELD, parse_analytics_or_reject, parse_message_or_reject, parse_or_reject, protect,
+    WITHHELD, parse_analytics_or_reject, parse_llm_usage_or_reject, parse_message_or_reject,
+    parse_or_reject, protect,
 };
-use crate::model::{AnalyticsEvent, AnalyticsType, Message, Session};
+use crate::model::{AnalyticsEvent, AnalyticsType, LlmUsage, Message, Session};
 use crate::privacy::{PrivacyChange, PrivacyRecord, PrivacyRules};
 use crate::store::{
     RecordRewrite, RewriteProgress, Rewritten, SessionStore, StoreError, StoredPrivacy,
@@ -59,6 +60,11 @@ impl RecordRewrite for Reprotect {
         let raw = RawValue::from_string(raw.to_owned()).map_err(|e| e.to_string())?;
         // The bot id is not read again: the stored row keeps its own.
         parse_analytics_or_reject(raw, (kind, ""), &self.rules).map_err(|r| r.reason)
+    }
+
+    fn llm_usage(&self, raw: &str) -> Result<LlmUsage, String> {
+        let raw = RawValue::from_string(raw.to_owned()).map_err(|e| e.to_string())?;
+        parse_llm_usage_or_reject(raw, "", &self.rules).map_err(|r| r.reason)
     }
 
     fn rejected(&self, raw: &str) -> String {

@@ -14,6 +14,7 @@ use super::analytics::Analytics;
 use super::analytics_check::check_windows;
 use super::context::{ScopeApi, SyncContext};
 use super::fetch::{Fetch, FetchError};
+use super::llm::{LLM_MAX_DAYS, LlmUsageStream};
 use super::messages::{Messages, reread_groups};
 use super::options::PassOptions;
 use super::plan::{self, WindowPlan};
@@ -66,6 +67,14 @@ pub(super) async fn run_stream(run: StreamRun<'_>) -> Result<StreamReport, Store
         Partition::Containment(_) => run.read_sessions(&plan, &mut report).await?,
         Partition::Channel(channel) => run.read_messages(channel, &plan, &mut report).await?,
         Partition::Analytics(kind) => run.read_analytics(*kind, &plan, &mut report).await?,
+        Partition::LlmUsage => {
+            let llm = LlmUsageStream {
+                io: run.io(),
+                pages: &run.scope.llm_pages,
+            };
+            let observer = opts.observer.as_ref();
+            read_windows(&llm, &plan.windows, &mut report, run.stop, observer).await?;
+        }
     }
     if let Some(o) = observer {
         o.0.finished(&report);
@@ -246,6 +255,7 @@ impl StreamRun<'_> {
         };
         match self.key.partition {
             Partition::Containment(_) | Partition::Analytics(_) => plan,
+            Partition::LlmUsage => plan::whole_days(plan, LLM_MAX_DAYS),
             Partition::Channel(_) => plan::ending_by(plan, self.sessions_read),
         }
     }

@@ -13,6 +13,7 @@ mod fetch;
 mod filters;
 mod lake;
 mod layers;
+mod llm;
 mod memory;
 mod messages;
 mod messages_late;

@@ -4,7 +4,7 @@
 //! unexpected type rejects the record by name, and the record is kept in
 //! `raw` as received (after the privacy rules, `super::privacy`).
 
-use super::fields::{excerpt, is_null, opt_flag, opt_string, parse_time};
+use super::fields::{excerpt, opt_flag, opt_string, opt_text, opt_whole_number, parse_time};
 use super::session::RecordError;
 use super::tags::parse_tags;
 use crate::model::{AnalyticsEvent, AnalyticsType};
@@ -144,46 +144,10 @@ fn parse_fields(raw: &RawValue, kind: AnalyticsType) -> Result<AnalyticsEvent, R
         node_type: opt_string(w.node_type, "type")?,
         status: opt_text(w.status),
         status_code: opt_text(w.status_code),
-        response_time_ms: opt_millis(w.response_time)?,
+        response_time_ms: opt_whole_number(w.response_time, "responseTime")?,
         raw: String::new(),
         tags: parse_tags(w.tags)?,
     })
-}
-
-/// A string as is, anything else (a number, a list) as its JSON text;
-/// null as None. For fields whose type the API does not fix.
-fn opt_text(raw: Option<&RawValue>) -> Option<String> {
-    let r = raw.filter(|r| !is_null(r))?;
-    serde_json::from_str::<String>(r.get())
-        .ok()
-        .or_else(|| Some(r.get().trim().to_owned()))
-}
-
-/// Milliseconds from a number or a numeric string (fractions rounded).
-fn opt_millis(raw: Option<&RawValue>) -> Result<Option<i64>, RecordError> {
-    let Some(r) = raw.filter(|r| !is_null(r)) else {
-        return Ok(None);
-    };
-    let text = serde_json::from_str::<String>(r.get()).unwrap_or_else(|_| r.get().to_owned());
-    let text = text.trim();
-    if text.is_empty() {
-        return Ok(None);
-    }
-    text.parse::<i64>()
-        .ok()
-        .or_else(|| {
-            text.parse::<f64>()
-                .ok()
-                .filter(|f| f.is_finite() && f.abs() < 9e15)
-                .map(|f| f.round() as i64)
-        })
-        .map(Some)
-        .ok_or_else(|| {
-            RecordError(format!(
-                "responseTime should be a number of milliseconds, got {}",
-                excerpt(r)
-            ))
-        })
 }
 
 #[cfg(test)]

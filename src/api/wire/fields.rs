@@ -89,6 +89,46 @@ pub(super) fn opt_flag(raw: Option<&RawValue>, field: &str) -> Result<Option<boo
     }
 }
 
+/// A string as is, anything else (a number, a list) as its JSON text; null
+/// as None. For fields whose type the API does not fix.
+pub(super) fn opt_text(raw: Option<&RawValue>) -> Option<String> {
+    let r = raw.filter(|r| !is_null(r))?;
+    serde_json::from_str::<String>(r.get())
+        .ok()
+        .or_else(|| Some(r.get().trim().to_owned()))
+}
+
+/// A whole number from a number or a numeric string (fractions rounded;
+/// an empty string is None).
+pub(super) fn opt_whole_number(
+    raw: Option<&RawValue>,
+    field: &str,
+) -> Result<Option<i64>, RecordError> {
+    let Some(r) = raw.filter(|r| !is_null(r)) else {
+        return Ok(None);
+    };
+    let text = serde_json::from_str::<String>(r.get()).unwrap_or_else(|_| r.get().to_owned());
+    let text = text.trim();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    text.parse::<i64>()
+        .ok()
+        .or_else(|| {
+            text.parse::<f64>()
+                .ok()
+                .filter(|f| f.is_finite() && f.abs() < 9e15)
+                .map(|f| f.round() as i64)
+        })
+        .map(Some)
+        .ok_or_else(|| {
+            RecordError(format!(
+                "{field} should be a whole number, got {}",
+                excerpt(r)
+            ))
+        })
+}
+
 pub(super) fn parse_time(s: &str, field: &str) -> Result<DateTime<Utc>, RecordError> {
     DateTime::parse_from_rfc3339(s)
         .map(|t| t.with_timezone(&Utc))

@@ -9,6 +9,7 @@ mod analytics;
 mod bots;
 mod components;
 mod fields;
+mod llm;
 mod message;
 mod privacy;
 mod session;
@@ -16,10 +17,11 @@ mod tags;
 
 pub use analytics::{AnalyticsFilters, AnalyticsRequest, AnalyticsResponse};
 pub use bots::{BOTS_PAGE, BotsResponse, bot_records};
+pub use llm::{LlmUsageRequest, usage_id};
 pub use message::parse_message;
 pub use privacy::{
-    WITHHELD, parse_analytics_or_reject, parse_message_or_reject, parse_or_reject, protect,
-    protect_analytics,
+    WITHHELD, parse_analytics_or_reject, parse_llm_usage_or_reject, parse_message_or_reject,
+    parse_or_reject, protect, protect_analytics, protect_llm_usage,
 };
 pub use session::{RecordError, parse_session, session_id_of};
 

@@ -7,10 +7,11 @@
 //! under `tags`.
 
 use super::analytics::parse_event_owned;
+use super::llm::{parse_usage_owned, usage_id};
 use super::message::parse_message_owned;
 use super::session::{RecordError, parse_session_owned, session_id_of};
 use crate::model::{
-    AnalyticsEvent, AnalyticsType, ContainmentType, Message, RejectedRecord, Session,
+    AnalyticsEvent, AnalyticsType, ContainmentType, LlmUsage, Message, RejectedRecord, Session,
 };
 use crate::privacy::PrivacyRules;
 use serde_json::value::RawValue;
@@ -54,6 +55,21 @@ pub fn parse_analytics_or_reject(
 ) -> Result<AnalyticsEvent, RejectedRecord> {
     parse_protected((rules, protect_analytics), raw, |r| {
         parse_event_owned(r, (kind, bot_id))
+    })
+}
+
+/// Parses one LLM usage record read for `bot_id` after `rules` protected
+/// it (see [`protect_llm_usage`]), or keeps it, as protected, as a
+/// [`RejectedRecord`]. Its id is derived from the record as received, so it
+/// is the same under any settings (see `llm::usage_id`).
+pub fn parse_llm_usage_or_reject(
+    raw: Box<RawValue>,
+    bot_id: &str,
+    rules: &PrivacyRules,
+) -> Result<LlmUsage, RejectedRecord> {
+    let id = usage_id(&raw, bot_id).unwrap_or_default();
+    parse_protected((rules, protect_llm_usage), raw, |r| {
+        parse_usage_owned(r, (bot_id, &id))
     })
 }
 
@@ -189,6 +205,38 @@ pub fn protect_analytics(rules: &PrivacyRules, raw: &str) -> Option<String> {
             nl.retain(|k, _| {
                 ["result", "debugTitle", "bot", "botid", "task"].contains(&k.as_str())
             });
+        }
+    }
+    Some(record.to_string())
+}
+
+/// An LLM usage record with the rules applied (see [`protect`]): its `User
+/// ID` and `channelUserIds` pseudonymised, and without
+/// `messages.store_text` the prompt and the answer removed from `Payload
+/// Details` (`Request Payload`; of `Response Payload` only its `id` and
+/// `usage` stay), the token counts kept.
+pub fn protect_llm_usage(rules: &PrivacyRules, raw: &str) -> Option<String> {
+    let mut record: Value = serde_json::from_str(raw).ok()?;
+    let obj = record.as_object_mut()?;
+    if rules.user_id_fields() {
+        if let Some(v) = obj.get_mut("User ID") {
+            hash_value(rules, v);
+        }
+        if let Some(ids) = obj.get_mut("channelUserIds").and_then(Value::as_array_mut) {
+            ids.iter_mut().for_each(|v| hash_value(rules, v));
+        }
+    }
+    if !rules.store_text()
+        && let Some(details) = obj
+            .get_mut("Payload Details")
+            .and_then(Value::as_object_mut)
+    {
+        details.remove("Request Payload");
+        if let Some(response) = details
+            .get_mut("Response Payload")
+            .and_then(Value::as_object_mut)
+        {
+            response.retain(|k, _| k == "id" || k == "usage");
         }
     }
     Some(record.to_string())

@@ -1,0 +1,133 @@
+//! GenAI and LLM usage logs (`getLLMUsageLogs`): a window's (or a chunk's)
+//! records in the caller's transaction with the stream's watermark, as the
+//! other resources are. Records are staged, compared with the stored rows
+//! by `raw`, and only new or changed ones written (a row keeps its
+//! `first_synced_at`); a re-read writes nothing.
+
+use super::commit::{Advance, keep_rejected, last_version_of_each};
+use super::error::{QueryContext, StoreError};
+use super::noted_days::DayNoting;
+use super::sql::{lit, stage_rows, ts};
+use super::upsert::note_days;
+use super::window_group::WindowRecords;
+use super::{SessionStore, WindowCommit};
+use crate::model::{LlmUsage, LlmUsageBatch, StreamKey};
+use chrono::{DateTime, Utc};
+use duckdb::{Transaction, params};
+
+impl SessionStore {
+    /// Stores LLM usage records of a window still being read (`advance`
+    /// None), or the rest of a window completely read with its watermark
+    /// move (with the other windows waiting, `window_group`).
+    pub async fn commit_llm_usage(
+        &self,
+        key: &StreamKey,
+        batch: LlmUsageBatch,
+        advance: Option<Advance>,
+    ) -> Result<WindowCommit, StoreError> {
+        let Some(advance) = advance else {
+            let (key, noted) = (key.clone(), self.noted_days.clone());
+            return self
+                .with(move |c| {
+                    super::chunk::commit_chunk((&mut c.conn, &noted), &key, |tx, days| {
+                        let counts = store_batches(tx, &[(&key, &batch)], (Utc::now(), days))?;
+                        Ok(counts[0])
+                    })
+                })
+                .await;
+        };
+        self.commit_in_group(key, advance, WindowRecords::LlmUsage(batch))
+            .await
+    }
+}
+
+/// Stores the batches' records (only new or changed ones are written) and
+/// their rejected records. Returns, per batch, (distinct records, records
+/// written).
+pub(super) fn store_batches(
+    tx: &Transaction<'_>,
+    batches: &[(&StreamKey, &LlmUsageBatch)],
+    (now, days): (DateTime<Utc>, &mut DayNoting<'_>),
+) -> Result<Vec<(usize, usize)>, StoreError> {
+    let mut counts = Vec::with_capacity(batches.len());
+    for (key, batch) in batches {
+        let records = last_version_of_each(&batch.records);
+        let n_written = if records.is_empty() {
+            0
+        } else {
+            stage(tx, &records)?;
+            let n = replace_changed(tx, now)?;
+            let unnoted =
+                days.take_unnoted(records.iter().map(|u| u.started_at.date_naive()).collect());
+            note_days(tx, &unnoted)?;
+            n
+        };
+        keep_rejected(tx, key, &batch.rejected, now)?;
+        counts.push((records.len(), n_written));
+    }
+    Ok(counts)
+}
+
+/// Stages `records` (`stage_llm_usage`), emptying it first.
+pub(super) fn stage(tx: &Transaction<'_>, records: &[&LlmUsage]) -> Result<(), StoreError> {
+    const DOING: &str = "staging LLM usage records";
+    tx.execute_batch("DELETE FROM stage_llm_usage; DELETE FROM stage_llm_changed;")
+        .doing(DOING)?;
+    stage_rows(tx, "stage_llm_usage", DOING, |rows| {
+        for u in records {
+            rows.append_row(params![
+                u.usage_id,
+                u.bot_id,
+                u.user_id,
+                ts(u.started_at),
+                u.ended_at.map(ts),
+                u.time_taken_ms,
+                u.status_code,
+                u.status,
+                u.feature,
+                u.model,
+                u.integration,
+                u.prompt_name,
+                u.channel,
+                u.task_id,
+                u.description,
+                u.request_tokens,
+                u.response_tokens,
+                u.raw,
+            ])?;
+        }
+        Ok(())
+    })
+}
+
+/// Replaces the stored records that are new or differ from their staged
+/// version (by `raw`); returns how many.
+fn replace_changed(tx: &Transaction<'_>, now: DateTime<Utc>) -> Result<usize, StoreError> {
+    const DOING: &str = "writing LLM usage records";
+    let now = lit(&ts(now));
+    let n_changed = tx
+        .execute(
+            "INSERT INTO stage_llm_changed
+             SELECT s.usage_id, u.first_synced_at
+             FROM stage_llm_usage s LEFT JOIN llm_usage u USING (usage_id)
+             WHERE u.usage_id IS NULL OR CAST(u.raw AS VARCHAR) <> s.raw",
+            [],
+        )
+        .doing(DOING)?;
+    if n_changed == 0 {
+        return Ok(0);
+    }
+    tx.execute_batch(&format!(
+        "DELETE FROM llm_usage u USING stage_llm_changed c WHERE u.usage_id = c.usage_id;
+         INSERT INTO llm_usage
+             SELECT s.usage_id, s.bot_id, s.user_id, CAST(s.started_at AS TIMESTAMPTZ),
+                    CAST(s.ended_at AS TIMESTAMPTZ), s.time_taken_ms, s.status_code, s.status,
+                    s.feature, s.model, s.integration, s.prompt_name, s.channel, s.task_id,
+                    s.description, s.request_tokens, s.response_tokens, CAST(s.raw AS JSON),
+                    coalesce(c.first_synced_at, CAST({now} AS TIMESTAMPTZ)),
+                    CAST({now} AS TIMESTAMPTZ)
+             FROM stage_llm_usage s JOIN stage_llm_changed c USING (usage_id);"
+    ))
+    .doing(DOING)?;
+    Ok(n_changed)
+}
