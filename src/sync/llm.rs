@@ -90,6 +90,20 @@ impl Resource for LlmUsageStream<'_> {
             .api
             .get_llm_usage(&body, self.io.max_budget_wait, self.io.cancel)
             .await;
+        // Older servers have no such endpoint: say what to do about it.
+        let result = result.map_err(|e| match e {
+            ApiError::Rejected {
+                status: 404,
+                message,
+            } => ApiError::Rejected {
+                status: 404,
+                message: format!(
+                    "{message} — this server has no getLLMUsageLogs (/api/1.1/); \
+                     set analytics.llm_usage = false if your Kore.ai version lacks it"
+                ),
+            },
+            e => e,
+        });
         let page = result.map(|records| Page {
             // Paged until empty (see the module's note).
             more_available: Some(!records.is_empty()),

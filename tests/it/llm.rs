@@ -196,3 +196,26 @@ async fn issue_24_llm_payloads_and_user_ids_follow_the_privacy_settings() {
         ) > 0
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_24_without_the_llm_logs_scope_only_that_stream_fails() {
+    let h = harness(1, 2, 10, |s| s.deny_llm_logs = vec!["st-test-1".into()]).await;
+    let config = h.write_config(&h.toml("", "[analytics]\nenabled = true\n"));
+    let out = kore_sync(&config).arg("sync").output().await.unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("\"Fetch Gen AI and LLM Usage Logs\" API scope"),
+        "{stderr}"
+    );
+    let outcomes = run_outcomes(&h.warehouse);
+    assert_eq!(outcomes.len(), 3 + 6 + 1, "{outcomes:?}");
+    for (stream, outcome) in &outcomes {
+        let want = if stream.starts_with("llm_usage:") {
+            "failed"
+        } else {
+            "succeeded"
+        };
+        assert_eq!(outcome, want, "{stream}");
+    }
+}

@@ -127,6 +127,9 @@ async fn health_metrics_and_sd_notify_over_real_sockets() {
         "kore_sync_pass_duration_seconds_count 1",
         "kore_sync_watermark_lag_seconds{",
         "kore_sync_sessions_upserted_total",
+        // Per resource, and lag labelled by it (issue 24).
+        "kore_sync_records_written_total{resource=\"sessions\"}",
+        ",resource=\"sessions\",",
         "kore_sync_rate_limit_wait_seconds_total",
     ] {
         assert!(metrics.contains(needle), "missing {needle}:\n{metrics}");
