@@ -218,9 +218,11 @@ fn remove_unlisted(
         Ok(())
     })?;
     // The gone ones, kept in `stage_analytics` (emptied by every write) by
-    // type and id, so events and tags go by the same list.
+    // type and id, so events and tags go by the same list. Strictly inside
+    // the window: whether the API counts an event on either end in it is
+    // not documented.
     let inside = format!(
-        "bot_id = {} AND type = {} AND event_time >= CAST({} AS TIMESTAMPTZ)
+        "bot_id = {} AND type = {} AND event_time > CAST({} AS TIMESTAMPTZ)
          AND event_time < CAST({} AS TIMESTAMPTZ)",
         lit(&key.bot_id),
         lit(key.partition.name()),

@@ -23,6 +23,31 @@ pub(super) fn status(conn: &Connection) -> Result<StatusReport, StoreError> {
     let n_rejected = count("SELECT count(*) FROM rejected_records")?;
     let n_gone = count("SELECT count(*) FROM sessions WHERE deleted_at IS NOT NULL")?;
     let n_messages_without_session = count(MESSAGES_WITHOUT_SESSION)?;
+    let streams = stream_rows(conn)?;
+    let publications = publications(conn)?;
+    let storage_version = storage_version(conn)?;
+    let duckdb_version: String = conn
+        .query_row("SELECT version()", [], |r| r.get(0))
+        .doing("reading the DuckDB version")?;
+    Ok(StatusReport {
+        privacy: super::privacy::stored(conn)?,
+        publications,
+        duckdb_version,
+        storage_version,
+        n_sessions,
+        n_tags,
+        n_messages,
+        n_analytics_events,
+        n_llm_calls,
+        n_rejected,
+        n_gone,
+        n_messages_without_session,
+        streams,
+    })
+}
+
+/// Every stream's row: its watermark, its last run, and the rows it holds.
+fn stream_rows(conn: &Connection) -> Result<Vec<StreamStatus>, StoreError> {
     let mut stmt = conn
         .prepare(
             "WITH last_run AS (
@@ -56,7 +81,7 @@ pub(super) fn status(conn: &Connection) -> Result<StatusReport, StoreError> {
                       s.containment_type",
         )
         .doing("reading stream status")?;
-    let streams = stmt
+    let rows = stmt
         .query_map([], |r| {
             Ok(StreamStatus {
                 bot_id: r.get(0)?,
@@ -76,26 +101,7 @@ pub(super) fn status(conn: &Connection) -> Result<StatusReport, StoreError> {
         .doing("reading stream status")?
         .collect::<Result<Vec<_>, _>>()
         .doing("reading stream status")?;
-    let publications = publications(conn)?;
-    let storage_version = storage_version(conn)?;
-    let duckdb_version: String = conn
-        .query_row("SELECT version()", [], |r| r.get(0))
-        .doing("reading the DuckDB version")?;
-    Ok(StatusReport {
-        privacy: super::privacy::stored(conn)?,
-        publications,
-        duckdb_version,
-        storage_version,
-        n_sessions,
-        n_tags,
-        n_messages,
-        n_analytics_events,
-        n_llm_calls,
-        n_rejected,
-        n_gone,
-        n_messages_without_session,
-        streams,
-    })
+    Ok(rows)
 }
 
 /// When each kind of publication last happened: (kind, target, time).

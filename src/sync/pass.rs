@@ -89,21 +89,22 @@ pub async fn run_pass(
     for s in &report.streams {
         s.ended().emit();
     }
-    report.streams.sort_by(|a, b| {
-        let order = |s: &StreamReport| {
-            let k = &s.key;
-            // Sessions streams first, then messages, then analytics.
-            let rank = match k.partition.resource() {
-                "sessions" => 0,
-                "messages" => 1,
-                "analytics" => 2,
-                _ => 3,
-            };
-            (k.bot_id.clone(), rank, k.partition.name().to_owned())
-        };
-        order(a).cmp(&order(b))
-    });
+    report.streams.sort_by_cached_key(report_order);
     Ok(report)
+}
+
+/// Where a stream's line goes in a pass's report: by bot, then sessions,
+/// messages, analytics and LLM usage (the order they run in), then by
+/// partition.
+fn report_order(s: &StreamReport) -> (String, u8, String) {
+    let k = &s.key;
+    let rank = match k.partition.resource() {
+        "sessions" => 0,
+        "messages" => 1,
+        "analytics" => 2,
+        _ => 3,
+    };
+    (k.bot_id.clone(), rank, k.partition.name().to_owned())
 }
 
 /// What a scope's part of a pass did: its streams' reports (or the

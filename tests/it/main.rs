@@ -3,6 +3,7 @@
 //! Kore.ai API on port 0, sharing the helpers in `common`.
 
 mod analytics;
+mod analytics_safety;
 mod architecture;
 mod cli;
 mod common;
