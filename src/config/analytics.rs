@@ -44,3 +44,49 @@ pub(super) fn analytics(raw: &RawAnalytics, p: &mut Collector) -> Option<Analyti
         llm_usage: raw.llm_usage.unwrap_or(true),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(types: Option<&[&str]>, llm_usage: Option<bool>) -> Result<AnalyticsSettings, String> {
+        let raw = RawAnalytics {
+            enabled: Some(true),
+            types: types.map(|t| t.iter().map(|s| s.to_string()).collect()),
+            llm_usage,
+        };
+        let mut p = Collector::default();
+        analytics(&raw, &mut p).ok_or_else(|| {
+            p.0.iter()
+                .map(|problem| format!("{}: {}", problem.key, problem.message))
+                .collect::<Vec<_>>()
+                .join("; ")
+        })
+    }
+
+    #[test]
+    fn every_type_and_the_llm_logs_unless_told_otherwise() {
+        let all = check(None, None).unwrap();
+        assert_eq!(all.types, AnalyticsType::ALL);
+        assert!(all.enabled && all.llm_usage);
+        let some = check(Some(&["failintent", "unhandledutterance"]), Some(false)).unwrap();
+        assert_eq!(
+            some.types,
+            [AnalyticsType::FailIntent, AnalyticsType::UnhandledUtterance]
+        );
+        assert!(!some.llm_usage);
+    }
+
+    #[test]
+    fn unknown_twice_listed_or_no_types_are_refused_by_name() {
+        for (types, says) in [
+            (&["failintents"][..], "is not an analytics type"),
+            (&["performance", "performance"][..], "listed twice"),
+            (&[][..], "is empty"),
+        ] {
+            let err = check(Some(types), None).unwrap_err();
+            assert!(err.starts_with("analytics.types: "), "{err}");
+            assert!(err.contains(says), "{types:?}: {err}");
+        }
+    }
+}
