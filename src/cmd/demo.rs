@@ -119,11 +119,12 @@ pub async fn run(args: DemoArgs, inv: &Invocation) -> anyhow::Result<Outcome> {
     let requests: u32 = report.streams.iter().map(|s| s.requests).sum();
     let status = ctx.store.status().await?;
     println!(
-        "\nsynced {} sessions ({} tags), {} messages and {} analytics events in {:.1}s with {requests} requests\n",
+        "\nsynced {} sessions ({} tags), {} messages, {} analytics events and {} LLM calls in {:.1}s with {requests} requests\n",
         status.n_sessions,
         status.n_tags,
         status.n_messages,
         status.n_analytics_events,
+        status.n_llm_calls,
         elapsed.as_secs_f64()
     );
     render::print_demo_streams(&status);
@@ -141,9 +142,9 @@ pub async fn run(args: DemoArgs, inv: &Invocation) -> anyhow::Result<Outcome> {
     println!(
         "\nOpen it:\n  duckdb {path} -c \"SELECT * FROM daily_containment ORDER BY day DESC LIMIT 10\"\n  \
          python3 -c \"import duckdb; print(duckdb.connect('{path}', read_only=True).sql('SELECT bot_id, containment_type, count(*) FROM sessions GROUP BY ALL'))\"\n\
-         Tables: sessions, session_tags, messages, message_tags, analytics_events, analytics_event_tags, bots, \
-         sync_state, sync_runs; views: daily_sessions, daily_containment, tags_long, transcripts, session_messages, \
-         first_user_messages, daily_nlu, top_unhandled_utterances, failing_tasks, slow_nodes.\n\
+         Tables: sessions, session_tags, messages, message_tags, analytics_events, analytics_event_tags, llm_usage, \
+         bots, sync_state, sync_runs; views: daily_sessions, daily_containment, tags_long, transcripts, session_messages, \
+         first_user_messages, daily_nlu, top_unhandled_utterances, failing_tasks, slow_nodes, daily_llm_usage.\n\
          kore-sync bundles DuckDB {}; the file is in the storage format of DuckDB {}, so that DuckDB or newer opens it.",
         status.duckdb_version,
         crate::store::DEFAULT_STORAGE_VERSION

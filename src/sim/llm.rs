@@ -109,7 +109,7 @@ fn answer(
     log.date_to = Some(end);
     log.skip = skip;
     log.limit = Some(limit);
-    let mut matching: Vec<Value> = calls_of_bot(st, bot_id)
+    let mut matching: Vec<Value> = calls_of_bot(st, bot_id, (start, end))
         .filter(|c| (start..end).contains(&started(c)))
         .collect();
     matching.sort_by_key(|c| std::cmp::Reverse(started(c)));
@@ -130,10 +130,17 @@ fn started(c: &Value) -> DateTime<Utc> {
         .map_or(DateTime::<Utc>::MIN_UTC, |t| t.with_timezone(&Utc))
 }
 
-fn calls_of_bot<'a>(st: &'a SimState, bot_id: &'a str) -> impl Iterator<Item = Value> + 'a {
+/// The calls of `bot_id`'s sessions that can fall in `window` (the
+/// simulator's sessions last under a day).
+fn calls_of_bot<'a>(
+    st: &'a SimState,
+    bot_id: &'a str,
+    (from, to): (DateTime<Utc>, DateTime<Utc>),
+) -> impl Iterator<Item = Value> + 'a {
     st.records
         .iter()
         .filter(move |r| r.bot_id == bot_id)
+        .filter(move |r| r.start <= to && r.start >= from - Duration::days(1))
         .flat_map(|r| calls_of(&r.record))
 }
 
