@@ -1,13 +1,52 @@
 //! Storing a chunk of a window still being read, for the resources whose
 //! records are staged and compared (analytics events, LLM usage): one
 //! transaction of its own, the watermark left where it is (a window
-//! completely read commits with the others waiting, `window_group`).
+//! completely read commits with the others waiting, `window_group`);
+//! `SessionStore::commit_staged` sends either way.
 
-use super::WindowCommit;
+use super::commit::Advance;
 use super::error::{QueryContext, StoreError};
 use super::noted_days::{DayNoting, NotedDays};
-use crate::model::StreamKey;
+use super::window_group::WindowRecords;
+use super::{SessionStore, WindowCommit};
+use crate::model::{Batch, StreamKey};
+use chrono::{DateTime, Utc};
 use duckdb::{Connection, Transaction};
+
+/// How a resource's batches are stored in a transaction: per batch,
+/// (records received, records written).
+pub(super) type StoreBatches<R> = fn(
+    &Transaction<'_>,
+    &[(&StreamKey, &Batch<R>)],
+    (DateTime<Utc>, &mut DayNoting<'_>),
+) -> Result<Vec<(usize, usize)>, StoreError>;
+
+/// A completely read window's batch as what `window_group` stores.
+pub(super) type AsWindow<R> = fn(Batch<R>) -> WindowRecords;
+
+impl SessionStore {
+    /// Stores `batch` of a window still being read (`advance` None), in a
+    /// transaction of its own with `store`; or the rest of a window
+    /// completely read, as `records` says, with its watermark move (with
+    /// the other windows waiting, `window_group`).
+    pub(super) async fn commit_staged<R: Send + 'static>(
+        &self,
+        (key, batch, advance): (&StreamKey, Batch<R>, Option<Advance>),
+        (store, records): (StoreBatches<R>, AsWindow<R>),
+    ) -> Result<WindowCommit, StoreError> {
+        let Some(advance) = advance else {
+            let (key, noted) = (key.clone(), self.noted_days.clone());
+            return self
+                .with(move |c| {
+                    commit_chunk((&mut c.conn, &noted), &key, |tx, days| {
+                        Ok(store(tx, &[(&key, &batch)], (Utc::now(), days))?[0])
+                    })
+                })
+                .await;
+        };
+        self.commit_in_group(key, advance, records(batch)).await
+    }
+}
 
 /// Runs `store` (which returns the records received and written) in a
 /// transaction of its own and answers with the stream's watermark as it

@@ -4,6 +4,7 @@
 //! by `raw`, and only new or changed ones written (a row keeps its
 //! `first_synced_at`); a re-read writes nothing.
 
+use super::chunk::{AsWindow, StoreBatches};
 use super::commit::{Advance, keep_rejected, last_version_of_each};
 use super::error::{QueryContext, StoreError};
 use super::noted_days::DayNoting;
@@ -25,19 +26,8 @@ impl SessionStore {
         batch: LlmUsageBatch,
         advance: Option<Advance>,
     ) -> Result<WindowCommit, StoreError> {
-        let Some(advance) = advance else {
-            let (key, noted) = (key.clone(), self.noted_days.clone());
-            return self
-                .with(move |c| {
-                    super::chunk::commit_chunk((&mut c.conn, &noted), &key, |tx, days| {
-                        let counts = store_batches(tx, &[(&key, &batch)], (Utc::now(), days))?;
-                        Ok(counts[0])
-                    })
-                })
-                .await;
-        };
-        self.commit_in_group(key, advance, WindowRecords::LlmUsage(batch))
-            .await
+        let how: (StoreBatches<_>, AsWindow<_>) = (store_batches, WindowRecords::LlmUsage);
+        self.commit_staged((key, batch, advance), how).await
     }
 }
 
