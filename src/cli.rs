@@ -192,6 +192,10 @@ pub struct SimulateArgs {
     /// With --fleet: message channels per bot (see `bench --channels`)
     #[arg(long, requires = "fleet", default_value_t = 0)]
     pub channels: u32,
+    /// With --fleet: the printed config syncs NLU analytics and LLM usage
+    /// too (seven more streams a bot, derived from the same sessions)
+    #[arg(long, requires = "fleet")]
+    pub analytics: bool,
 }
 
 /// `kore-sync bench`'s options.

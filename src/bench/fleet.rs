@@ -28,6 +28,9 @@ pub struct Fleet {
     pub page_size: u32,
     pub max_page_size: u32,
     pub window: String,
+    /// NLU analytics and LLM usage synced too (`[analytics] enabled`):
+    /// seven more streams a bot, served from the same sessions.
+    pub analytics: bool,
 }
 
 /// The simulator's seed.
@@ -95,6 +98,9 @@ impl Fleet {
                 "[messages]\nenabled = true\nchannels = [{}]\n",
                 channels.join(", ")
             ));
+        }
+        if self.analytics {
+            toml.push_str("[analytics]\nenabled = true\n");
         }
         for b in self.bots() {
             toml.push_str(&format!(

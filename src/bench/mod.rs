@@ -113,6 +113,7 @@ impl Bench {
             page_size: o.page_size,
             max_page_size: o.max_page_size,
             window: o.window.clone(),
+            analytics: false,
         };
         let (syn, bots) = (fleet.synthetic(), fleet.bots());
         let sim = fleet.serve(SocketAddr::from(([127, 0, 0, 1], 0))).await?;

@@ -58,6 +58,7 @@ async fn run_fleet(args: &SimulateArgs, n_bots: u32, inv: &Invocation) -> anyhow
         page_size: 100,
         max_page_size: 1000,
         window: "6d".into(),
+        analytics: args.analytics,
     };
     let sim = fleet.serve(args.listen).await?;
     println!(

@@ -127,6 +127,7 @@ fn answer(
     log.limit = Some(limit);
     let inclusive = st.settings.date_to_inclusive;
     let mut matching: Vec<Value> = events_of_bot(st, bot_id, (from, to))
+        .into_iter()
         .filter(|e| e["__type"] == kind.as_str())
         .filter(|e| channels.iter().any(|c| e["channel"] == c.as_str()))
         .filter(|e| {
@@ -157,16 +158,15 @@ fn answer(
 /// The events of `bot_id`'s sessions that can fall in `window` (the
 /// simulator's sessions last under a day: a request costs the window's
 /// sessions, not the history's), each with its type in `__type`.
-fn events_of_bot<'a>(
-    st: &'a SimState,
-    bot_id: &'a str,
+fn events_of_bot(
+    st: &SimState,
+    bot_id: &str,
     (from, to): (chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>),
-) -> impl Iterator<Item = Value> + 'a {
-    st.records
+) -> Vec<Value> {
+    st.sessions_starting(bot_id, (from - chrono::Duration::days(1), to))
         .iter()
-        .filter(move |r| r.bot_id == bot_id)
-        .filter(move |r| r.start <= to && r.start >= from - chrono::Duration::days(1))
-        .flat_map(|r| events_of(&r.record))
+        .flat_map(|r| events_of(r))
+        .collect()
 }
 
 fn event_time(e: &Value) -> chrono::DateTime<chrono::Utc> {

@@ -110,6 +110,7 @@ fn answer(
     log.skip = skip;
     log.limit = Some(limit);
     let mut matching: Vec<Value> = calls_of_bot(st, bot_id, (start, end))
+        .into_iter()
         .filter(|c| (start..end).contains(&started(c)))
         .collect();
     matching.sort_by_key(|c| std::cmp::Reverse(started(c)));
@@ -132,16 +133,15 @@ fn started(c: &Value) -> DateTime<Utc> {
 
 /// The calls of `bot_id`'s sessions that can fall in `window` (the
 /// simulator's sessions last under a day).
-fn calls_of_bot<'a>(
-    st: &'a SimState,
-    bot_id: &'a str,
+fn calls_of_bot(
+    st: &SimState,
+    bot_id: &str,
     (from, to): (DateTime<Utc>, DateTime<Utc>),
-) -> impl Iterator<Item = Value> + 'a {
-    st.records
+) -> Vec<Value> {
+    st.sessions_starting(bot_id, (from - Duration::days(1), to))
         .iter()
-        .filter(move |r| r.bot_id == bot_id)
-        .filter(move |r| r.start <= to && r.start >= from - Duration::days(1))
-        .flat_map(|r| calls_of(&r.record))
+        .flat_map(|r| calls_of(r))
+        .collect()
 }
 
 /// A stable small number from a string, for the generator's choices.

@@ -144,6 +144,28 @@ pub(crate) struct SimState {
 type Shared = Arc<Mutex<SimState>>;
 
 impl SimState {
+    /// The sessions of `bot_id` that start in `[from, to]`: the stored
+    /// ones, or with synthetic sessions those built on demand.
+    fn sessions_starting(
+        &self,
+        bot_id: &str,
+        (from, to): (DateTime<Utc>, DateTime<Utc>),
+    ) -> Vec<std::borrow::Cow<'_, Value>> {
+        if let Some(syn) = &self.settings.synthetic {
+            let seed = self.settings.seed;
+            return syn
+                .sessions_between(seed, bot_id, (from, to))
+                .into_iter()
+                .map(std::borrow::Cow::Owned)
+                .collect();
+        }
+        self.records
+            .iter()
+            .filter(|r| r.bot_id == bot_id && r.start <= to && r.start >= from)
+            .map(|r| std::borrow::Cow::Borrowed(&r.record))
+            .collect()
+    }
+
     /// Logs an answered request and wakes those awaiting a request count.
     fn record(&mut self, mut log: LoggedRequest, response: &axum::response::Response) {
         log.status = response.status().as_u16();

@@ -195,6 +195,29 @@ impl Synthetic {
     }
 }
 
+impl Synthetic {
+    /// The sessions of `bot` starting in `[from, to]`, built and parsed,
+    /// for the endpoints whose records derive from a session's (analytics
+    /// and LLM usage): a window's sessions cost what a page of them does.
+    pub fn sessions_between(
+        &self,
+        seed: u64,
+        bot: &str,
+        (from, to): (DateTime<Utc>, DateTime<Utc>),
+    ) -> Vec<serde_json::Value> {
+        let lo = self.first_index_at(from.timestamp_millis(), false);
+        let hi = self.first_index_at(to.timestamp_millis(), true);
+        let mut text = String::new();
+        (lo..hi)
+            .filter_map(|i| {
+                text.clear();
+                self.write_record(seed, bot, i, &mut text);
+                serde_json::from_str(&text).ok()
+            })
+            .collect()
+    }
+}
+
 /// Indices per containment block (see [`Synthetic::containment`]).
 const BLOCK: u64 = 20;
 
