@@ -5,10 +5,11 @@
 //! (an event keeps its `first_synced_at`); a re-read writes nothing.
 
 use super::chunk::{AsWindow, StoreBatches};
-use super::commit::{Advance, keep_rejected, last_version_of_each};
+use super::commit::Advance;
 use super::error::{QueryContext, StoreError};
 use super::noted_days::{DayNoting, NotedDays};
 use super::sql::{lit, stage_rows, ts};
+use super::staged::Staged;
 use super::upsert::note_days;
 use super::window_group::WindowRecords;
 use super::{SessionStore, WindowCommit};
@@ -56,40 +57,24 @@ impl SessionStore {
     }
 }
 
+/// How analytics events are staged and written (see `staged`).
+const STAGED: Staged<AnalyticsEvent> = Staged {
+    identity: |e| (e.kind.as_str(), &e.event_id),
+    day: |e| e.event_time.date_naive(),
+    stage,
+    replace_changed,
+    changed_sql: "SELECT type, event_id FROM stage_analytics_changed",
+};
+
 /// Stores the batches' events (only new or changed ones are written) and
-/// their rejected records. Returns, per batch, (distinct events, events
-/// written).
+/// their rejected records, every stream's together. Returns, per batch,
+/// (distinct events, events written).
 pub(super) fn store_batches(
     tx: &Transaction<'_>,
     batches: &[(&StreamKey, &AnalyticsBatch)],
     (now, days): (DateTime<Utc>, &mut DayNoting<'_>),
 ) -> Result<Vec<(usize, usize)>, StoreError> {
-    let mut counts = Vec::with_capacity(batches.len());
-    for (key, batch) in batches {
-        let events = last_version_of_each(&batch.records);
-        let n_written = if events.is_empty() {
-            0
-        } else {
-            write_events(tx, &events, (now, &mut *days))?
-        };
-        keep_rejected(tx, key, &batch.rejected, now)?;
-        counts.push((events.len(), n_written));
-    }
-    Ok(counts)
-}
-
-/// Writes the new and changed events of one stream (distinct ids, one
-/// type); returns how many.
-fn write_events(
-    tx: &Transaction<'_>,
-    events: &[&AnalyticsEvent],
-    (now, days): (DateTime<Utc>, &mut DayNoting<'_>),
-) -> Result<usize, StoreError> {
-    stage(tx, events)?;
-    let n_written = replace_changed(tx, now)?;
-    let unnoted = days.take_unnoted(events.iter().map(|e| e.event_time.date_naive()).collect());
-    note_days(tx, &unnoted)?;
-    Ok(n_written)
+    super::staged::store_batches(tx, batches, (now, days), &STAGED)
 }
 
 /// Stages `events` and their tags (`stage_analytics`,

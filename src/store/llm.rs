@@ -5,11 +5,11 @@
 //! `first_synced_at`); a re-read writes nothing.
 
 use super::chunk::{AsWindow, StoreBatches};
-use super::commit::{Advance, keep_rejected, last_version_of_each};
+use super::commit::Advance;
 use super::error::{QueryContext, StoreError};
 use super::noted_days::DayNoting;
 use super::sql::{lit, stage_rows, ts};
-use super::upsert::note_days;
+use super::staged::Staged;
 use super::window_group::WindowRecords;
 use super::{SessionStore, WindowCommit};
 use crate::model::{LlmUsage, LlmUsageBatch, StreamKey};
@@ -31,31 +31,24 @@ impl SessionStore {
     }
 }
 
+/// How LLM usage records are staged and written (see `staged`).
+const STAGED: Staged<LlmUsage> = Staged {
+    identity: |u| ("", &u.usage_id),
+    day: |u| u.started_at.date_naive(),
+    stage,
+    replace_changed,
+    changed_sql: "SELECT '', usage_id FROM stage_llm_changed",
+};
+
 /// Stores the batches' records (only new or changed ones are written) and
-/// their rejected records. Returns, per batch, (distinct records, records
-/// written).
+/// their rejected records, every stream's together. Returns, per batch,
+/// (distinct records, records written).
 pub(super) fn store_batches(
     tx: &Transaction<'_>,
     batches: &[(&StreamKey, &LlmUsageBatch)],
     (now, days): (DateTime<Utc>, &mut DayNoting<'_>),
 ) -> Result<Vec<(usize, usize)>, StoreError> {
-    let mut counts = Vec::with_capacity(batches.len());
-    for (key, batch) in batches {
-        let records = last_version_of_each(&batch.records);
-        let n_written = if records.is_empty() {
-            0
-        } else {
-            stage(tx, &records)?;
-            let n = replace_changed(tx, now)?;
-            let unnoted =
-                days.take_unnoted(records.iter().map(|u| u.started_at.date_naive()).collect());
-            note_days(tx, &unnoted)?;
-            n
-        };
-        keep_rejected(tx, key, &batch.rejected, now)?;
-        counts.push((records.len(), n_written));
-    }
-    Ok(counts)
+    super::staged::store_batches(tx, batches, (now, days), &STAGED)
 }
 
 /// Stages `records` (`stage_llm_usage`), emptying it first.

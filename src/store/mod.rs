@@ -38,6 +38,7 @@ mod run_rows;
 mod runs;
 mod session_store;
 mod sql;
+mod staged;
 mod status;
 mod stream_checks;
 mod stream_reads;

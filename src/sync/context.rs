@@ -146,8 +146,10 @@ pub struct SyncContext {
     pub settings: Arc<SyncSettings>,
     pub warehouse: Arc<WarehouseSettings>,
     pub store: SessionStore,
-    /// One per configured scope, in config order.
-    pub scopes: Vec<ScopeApi>,
+    /// One per configured scope, in config order. Shared, not copied: every
+    /// scope's task holds a clone of the context, and a copy per task would
+    /// cost memory in the square of the fleet's size.
+    pub scopes: Arc<[ScopeApi]>,
 }
 
 impl SyncContext {
@@ -164,7 +166,7 @@ impl SyncContext {
             settings: Arc::new(setup.sync.clone()),
             warehouse: Arc::new(setup.warehouse.clone()),
             store,
-            scopes,
+            scopes: scopes.into(),
         }
     }
 

@@ -1,0 +1,92 @@
+//! The resources stored by staging and comparing (NLU analytics events, LLM
+//! usage records): the batches of every stream a group commit holds are
+//! staged together and compared with the stored rows in one pass of
+//! statements, not one pass a stream — a fleet's first pass commits
+//! thousands of small windows, and DuckDB's cost is per statement.
+
+use super::commit::{keep_rejected, last_version_of_each};
+use super::error::{QueryContext, StoreError};
+use super::noted_days::DayNoting;
+use super::upsert::note_days;
+use crate::model::ids::IdMap;
+use crate::model::{Batch, Keyed, StreamKey};
+use chrono::{DateTime, NaiveDate, Utc};
+use duckdb::Transaction;
+
+/// How one resource is staged and written.
+pub(super) struct Staged<R> {
+    /// A record's identity over the whole warehouse (analytics: its type
+    /// and id; LLM usage: its id alone, the first part empty).
+    pub identity: for<'a> fn(&'a R) -> (&'a str, &'a str),
+    /// The UTC day whose Parquet partition holds the record.
+    pub day: fn(&R) -> NaiveDate,
+    /// Empties the staging and stages the records.
+    pub stage: fn(&Transaction<'_>, &[&R]) -> Result<(), StoreError>,
+    /// Writes the staged records that are new or changed; returns how many.
+    pub replace_changed: fn(&Transaction<'_>, DateTime<Utc>) -> Result<usize, StoreError>,
+    /// Reads the identities `replace_changed` wrote, as two columns.
+    pub changed_sql: &'static str,
+}
+
+/// Stores the batches' records (only new or changed ones are written) and
+/// their rejected records. Returns, per batch, (distinct records, records
+/// written); a record two batches hold counts for the later one, whose
+/// version is stored.
+pub(super) fn store_batches<R: Keyed>(
+    tx: &Transaction<'_>,
+    batches: &[(&StreamKey, &Batch<R>)],
+    (now, days): (DateTime<Utc>, &mut DayNoting<'_>),
+    how: &Staged<R>,
+) -> Result<Vec<(usize, usize)>, StoreError> {
+    let per_batch: Vec<Vec<&R>> = batches
+        .iter()
+        .map(|(_, b)| last_version_of_each(&b.records))
+        .collect();
+    // Which batch's version of each record is stored: the latest.
+    let mut owner: IdMap<(&str, &str), usize> = IdMap::default();
+    for (i, records) in per_batch.iter().enumerate() {
+        for r in records {
+            owner.insert((how.identity)(r), i);
+        }
+    }
+    let mut all: Vec<&R> = Vec::with_capacity(owner.len());
+    for (i, records) in per_batch.iter().enumerate() {
+        all.extend(records.iter().filter(|r| owner[&(how.identity)(r)] == i));
+    }
+    let mut written = vec![0; batches.len()];
+    if !all.is_empty() {
+        (how.stage)(tx, &all)?;
+        let n_written = (how.replace_changed)(tx, now)?;
+        if batches.len() == 1 {
+            written[0] = n_written;
+        } else if n_written > 0 {
+            for (a, b) in changed(tx, how.changed_sql)? {
+                if let Some(i) = owner.get(&(a.as_str(), b.as_str())) {
+                    written[*i] += 1;
+                }
+            }
+        }
+        let unnoted = days.take_unnoted(all.iter().map(|r| (how.day)(r)).collect());
+        note_days(tx, &unnoted)?;
+    }
+    for (key, batch) in batches {
+        keep_rejected(tx, key, &batch.rejected, now)?;
+    }
+    Ok(per_batch
+        .iter()
+        .zip(written)
+        .map(|(records, n)| (records.len(), n))
+        .collect())
+}
+
+/// The identities of the rows just written.
+fn changed(tx: &Transaction<'_>, sql: &str) -> Result<Vec<(String, String)>, StoreError> {
+    const DOING: &str = "reading which staged records were written";
+    let mut stmt = tx.prepare_cached(sql).doing(DOING)?;
+    let rows = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .doing(DOING)?
+        .collect::<Result<_, _>>()
+        .doing(DOING)?;
+    Ok(rows)
+}
