@@ -33,6 +33,15 @@ pub struct BudgetExhausted {
     pub wait: Duration,
 }
 
+/// What a budget has granted lately, against its limits (None: unlimited).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BudgetUsage {
+    pub last_minute: u32,
+    pub per_minute: Option<u32>,
+    pub last_hour: u32,
+    pub per_hour: Option<u32>,
+}
+
 #[derive(Debug)]
 pub struct RequestBudget {
     per_minute: u32,
@@ -118,6 +127,23 @@ impl RequestBudget {
         Some((u32::try_from(used).unwrap_or(u32::MAX), self.per_hour))
     }
 
+    /// Requests granted over the last minute and the last hour (a slot
+    /// reserved for a request about to go counts), and the limits.
+    pub fn usage(&self) -> BudgetUsage {
+        let st = self.state.lock().expect("budget lock poisoned");
+        let now = Instant::now();
+        let within = |span: Duration| {
+            let n = st.granted.iter().filter(|t| **t + span > now).count();
+            u32::try_from(n).unwrap_or(u32::MAX)
+        };
+        BudgetUsage {
+            last_minute: within(MINUTE),
+            per_minute: (self.per_minute > 0).then_some(self.per_minute),
+            last_hour: within(HOUR),
+            per_hour: (self.per_hour > 0).then_some(self.per_hour),
+        }
+    }
+
     /// Wall-clock times of the grants made since the last call, to persist.
     pub fn take_unsaved(&self) -> Vec<chrono::DateTime<chrono::Utc>> {
         std::mem::take(&mut self.state.lock().expect("budget lock poisoned").unsaved)
@@ -129,11 +155,32 @@ impl RequestBudget {
         max_wait: Option<Duration>,
     ) -> Result<Instant, BudgetExhausted> {
         let mut st = self.state.lock().expect("budget lock poisoned");
-        let slow = st.slow_until.is_some_and(|t| t > now);
-        let log = &mut st.granted;
-        while log.front().is_some_and(|t| *t + HOUR + MARGIN <= now) {
-            log.pop_front();
+        while st
+            .granted
+            .front()
+            .is_some_and(|t| *t + HOUR + MARGIN <= now)
+        {
+            st.granted.pop_front();
         }
+        let slot = self.next_slot(&st, now);
+        if let Some(max) = max_wait
+            && slot - now > max
+        {
+            return Err(BudgetExhausted { wait: slot - now });
+        }
+        let slow = st.slow_until.is_some_and(|t| t > now);
+        if self.per_minute > 0 || self.per_hour > 0 || slow {
+            st.granted.push_back(slot);
+        }
+        let wall = chrono::Utc::now() + (slot - now);
+        st.unsaved.push(wall);
+        Ok(slot)
+    }
+
+    /// The earliest time at or after `now` a request fits the budget.
+    fn next_slot(&self, st: &BudgetState, now: Instant) -> Instant {
+        let slow = st.slow_until.is_some_and(|t| t > now);
+        let log = &st.granted;
         let mut slot = now;
         if self.per_minute > 0 {
             // Even spacing: never two requests closer than a minute / per_minute
@@ -158,17 +205,7 @@ impl RequestBudget {
                 slot = slot.max(log[log.len() - n] + HOUR + MARGIN);
             }
         }
-        if let Some(max) = max_wait
-            && slot - now > max
-        {
-            return Err(BudgetExhausted { wait: slot - now });
-        }
-        if self.per_minute > 0 || self.per_hour > 0 || slow {
-            log.push_back(slot);
-        }
-        let wall = chrono::Utc::now() + (slot - now);
-        st.unsaved.push(wall);
-        Ok(slot)
+        slot
     }
 }
 
@@ -190,6 +227,26 @@ mod tests {
             budget.acquire(None).await.unwrap();
         }
         assert_near(start.elapsed(), (MINUTE + MARGIN) / 60 * 4);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn usage_counts_the_last_minute_and_hour_apart() {
+        let budget = RequestBudget::new(0, 100);
+        for _ in 0..3 {
+            budget.acquire(None).await.unwrap();
+        }
+        tokio::time::advance(Duration::from_secs(120)).await;
+        budget.acquire(None).await.unwrap();
+        let usage = budget.usage();
+        assert_eq!(
+            usage,
+            BudgetUsage {
+                last_minute: 1,
+                per_minute: None,
+                last_hour: 4,
+                per_hour: Some(100)
+            }
+        );
     }
 
     #[tokio::test(start_paused = true)]

@@ -30,7 +30,7 @@ pub mod page_size;
 pub mod wire;
 
 pub use auth::Credentials;
-pub use budget::RequestBudget;
+pub use budget::{BudgetUsage, RequestBudget};
 pub use client::{CallStats, ClientSettings, KoreApi, KoreClient, RetryPolicy};
 pub use error::ApiError;
 pub use page_size::PageSize;

@@ -1,6 +1,6 @@
 //! `kore-sync run`: the daemon. It checks what it can at start (the
 //! warehouse opens and migrates, every scope can sign a token), serves
-//! health and metrics, pings systemd's watchdog, and runs a pass at start
+//! the status page, health and metrics, pings systemd's watchdog, and runs a pass at start
 //! and on every tick of the schedule — and `verify` on the ticks of
 //! `sync.verify_schedule` — until shutdown.
 //!
@@ -10,9 +10,11 @@
 //! process. Passes and verifies never overlap (`schedule::drive` awaits
 //! each).
 
+use super::board;
 use super::{Invocation, Outcome, log_warnings, open_store_to_write};
 use crate::config::Config;
 use crate::model::StreamKey;
+use crate::ops::board::Board;
 use crate::ops::health::{self, Health, StreamPassHealth};
 use crate::ops::metrics::WarehouseCounted;
 use crate::ops::notify;
@@ -44,6 +46,8 @@ pub struct Daemon {
     /// the last hour).
     scopes: Vec<ScopeApi>,
     health: Health,
+    /// What the status page shows: read from the warehouse after each pass.
+    board: Board,
     cancel: CancellationToken,
 }
 
@@ -52,7 +56,7 @@ impl Daemon {
     /// credentials that cannot sign a token.
     pub async fn start(config: Config, cancel: CancellationToken) -> anyhow::Result<Self> {
         log_warnings(&config);
-        drop(open_store_to_write(&config).await?);
+        let store = open_store_to_write(&config).await?;
         for scope in &config.scopes {
             scope.credentials.header_value().with_context(|| {
                 format!(
@@ -71,10 +75,14 @@ impl Daemon {
                 .map(|&ct| StreamKey::sessions(&s.bot_id, ct, &s.filter.fingerprint()))
         });
         let health = Health::new(streams, config.server.max_pass_age);
+        let board = board::new_board(&scopes);
+        board::refresh(&board, &store).await;
+        drop(store);
         Ok(Daemon {
             config: Arc::new(config),
             scopes,
             health,
+            board,
             cancel,
         })
     }
@@ -82,12 +90,13 @@ impl Daemon {
     /// Serves, schedules, and runs passes (and verifies) until shutdown.
     pub async fn serve(self) -> anyhow::Result<()> {
         if let Some(listen) = self.config.server.listen {
-            let addr = health::serve(listen, self.health.clone(), self.cancel.clone())
+            let served = (self.health.clone(), self.board.clone());
+            let addr = health::serve(listen, served, self.cancel.clone())
                 .await
                 .with_context(|| {
                     format!("cannot serve health and metrics on {listen} (server.listen)")
                 })?;
-            info!(addr = %addr, "serving /healthz and /metrics");
+            info!(addr = %addr, "serving the status page, /status.json, /healthz and /metrics");
         }
         self.start_watchdog();
         let (senders, ticks) = schedule::channels();
@@ -211,6 +220,7 @@ impl Daemon {
                 if report.changed() {
                     publish::publish_now(&ctx).await;
                 }
+                board::refresh(&self.board, &ctx.store).await;
             }
             Err(e) => {
                 error!(
@@ -238,6 +248,7 @@ impl Daemon {
                 Err(e) => warn!(error = %e, "could not count messages without a session"),
             }
         }
+        board::refresh(&self.board, &ctx.store).await;
         // Release the warehouse before saying the pass is over.
         drop(ctx);
         match result {

@@ -12,6 +12,7 @@
 
 pub mod backfill;
 pub mod bench;
+pub mod board;
 pub mod check;
 pub mod completions;
 pub mod daemon;

@@ -1,11 +1,13 @@
 //! Health: the last pass of every stream, as the daemon saw it, and the HTTP
-//! server for `GET /healthz` and `GET /metrics` (`[server] listen`).
+//! server for `GET /healthz`, `GET /metrics`, the status page `GET /` and
+//! its data `GET /status.json` (`[server] listen`).
 //!
 //! `/healthz` answers 200 when every configured stream's last pass
 //! succeeded (or only ran out of request budget) within `max_age`, else 503;
 //! the JSON body gives each stream's lag and last error either way.
 
-use super::metrics::metrics;
+use super::board::Board;
+use super::metrics::{BudgetRead, metrics};
 use crate::model::{RunOutcome, StreamKey};
 use axum::Router;
 use axum::extract::State;
@@ -141,8 +143,15 @@ impl Health {
     }
 }
 
-async fn healthz(State(health): State<Health>) -> impl IntoResponse {
-    let report = health.report();
+/// What the server's routes read.
+#[derive(Debug, Clone)]
+struct Served {
+    health: Health,
+    board: Board,
+}
+
+async fn healthz(State(served): State<Served>) -> impl IntoResponse {
+    let report = served.health.report();
     let status = if report.healthy {
         StatusCode::OK
     } else {
@@ -151,7 +160,17 @@ async fn healthz(State(health): State<Health>) -> impl IntoResponse {
     (status, axum::Json(report))
 }
 
-async fn prometheus() -> impl IntoResponse {
+async fn prometheus(State(served): State<Served>) -> impl IntoResponse {
+    for b in (served.board.budgets())() {
+        BudgetRead {
+            bot_id: &b.bot_id,
+            last_minute: b.last_minute,
+            per_minute: b.per_minute,
+            last_hour: b.last_hour,
+            per_hour: b.per_hour,
+        }
+        .emit();
+    }
     (
         [(
             header::CONTENT_TYPE,
@@ -161,19 +180,37 @@ async fn prometheus() -> impl IntoResponse {
     )
 }
 
+/// The status page: rendered from the board, never from the warehouse.
+async fn status_page(State(served): State<Served>) -> impl IntoResponse {
+    let page = super::page::render(&served.board.view(Utc::now()));
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        page,
+    )
+}
+
+async fn status_json(State(served): State<Served>) -> impl IntoResponse {
+    axum::Json(served.board.view(Utc::now()))
+}
+
 /// Binds `listen` and serves until `cancel`. Returns the bound address
 /// (useful with port 0).
 pub async fn serve(
     listen: SocketAddr,
-    health: Health,
+    (health, board): (Health, Board),
     cancel: CancellationToken,
 ) -> std::io::Result<SocketAddr> {
     let listener = tokio::net::TcpListener::bind(listen).await?;
     let addr = listener.local_addr()?;
     let app = Router::new()
+        .route("/", get(status_page))
+        .route("/status.json", get(status_json))
         .route("/healthz", get(healthz))
         .route("/metrics", get(prometheus))
-        .with_state(health);
+        .with_state(Served { health, board });
     tokio::spawn(async move {
         let served = axum::serve(listener, app)
             .with_graceful_shutdown(async move { cancel.cancelled().await })

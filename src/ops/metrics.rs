@@ -19,7 +19,16 @@ use std::sync::atomic::AtomicU64;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OutcomeLabel {
+    pub bot_id: String,
+    pub resource: String,
     pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BudgetLabel {
+    pub bot_id: String,
+    /// `minute` or `hour`.
+    pub window: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -39,6 +48,7 @@ pub struct StreamLabel {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ResourceLabel {
+    pub bot_id: String,
     pub resource: String,
 }
 
@@ -63,6 +73,9 @@ pub struct Metrics {
     pub sessions_deleted: Counter,
     pub records_rejected: Counter,
     pub watermark_lag_seconds: Family<StreamLabel, Gauge<f64, AtomicU64>>,
+    pub last_success: Family<StreamLabel, Gauge>,
+    pub budget_used: Family<BudgetLabel, Gauge>,
+    pub budget_limit: Family<BudgetLabel, Gauge>,
     pub messages_without_session: Gauge,
 }
 
@@ -82,6 +95,9 @@ impl Metrics {
             sessions_deleted: Counter::default(),
             records_rejected: Counter::default(),
             watermark_lag_seconds: Family::default(),
+            last_success: Family::default(),
+            budget_used: Family::default(),
+            budget_limit: Family::default(),
             messages_without_session: Gauge::default(),
         };
         register!(registry,
@@ -96,6 +112,9 @@ impl Metrics {
             m.sessions_deleted => "sessions_deleted", "Sessions deleted because the API no longer has them";
             m.records_rejected => "records_rejected", "Records kept in rejected_records";
             m.watermark_lag_seconds => "watermark_lag_seconds", "How far each stream's watermark is behind now";
+            m.last_success => "stream_last_success_timestamp_seconds", "When each stream's last pass that succeeded (or only ran out of budget) ended, in Unix seconds";
+            m.budget_used => "budget_used_requests", "Requests each bot's budget granted over the last minute or hour";
+            m.budget_limit => "budget_limit_requests", "Each bot's request limit per minute or hour (absent: unlimited)";
             m.messages_without_session => "messages_without_session", "Stored messages whose session is not in the warehouse (should be 0)";
         );
         Metrics { registry, ..m }
@@ -145,31 +164,69 @@ pub struct StreamPassEnded<'a> {
 impl StreamPassEnded<'_> {
     pub fn emit(&self) {
         let m = metrics();
+        let (bot_id, resource) = (&self.key.bot_id, self.key.partition.resource());
         m.stream_passes
             .get_or_create(&OutcomeLabel {
+                bot_id: bot_id.clone(),
+                resource: resource.to_owned(),
                 outcome: self.outcome.as_str().to_owned(),
             })
             .inc();
-        let resource = self.key.partition.resource();
         if resource == "sessions" {
             m.sessions_upserted.inc_by(self.n_written);
         }
         m.records_written
             .get_or_create(&ResourceLabel {
+                bot_id: bot_id.clone(),
                 resource: resource.to_owned(),
             })
             .inc_by(self.n_written);
+        let stream = StreamLabel {
+            bot_id: bot_id.clone(),
+            resource: resource.to_owned(),
+            containment_type: self.key.partition.name().to_owned(),
+        };
+        if self.outcome.is_good() {
+            m.last_success
+                .get_or_create(&stream)
+                .set(Utc::now().timestamp());
+        }
         m.sessions_deleted.inc_by(self.n_deleted);
         m.records_rejected.inc_by(self.n_rejected);
         if let Some(w) = self.watermark {
             let lag = (Utc::now() - w).num_milliseconds().max(0) as f64 / 1000.0;
-            m.watermark_lag_seconds
-                .get_or_create(&StreamLabel {
-                    bot_id: self.key.bot_id.clone(),
-                    resource: resource.to_owned(),
-                    containment_type: self.key.partition.name().to_owned(),
-                })
-                .set(lag);
+            m.watermark_lag_seconds.get_or_create(&stream).set(lag);
+        }
+    }
+}
+
+/// A bot's request budget as used now (emitted by the server before each
+/// scrape, so the figures are the scrape's, not the last request's).
+#[derive(Debug, Clone, Copy)]
+pub struct BudgetRead<'a> {
+    pub bot_id: &'a str,
+    pub last_minute: u32,
+    pub per_minute: Option<u32>,
+    pub last_hour: u32,
+    pub per_hour: Option<u32>,
+}
+
+impl BudgetRead<'_> {
+    pub fn emit(&self) {
+        let m = metrics();
+        let windows = [
+            ("minute", self.last_minute, self.per_minute),
+            ("hour", self.last_hour, self.per_hour),
+        ];
+        for (window, used, limit) in windows {
+            let label = BudgetLabel {
+                bot_id: self.bot_id.to_owned(),
+                window: window.to_owned(),
+            };
+            m.budget_used.get_or_create(&label).set(i64::from(used));
+            if let Some(limit) = limit {
+                m.budget_limit.get_or_create(&label).set(i64::from(limit));
+            }
         }
     }
 }

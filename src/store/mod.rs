@@ -20,6 +20,7 @@ mod chunk;
 mod commit;
 mod connection;
 pub mod error;
+mod history;
 mod lake;
 mod llm;
 mod message_ids;
@@ -51,6 +52,7 @@ pub use bots::BotSource;
 pub use commit::{Advance, Gone};
 pub use connection::{ReadOnly, remove_empty_spill_dir};
 pub use error::{StorageProblem, StoreError};
+pub use history::{DayCount, History, PassSummary};
 pub use lake::{ObjectTarget, ParquetTarget, UploadRetry, is_object_url};
 pub use privacy::{StoredPrivacy, looser_fix, mixing_error};
 pub use publish::{ReadCopy, ReadCopyForm};
@@ -195,9 +197,10 @@ pub struct RunRecord {
 #[derive(Debug, Clone)]
 pub struct StreamStatus {
     pub bot_id: String,
-    /// `sessions` or `messages`.
+    /// `sessions`, `messages`, `analytics` or `llm_usage`.
     pub resource: String,
-    /// The partition: a containment type, or (messages) a channel.
+    /// The partition: a containment type, a channel (messages), an
+    /// analytics type, or `all`.
     pub containment_type: String,
     pub watermark: Option<DateTime<Utc>>,
     pub last_run_started: Option<DateTime<Utc>>,
@@ -212,6 +215,9 @@ pub struct StreamStatus {
     pub n_sessions: i64,
     /// The bot's name, if the `bots` table has one.
     pub bot_name: Option<String>,
+    /// The last run's requests and records written (None: no run yet).
+    pub last_run_requests: Option<i64>,
+    pub last_run_written: Option<i64>,
 }
 
 /// When a publication (the read copy, or the Parquet export) last happened.

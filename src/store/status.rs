@@ -70,7 +70,7 @@ fn stream_rows(conn: &Connection) -> Result<Vec<StreamStatus>, StoreError> {
                           WHERE e.bot_id = s.bot_id AND e.type = s.containment_type)
                     ELSE (SELECT count(*) FROM messages m
                            WHERE m.bot_id = s.bot_id AND m.channel = s.containment_type) END,
-                    b.name, s.resource
+                    b.name, s.resource, r.requests, r.sessions_upserted
              FROM streams s
              LEFT JOIN bots b USING (bot_id)
              LEFT JOIN sync_state st USING (resource, bot_id, containment_type)
@@ -96,6 +96,8 @@ fn stream_rows(conn: &Connection) -> Result<Vec<StreamStatus>, StoreError> {
                 n_sessions: r.get(9)?,
                 bot_name: r.get(10)?,
                 resource: r.get(11)?,
+                last_run_requests: r.get(12)?,
+                last_run_written: r.get(13)?,
             })
         })
         .doing("reading stream status")?

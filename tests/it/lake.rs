@@ -6,8 +6,8 @@
 //! credentials never appear in kore-sync's output.
 
 use crate::common::*;
+use crate::outside::{script, venv};
 use crate::parquet::assert_exported_equals_warehouse;
-use crate::python::{script, venv};
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

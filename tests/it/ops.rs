@@ -46,7 +46,7 @@ async fn check_says_ok_for_a_good_setup_and_the_fix_for_a_bad_one() {
 
 /// Starts `run` and returns it with its stderr lines, after the health
 /// server's address and the first pass's outcome have been logged.
-async fn start_daemon(
+pub(crate) async fn start_daemon(
     config: &std::path::Path,
     envs: &[(&str, String)],
 ) -> (tokio::process::Child, String, Vec<String>) {
@@ -122,13 +122,17 @@ async fn health_metrics_and_sd_notify_over_real_sockets() {
 
     let metrics = metrics_text(&addr).await;
     for needle in [
-        "kore_sync_stream_passes_total{outcome=\"succeeded\"} 3",
+        // Per bot and resource (issue 25: the dashboard's bot variable).
+        "kore_sync_stream_passes_total{bot_id=\"st-test-1\",resource=\"sessions\",outcome=\"succeeded\"} 3",
         "kore_sync_api_requests_total{status=\"200\"}",
         "kore_sync_pass_duration_seconds_count 1",
         "kore_sync_watermark_lag_seconds{",
         "kore_sync_sessions_upserted_total",
         // Per resource, and lag labelled by it (issue 24).
-        "kore_sync_records_written_total{resource=\"sessions\"}",
+        "kore_sync_records_written_total{bot_id=\"st-test-1\",resource=\"sessions\"}",
+        "kore_sync_stream_last_success_timestamp_seconds{bot_id=\"st-test-1\",resource=\"sessions\",",
+        // Read at the scrape from the live budget (issue 25).
+        "kore_sync_budget_used_requests{bot_id=\"st-test-1\",window=\"hour\"}",
         ",resource=\"sessions\",",
         "kore_sync_rate_limit_wait_seconds_total",
     ] {

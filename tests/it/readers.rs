@@ -4,7 +4,7 @@
 //! older storage format that DuckDB 1.4 and 1.5 open.
 
 use crate::common::*;
-use crate::python;
+use crate::outside;
 
 /// Opens a file read-only and counts every table and view of the
 /// warehouse, printing `name count` lines.
@@ -34,12 +34,12 @@ async fn issue_13_duckdb_1_4_and_1_5_open_the_warehouse_and_the_read_copy() {
     let copy = h.dir.path().join("kore-read.duckdb");
     let catalog = h.dir.path().join("kore-catalog.duckdb");
     for version in ["1.4.3", "1.5.5"] {
-        let py = python::venv(
+        let py = outside::venv(
             &format!("duckdb-{version}"),
             &[&format!("duckdb=={version}")],
         );
         for file in [&h.warehouse, &copy, &catalog] {
-            let out = python::script(&py, COUNT_ALL, &[&file.display().to_string()]);
+            let out = outside::script(&py, COUNT_ALL, &[&file.display().to_string()]);
             let counts: Vec<(&str, &str)> = out.lines().filter_map(|l| l.split_once(' ')).collect();
             for view in [
                 "daily_sessions",
@@ -74,7 +74,7 @@ async fn issue_13_sqlalchemy_with_duckdb_engine_lists_and_reads_the_tables() {
     let h = harness(1, 3, 20, |_| {}).await;
     let path = h.write_config(&h.toml("", ""));
     run_ok(&path, &["sync"]).await;
-    let py = python::venv(
+    let py = outside::venv(
         "duckdb-engine-0.17.0",
         &[
             "duckdb==1.4.3",
@@ -91,7 +91,7 @@ with engine.connect() as c:
     print(c.execute(text("SELECT count(*) FROM sessions")).scalar())
 "#;
     let copy = h.dir.path().join("kore-read.duckdb");
-    let out = python::script(&py, code, &[&copy.display().to_string()]);
+    let out = outside::script(&py, code, &[&copy.display().to_string()]);
     let mut lines = out.lines();
     let tables = lines.next().unwrap_or_default();
     for t in ["sessions", "session_tags", "sync_runs", "sync_state"] {

@@ -1,8 +1,9 @@
-//! Real outside readers for the tests: a Python virtualenv with pinned
-//! packages, made on first use under the build's temporary directory
-//! (`CARGO_TARGET_TMPDIR`) and reused, so the README's test command alone
-//! sets everything up on a fresh machine. A component that cannot be had
-//! fails the test with the reason; nothing is skipped.
+//! Real outside components for the tests, brought on first use so the
+//! README's test command alone sets everything up on a fresh machine: a
+//! Python virtualenv with pinned packages, made under the build's temporary
+//! directory (`CARGO_TARGET_TMPDIR`) and reused, and Debian packages
+//! (Chromium, Prometheus) installed with `apt-get` when absent. A component
+//! that cannot be had fails the test with the reason; nothing is skipped.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -86,4 +87,58 @@ pub fn script(python: &PathBuf, code: &str, args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The path of `binary` from Debian's `package`, installing the package
+/// with `apt-get` (as root, from Debian's registry) when it is absent.
+pub fn debian(package: &str, binary: &str) -> PathBuf {
+    let path = PathBuf::from("/usr/bin").join(binary);
+    if path.exists() {
+        return path;
+    }
+    static INSTALLING: Mutex<()> = Mutex::new(());
+    let _one_at_a_time = INSTALLING.lock().unwrap_or_else(|e| e.into_inner());
+    if path.exists() {
+        return path;
+    }
+    let install = |cmd: &mut Command| {
+        cmd.env("DEBIAN_FRONTEND", "noninteractive")
+            .output()
+            .map_err(|e| e.to_string())
+            .and_then(|out| {
+                if out.status.success() {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "{}{}",
+                        String::from_utf8_lossy(&out.stdout),
+                        String::from_utf8_lossy(&out.stderr)
+                    ))
+                }
+            })
+    };
+    let apt = || {
+        let mut cmd = Command::new("apt-get");
+        cmd.args(["install", "-y", "--no-install-recommends", package]);
+        cmd
+    };
+    // The package lists may be missing or stale on a fresh machine: update
+    // them once and try again before giving up.
+    let installed = install(&mut apt()).or_else(|_| {
+        install(Command::new("apt-get").arg("update"))?;
+        install(&mut apt())
+    });
+    if let Err(why) = installed {
+        panic!(
+            "cannot install Debian's {package} (needed for {}): {why}; \
+             install it as root with `apt-get install {package}`",
+            path.display()
+        );
+    }
+    assert!(
+        path.exists(),
+        "{package} is installed but {} is not there",
+        path.display()
+    );
+    path
 }
