@@ -7,6 +7,7 @@ use super::{Invocation, Outcome, open_context, render};
 use crate::cli::DemoArgs;
 use crate::config;
 use crate::sim::{SimApp, SimBot, SimSettings, Simulator, data};
+use crate::store::ReadCopy;
 use crate::sync::{PassOptions, run_pass};
 use anyhow::Context;
 use chrono::{DateTime, Duration, Utc};
@@ -116,6 +117,12 @@ pub async fn run(args: DemoArgs, inv: &Invocation) -> anyhow::Result<Outcome> {
     let report = run_pass(&ctx, &PassOptions::manual(), &inv.cancel).await?;
     let elapsed = started.elapsed();
     sim.stop();
+    // The read copy BI tools and the dbt package open, as a sync makes it.
+    let published = crate::sync::publish::after_pass(&ctx, &report).await;
+    let read_copy = match published.read_copy {
+        Some(ReadCopy::Written { .. }) => ctx.warehouse.publish.clone(),
+        _ => None,
+    };
     let requests: u32 = report.streams.iter().map(|s| s.requests).sum();
     let status = ctx.store.status().await?;
     println!(
@@ -149,5 +156,12 @@ pub async fn run(args: DemoArgs, inv: &Invocation) -> anyhow::Result<Outcome> {
         status.duckdb_version,
         crate::store::DEFAULT_STORAGE_VERSION
     );
+    if let Some(copy) = read_copy {
+        println!(
+            "BI tools and the dbt package (dbt/) open the read copy, {}, which a sync \
+             publishes again after each pass.",
+            copy.display()
+        );
+    }
     Ok(Outcome::of(report.all_succeeded()))
 }

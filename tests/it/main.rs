@@ -8,6 +8,7 @@ mod architecture;
 mod cli;
 mod common;
 mod dashboard;
+mod dbt;
 mod deploy;
 mod disk;
 mod engine_cost;
