@@ -90,3 +90,88 @@ fn changed(tx: &Transaction<'_>, sql: &str) -> Result<Vec<(String, String)>, Sto
         .doing(DOING)?;
     Ok(rows)
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::model::{AnalyticsEvent, AnalyticsType, Batch, Partition, StreamKey};
+    use crate::store::connection::tests::warehouse;
+    use crate::store::noted_days::NotedDays;
+    use chrono::{DateTime, Utc};
+
+    fn event(id: &str, raw: &str) -> AnalyticsEvent {
+        AnalyticsEvent {
+            kind: AnalyticsType::FailIntent,
+            event_id: id.into(),
+            bot_id: Some("st-1".into()),
+            session_id: None,
+            message_id: None,
+            event_time: DateTime::from_timestamp(1_700_000_000, 0).unwrap(),
+            channel: None,
+            language: None,
+            user_id: None,
+            channel_uid: None,
+            utterance: None,
+            intent: None,
+            task_id: None,
+            task_name: None,
+            is_ambiguous: None,
+            node_name: None,
+            node_type: None,
+            status: None,
+            status_code: None,
+            response_time_ms: None,
+            raw: raw.into(),
+            tags: Vec::new(),
+        }
+    }
+
+    fn key(bot: &str) -> StreamKey {
+        StreamKey {
+            bot_id: bot.into(),
+            partition: Partition::Analytics(AnalyticsType::FailIntent),
+            filter: String::new(),
+        }
+    }
+
+    // Issue 24: a group's batches are staged together; a record two of them
+    // hold is written once, in the later version, and counted for the
+    // batch that wrote it; an unchanged re-read writes nothing.
+    #[test]
+    fn issue_24_a_record_two_batches_hold_is_written_once_in_the_later_version() {
+        let (_dir, mut conn) = warehouse();
+        let (k1, k2) = (key("st-1"), key("st-2"));
+        let first = Batch {
+            records: vec![event("a", r#"{"v":1}"#), event("b", "{}")],
+            rejected: Vec::new(),
+        };
+        let second = Batch {
+            records: vec![event("a", r#"{"v":2}"#)],
+            rejected: Vec::new(),
+        };
+        let noted = NotedDays::default();
+        for want in [vec![(2, 1), (1, 1)], vec![(2, 0), (1, 0)]] {
+            let tx = conn.transaction().unwrap();
+            let mut days = noted.noting();
+            let counts = crate::store::analytics::store_batches(
+                &tx,
+                &[(&k1, &first), (&k2, &second)],
+                (Utc::now(), &mut days),
+            )
+            .unwrap();
+            tx.commit().unwrap();
+            assert_eq!(counts, want);
+        }
+        let mut stmt = conn
+            .prepare("SELECT event_id, CAST(raw AS VARCHAR) FROM analytics_events ORDER BY 1")
+            .unwrap();
+        let rows: Vec<(String, String)> = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            rows,
+            [("a".into(), r#"{"v":2}"#.into()), ("b".into(), "{}".into())]
+        );
+    }
+}
