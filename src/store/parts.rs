@@ -4,9 +4,11 @@
 //! and the comparison with the stored versions and the insert each hold
 //! that again, beyond the 64 MiB default (issue 22). A part is staged and
 //! written before the next is, in the caller's transaction, so a commit
-//! stays one transaction whatever its size.
+//! stays one transaction whatever its size. Analytics events and LLM
+//! usage records are cut the same way (`staged`), over every stream a group
+//! commit holds.
 
-use crate::model::{Message, Session, Tag};
+use crate::model::{AnalyticsEvent, LlmUsage, Message, Session, Tag};
 
 /// The most bytes of text one part stages (its records' `raw`, texts and
 /// tags); a record larger than this is a part of its own. Measured with
@@ -41,6 +43,20 @@ impl StagedSize for Message {
             + self.text.as_ref().map_or(0, String::len)
             + self.components.as_ref().map_or(0, String::len)
             + tag_bytes(&self.tags)
+    }
+}
+
+impl StagedSize for AnalyticsEvent {
+    fn staged_bytes(&self) -> usize {
+        // `raw` holds the large `NLAnalysis`; the typed columns repeat a
+        // little of it.
+        self.raw.len() + self.utterance.as_ref().map_or(0, String::len) + tag_bytes(&self.tags)
+    }
+}
+
+impl StagedSize for LlmUsage {
+    fn staged_bytes(&self) -> usize {
+        self.raw.len()
     }
 }
 

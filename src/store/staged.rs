@@ -2,11 +2,14 @@
 //! usage records): the batches of every stream a group commit holds are
 //! staged together and compared with the stored rows in one pass of
 //! statements, not one pass a stream — a fleet's first pass commits
-//! thousands of small windows, and DuckDB's cost is per statement.
+//! thousands of small windows, and DuckDB's cost is per statement — in
+//! parts of bounded bytes (`parts`), so a group of large windows stays
+//! within DuckDB's memory limit.
 
 use super::commit::{keep_rejected, last_version_of_each};
 use super::error::{QueryContext, StoreError};
 use super::noted_days::DayNoting;
+use super::parts::{StagedSize, parts};
 use super::upsert::note_days;
 use crate::model::ids::IdMap;
 use crate::model::{Batch, Keyed, StreamKey};
@@ -32,7 +35,7 @@ pub(super) struct Staged<R> {
 /// their rejected records. Returns, per batch, (distinct records, records
 /// written); a record two batches hold counts for the later one, whose
 /// version is stored.
-pub(super) fn store_batches<R: Keyed>(
+pub(super) fn store_batches<R: Keyed + StagedSize>(
     tx: &Transaction<'_>,
     batches: &[(&StreamKey, &Batch<R>)],
     (now, days): (DateTime<Utc>, &mut DayNoting<'_>),
@@ -54,11 +57,13 @@ pub(super) fn store_batches<R: Keyed>(
         all.extend(records.iter().filter(|r| owner[&(how.identity)(r)] == i));
     }
     let mut written = vec![0; batches.len()];
-    if !all.is_empty() {
-        (how.stage)(tx, &all)?;
+    // In parts of bounded bytes: a group of many streams' windows staged
+    // at once outgrew DuckDB's 64 MiB with a year of one bot's analytics.
+    for part in parts(&all) {
+        (how.stage)(tx, part)?;
         let n_written = (how.replace_changed)(tx, now)?;
         if batches.len() == 1 {
-            written[0] = n_written;
+            written[0] += n_written;
         } else if n_written > 0 {
             for (a, b) in changed(tx, how.changed_sql)? {
                 if let Some(i) = owner.get(&(a.as_str(), b.as_str())) {
@@ -66,6 +71,8 @@ pub(super) fn store_batches<R: Keyed>(
                 }
             }
         }
+    }
+    if !all.is_empty() {
         let unnoted = days.take_unnoted(all.iter().map(|r| (how.day)(r)).collect());
         note_days(tx, &unnoted)?;
     }
@@ -125,6 +132,22 @@ mod tests {
         }
     }
 
+    /// A warehouse opened as kore-sync opens it, with the default limits.
+    fn opened(dir: &std::path::Path) -> duckdb::Connection {
+        let settings = crate::store::WarehouseSettings {
+            path: dir.join("w.duckdb"),
+            publish: None,
+            parquet: None,
+            storage_version: crate::store::DEFAULT_STORAGE_VERSION.into(),
+            read_copy_form: crate::store::ReadCopyForm::Copy,
+            modes: crate::store::FileModes::default(),
+            publish_interval: std::time::Duration::ZERO,
+            memory_limit: 64 << 20,
+            max_temp_size: 2 << 30,
+        };
+        crate::store::connection::open(&settings).unwrap()
+    }
+
     fn key(bot: &str) -> StreamKey {
         StreamKey {
             bot_id: bot.into(),
@@ -173,5 +196,68 @@ mod tests {
             rows,
             [("a".into(), r#"{"v":2}"#.into()), ("b".into(), "{}".into())]
         );
+    }
+
+    // Issue 24: records are staged in parts of bounded bytes (a year of
+    // one bot's analytics ran out of DuckDB's 64 MiB staged whole); a group
+    // or a single batch larger than a part is stored whole, each record
+    // once, and counted for its own batch.
+    #[test]
+    fn issue_24_batches_larger_than_a_part_are_stored_whole_and_counted_per_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = opened(dir.path());
+        let padding = "x".repeat(4_000);
+        let keys: Vec<StreamKey> = (0..6).map(|i| key(&format!("st-{i}"))).collect();
+        let batches: Vec<Batch<AnalyticsEvent>> = (0..6)
+            .map(|b| Batch {
+                records: (0..4_000)
+                    .map(|i| {
+                        event(
+                            &format!("{b}-{i}"),
+                            &format!(r#"{{"NLAnalysis":"{padding}{i}"}}"#),
+                        )
+                    })
+                    .collect(),
+                rejected: Vec::new(),
+            })
+            .collect();
+        let group: Vec<(&StreamKey, &Batch<AnalyticsEvent>)> = keys.iter().zip(&batches).collect();
+        let noted = NotedDays::default();
+        let tx = conn.transaction().unwrap();
+        let mut days = noted.noting();
+        let counts =
+            crate::store::analytics::store_batches(&tx, &group, (Utc::now(), &mut days)).unwrap();
+        tx.commit().unwrap();
+        assert_eq!(counts, vec![(4_000, 4_000); 6]);
+        // One batch alone, over several parts.
+        let tx = conn.transaction().unwrap();
+        let mut days = noted.noting();
+        let big = Batch {
+            records: (0..6_000)
+                .map(|i| {
+                    event(
+                        &format!("big-{i}"),
+                        &format!(r#"{{"NLAnalysis":"{padding}{i}"}}"#),
+                    )
+                })
+                .collect(),
+            rejected: Vec::new(),
+        };
+        let counts = crate::store::analytics::store_batches(
+            &tx,
+            &[(&keys[0], &big)],
+            (Utc::now(), &mut days),
+        )
+        .unwrap();
+        tx.commit().unwrap();
+        assert_eq!(counts, vec![(6_000, 6_000)]);
+        let n: i64 = conn
+            .query_row(
+                "SELECT count(DISTINCT event_id) + 1000000 * (count(*) - count(DISTINCT event_id)) FROM analytics_events",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(n, 30_000, "every event once");
     }
 }
