@@ -66,6 +66,8 @@ impl Fleet {
             max_page_size: self.server_page_limit as usize,
             rate_limit: self.rate_limit.map(|r| (r, r * 30)),
             seed: SEED,
+            // Its records never change once it runs.
+            memoize_windows: true,
             ..SimSettings::default()
         };
         Ok(Simulator::start(listen, settings, Vec::new()).await?)

@@ -58,6 +58,8 @@ pub async fn start_demo_simulator(
             client_secret: "demo-account-secret".into(),
         }),
         seed,
+        // Its records never change once it runs (demo, simulate).
+        memoize_windows: true,
         ..SimSettings::default()
     };
     Simulator::start(listen, settings, records)

@@ -126,8 +126,10 @@ fn answer(
     log.skip = skip;
     log.limit = Some(limit);
     let inclusive = st.settings.date_to_inclusive;
-    let mut matching: Vec<Value> = events_of_bot(st, bot_id, (from, to))
-        .into_iter()
+    let key = ("analytics", bot_id.to_owned(), from, to);
+    let events = st.derived(key, |st| events_of_bot(st, bot_id, (from, to)));
+    let mut matching: Vec<&Value> = events
+        .iter()
         .filter(|e| e["__type"] == kind.as_str())
         .filter(|e| channels.iter().any(|c| e["channel"] == c.as_str()))
         .filter(|e| {
@@ -136,8 +138,8 @@ fn answer(
         })
         .collect();
     // Newest first, as the other endpoints page.
-    matching.sort_by(|a, b| {
-        (event_time(b), b["_id"].as_str()).cmp(&(event_time(a), a["_id"].as_str()))
+    matching.sort_by_cached_key(|e| {
+        std::cmp::Reverse((event_time(e), e["_id"].as_str().map(str::to_owned)))
     });
     let total = matching.len();
     let limit = (limit as usize).min(st.settings.max_page_size);
@@ -145,7 +147,7 @@ fn answer(
         .into_iter()
         .skip(skip as usize)
         .take(limit)
-        .map(without_type)
+        .map(|e| without_type(e.clone()))
         .collect();
     log.returned = page.len();
     let more = (skip as usize).saturating_add(page.len()) < total;

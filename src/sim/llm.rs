@@ -109,16 +109,19 @@ fn answer(
     log.date_to = Some(end);
     log.skip = skip;
     log.limit = Some(limit);
-    let mut matching: Vec<Value> = calls_of_bot(st, bot_id, (start, end))
-        .into_iter()
+    let key = ("llm_usage", bot_id.to_owned(), start, end);
+    let calls = st.derived(key, |st| calls_of_bot(st, bot_id, (start, end)));
+    let mut matching: Vec<&Value> = calls
+        .iter()
         .filter(|c| (start..end).contains(&started(c)))
         .collect();
-    matching.sort_by_key(|c| std::cmp::Reverse(started(c)));
+    matching.sort_by_cached_key(|c| std::cmp::Reverse(started(c)));
     let limit = (limit as usize).min(st.settings.max_page_size);
     let page: Vec<Value> = matching
         .into_iter()
         .skip(skip as usize)
         .take(limit)
+        .cloned()
         .collect();
     log.returned = page.len();
     finish(Value::Array(page), fault)

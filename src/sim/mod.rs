@@ -138,12 +138,42 @@ pub(crate) struct SimState {
     rate_log: std::collections::HashMap<String, VecDeque<tokio::time::Instant>>,
     /// Counts answered requests, so tests can await "n requests so far".
     answered: tokio::sync::watch::Sender<usize>,
+    /// The records last derived for a window (analytics events, LLM calls),
+    /// newest last, reused by the next pages' requests when
+    /// `settings.memoize_windows`: deriving them costs a window's sessions,
+    /// and a year's backfill asks for every window page by page.
+    derived: VecDeque<(DerivedKey, Arc<Vec<Value>>)>,
 }
+
+/// What derived records are for: the endpoint, the bot and the window.
+type DerivedKey = (&'static str, String, DateTime<Utc>, DateTime<Utc>);
+
+/// Windows of derived records kept at most.
+const DERIVED_KEPT: usize = 8;
 
 /// The state every handler shares, behind one lock.
 type Shared = Arc<Mutex<SimState>>;
 
 impl SimState {
+    /// The records `make` derives for `key`, or those derived for it lately.
+    fn derived(
+        &mut self,
+        key: DerivedKey,
+        make: impl FnOnce(&SimState) -> Vec<Value>,
+    ) -> Arc<Vec<Value>> {
+        if let Some((_, v)) = self.derived.iter().find(|(k, _)| *k == key) {
+            return v.clone();
+        }
+        let v = Arc::new(make(self));
+        if self.settings.memoize_windows {
+            if self.derived.len() == DERIVED_KEPT {
+                self.derived.pop_front();
+            }
+            self.derived.push_back((key, v.clone()));
+        }
+        v
+    }
+
     /// The sessions of `bot_id` that start in `[from, to]`: the stored
     /// ones, or with synthetic sessions those built on demand.
     fn sessions_starting(
@@ -208,6 +238,7 @@ impl Simulator {
             seen_jti: HashSet::new(),
             rate_log: Default::default(),
             answered: tokio::sync::watch::Sender::new(0),
+            derived: VecDeque::new(),
         };
         state.sort();
         let state = Arc::new(Mutex::new(state));

@@ -84,6 +84,10 @@ pub struct SimSettings {
     /// templates, and their size, not their number, is what a commit's
     /// memory follows (issue 22).
     pub template_bytes: usize,
+    /// Keep the analytics events and LLM calls derived for a window for
+    /// the next pages' requests. Only for a simulator whose records never
+    /// change after it starts (`demo`, `simulate`): tests change them.
+    pub memoize_windows: bool,
     pub seed: u64,
 }
 
@@ -108,6 +112,7 @@ impl Default for SimSettings {
             latency: Duration::ZERO,
             synthetic: None,
             template_bytes: 0,
+            memoize_windows: false,
             seed: 1,
         }
     }
