@@ -13,12 +13,14 @@
 //! The files mirror `api/`: one per endpoint family (`sessions`, `messages`,
 //! `bots`), plus who may call (`auth`), the rate limit (`limits`), injected
 //! faults (`faults`), what every answer shares (`http`), the switches
-//! (`settings`) and the records (`data`, `synthetic`).
+//! (`settings`) and the records (`data`, `synthetic`, and what analytics
+//! and LLM usage derive from them, `derived`).
 
 mod analytics;
 mod auth;
 mod bots;
 pub mod data;
+mod derived;
 mod faults;
 mod http;
 mod limits;
@@ -142,60 +144,13 @@ pub(crate) struct SimState {
     /// newest last, reused by the next pages' requests when
     /// `settings.memoize_windows`: deriving them costs a window's sessions,
     /// and a year's backfill asks for every window page by page.
-    derived: VecDeque<(DerivedKey, Arc<Vec<Value>>)>,
+    derived: VecDeque<(derived::DerivedKey, Arc<Vec<Value>>)>,
 }
-
-/// What derived records are for: the endpoint, the bot and the window.
-type DerivedKey = (&'static str, String, DateTime<Utc>, DateTime<Utc>);
-
-/// Windows of derived records kept at most.
-const DERIVED_KEPT: usize = 8;
 
 /// The state every handler shares, behind one lock.
 type Shared = Arc<Mutex<SimState>>;
 
 impl SimState {
-    /// The records `make` derives for `key`, or those derived for it lately.
-    fn derived(
-        &mut self,
-        key: DerivedKey,
-        make: impl FnOnce(&SimState) -> Vec<Value>,
-    ) -> Arc<Vec<Value>> {
-        if let Some((_, v)) = self.derived.iter().find(|(k, _)| *k == key) {
-            return v.clone();
-        }
-        let v = Arc::new(make(self));
-        if self.settings.memoize_windows {
-            if self.derived.len() == DERIVED_KEPT {
-                self.derived.pop_front();
-            }
-            self.derived.push_back((key, v.clone()));
-        }
-        v
-    }
-
-    /// The sessions of `bot_id` that start in `[from, to]`: the stored
-    /// ones, or with synthetic sessions those built on demand.
-    fn sessions_starting(
-        &self,
-        bot_id: &str,
-        (from, to): (DateTime<Utc>, DateTime<Utc>),
-    ) -> Vec<std::borrow::Cow<'_, Value>> {
-        if let Some(syn) = &self.settings.synthetic {
-            let seed = self.settings.seed;
-            return syn
-                .sessions_between(seed, bot_id, (from, to))
-                .into_iter()
-                .map(std::borrow::Cow::Owned)
-                .collect();
-        }
-        self.records
-            .iter()
-            .filter(|r| r.bot_id == bot_id && r.start <= to && r.start >= from)
-            .map(|r| std::borrow::Cow::Borrowed(&r.record))
-            .collect()
-    }
-
     /// Logs an answered request and wakes those awaiting a request count.
     fn record(&mut self, mut log: LoggedRequest, response: &axum::response::Response) {
         log.status = response.status().as_u16();
