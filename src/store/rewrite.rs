@@ -38,8 +38,11 @@ pub trait RecordRewrite: Sync {
     fn analytics(&self, kind: AnalyticsType, raw: &str) -> Result<AnalyticsEvent, String>;
     /// An LLM usage record (its `usage_id` and `bot_id` are kept as stored).
     fn llm_usage(&self, raw: &str) -> Result<LlmUsage, String>;
-    /// A rejected record's `raw` as it may now be kept.
-    fn rejected(&self, raw: &str) -> String;
+    /// A rejected record's `raw` as it may now be kept; `partition` is the
+    /// name of the partition of the stream that rejected it (as
+    /// `rejected_records.containment_type` has it), which tells what kind
+    /// of record it is.
+    fn rejected(&self, partition: &str, raw: &str) -> String;
 }
 
 /// What `rewrite-privacy` rewrote (in this run, when it resumed one).

@@ -168,20 +168,20 @@ pub(super) fn rewrite_rejected(
     tx: &Transaction<'_>,
     rw: &dyn RecordRewrite,
 ) -> Result<usize, StoreError> {
-    let raws: Vec<String> = {
+    let raws: Vec<(String, String)> = {
         let mut stmt = tx
-            .prepare("SELECT DISTINCT raw FROM rejected_records")
+            .prepare("SELECT DISTINCT containment_type, raw FROM rejected_records")
             .doing("reading rejected records")?;
-        stmt.query_map([], |r| r.get(0))
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
             .doing("reading rejected records")?
             .collect::<Result<_, _>>()
             .doing("reading rejected records")?
     };
     let mut stmt = tx
-        .prepare("UPDATE rejected_records SET raw = ? WHERE raw = ?")
+        .prepare("UPDATE rejected_records SET raw = ? WHERE containment_type = ? AND raw = ?")
         .doing("rewriting rejected records")?;
-    for raw in &raws {
-        stmt.execute(params![rw.rejected(raw), raw])
+    for (partition, raw) in &raws {
+        stmt.execute(params![rw.rejected(partition, raw), partition, raw])
             .doing("rewriting rejected records")?;
     }
     Ok(raws.len())

@@ -9,9 +9,9 @@
 use super::publish::{Published, publish};
 use crate::api::wire::{
     WITHHELD, parse_analytics_or_reject, parse_llm_usage_or_reject, parse_message_or_reject,
-    parse_or_reject, protect,
+    parse_or_reject, protect, protect_analytics, protect_llm_usage,
 };
-use crate::model::{AnalyticsEvent, AnalyticsType, LlmUsage, Message, Session};
+use crate::model::{AnalyticsEvent, AnalyticsType, LlmUsage, Message, Partition, Session};
 use crate::privacy::{PrivacyChange, PrivacyRecord, PrivacyRules};
 use crate::store::{
     RecordRewrite, RewriteProgress, Rewritten, SessionStore, StoreError, StoredPrivacy,
@@ -67,7 +67,16 @@ impl RecordRewrite for Reprotect {
         parse_llm_usage_or_reject(raw, "", &self.rules).map_err(|r| r.reason)
     }
 
-    fn rejected(&self, raw: &str) -> String {
+    fn rejected(&self, partition: &str, raw: &str) -> String {
+        // The kind of record, by the stream that rejected it: each kind
+        // keeps what people wrote, and their ids, under its own fields.
+        let protect = if partition == Partition::LlmUsage.name() {
+            protect_llm_usage
+        } else if AnalyticsType::parse(partition).is_some() {
+            protect_analytics
+        } else {
+            protect
+        };
         protect(&self.rules, raw).unwrap_or_else(|| WITHHELD.to_owned())
     }
 }

@@ -99,6 +99,20 @@ async fn issue_24_rewrite_privacy_brings_stored_events_under_stricter_settings()
         before.iter().any(|r| r.utterance.is_some()),
         "utterances are stored"
     );
+    // Records the analytics and LLM streams could not store, kept as
+    // received (as a pass leaves them in `rejected_records`).
+    db(&h.warehouse)
+        .execute_batch(&format!(
+            "INSERT INTO rejected_records VALUES
+             ('{bot}', 'failintent', NULL, 'bad timestamp',
+              '{{\"utterance\": \"my card number is 4111\", \"userId\": \"u-rejected-1\",
+                \"channelUId\": \"someone@example.com\", \"NLAnalysis\": {{\"input\": [\"my card number is 4111\"]}}}}', now()),
+             ('{bot}', 'all', NULL, 'bad start Date',
+              '{{\"User ID\": \"u-rejected-2\", \"Payload Details\": {{\"Request Payload\":
+                {{\"messages\": [{{\"role\": \"user\", \"content\": \"order pizza for Alice\"}}]}}}}}}', now())",
+            bot = h.bots[0].id
+        ))
+        .unwrap();
     let key = crate::privacy::key_file(&h);
     let strict = h.write_config(&h.toml(
         "",
@@ -109,6 +123,19 @@ async fn issue_24_rewrite_privacy_brings_stored_events_under_stricter_settings()
         ),
     ));
     let said = run_ok(&strict, &["rewrite-privacy"]).await;
+    let conn = db(&h.warehouse);
+    for needle in [
+        "4111",
+        "u-rejected-1",
+        "someone@example.com",
+        "u-rejected-2",
+        "Alice",
+    ] {
+        let sql = format!("SELECT count(*) FROM rejected_records WHERE raw LIKE '%{needle}%'");
+        assert_eq!(count(&conn, &sql), 0, "{needle} kept in rejected_records");
+    }
+    assert_eq!(count(&conn, "SELECT count(*) FROM rejected_records"), 2);
+    drop(conn);
     assert!(
         said.contains(&format!("{} analytics events", before.len())),
         "{said}"
