@@ -7,14 +7,15 @@
 use super::chunk::{AsWindow, StoreBatches};
 use super::commit::Advance;
 use super::error::{QueryContext, StoreError};
-use super::noted_days::DayNoting;
+use super::noted_days::{DayNoting, NotedDays};
 use super::sql::{lit, stage_rows, ts};
 use super::staged::Staged;
+use super::upsert::note_days;
 use super::window_group::WindowRecords;
 use super::{SessionStore, WindowCommit};
-use crate::model::{LlmUsage, LlmUsageBatch, StreamKey};
+use crate::model::{LlmUsage, LlmUsageBatch, StreamKey, Window};
 use chrono::{DateTime, Utc};
-use duckdb::{Transaction, params};
+use duckdb::{Connection, Transaction, params};
 
 impl SessionStore {
     /// Stores LLM usage records of a window still being read (`advance`
@@ -29,6 +30,109 @@ impl SessionStore {
         let how: (StoreBatches<_>, AsWindow<_>) = (store_batches, WindowRecords::LlmUsage);
         self.commit_staged((key, batch, advance), how).await
     }
+
+    /// The records stream `key` (a bot's LLM usage) holds that started
+    /// within `window`, by id, each with the SHA-256 (hex) of its stored
+    /// `raw` when `fingerprints` (what `verify` compares a listing with).
+    pub async fn llm_usage_in_window(
+        &self,
+        key: &StreamKey,
+        window: Window,
+        fingerprints: bool,
+    ) -> Result<Vec<(String, Option<String>)>, StoreError> {
+        let key = key.clone();
+        self.with(move |c| in_window(&c.conn, &key, window, fingerprints))
+            .await
+    }
+
+    /// Removes the records of stream `key` with these ids (confirmed erased
+    /// upstream); returns how many. The days they started on are noted, so
+    /// the lake's partitions of those days are written again.
+    pub async fn remove_llm_usage(
+        &self,
+        key: &StreamKey,
+        ids: Vec<String>,
+    ) -> Result<u64, StoreError> {
+        let (key, noted) = (key.clone(), self.noted_days.clone());
+        self.with(move |c| remove((&mut c.conn, &noted), &key, &ids))
+            .await
+    }
+}
+
+/// See [`SessionStore::llm_usage_in_window`].
+fn in_window(
+    conn: &Connection,
+    key: &StreamKey,
+    window: Window,
+    fingerprints: bool,
+) -> Result<Vec<(String, Option<String>)>, StoreError> {
+    const DOING: &str = "reading the stored LLM usage records of a window";
+    let fingerprint = if fingerprints {
+        "sha256(CAST(raw AS VARCHAR))"
+    } else {
+        "CAST(NULL AS VARCHAR)"
+    };
+    let mut stmt = conn
+        .prepare_cached(&format!(
+            "SELECT usage_id, {fingerprint} FROM llm_usage
+             WHERE bot_id = ?1 AND started_at >= CAST(CAST(?2 AS VARCHAR) AS TIMESTAMPTZ)
+               AND started_at < CAST(CAST(?3 AS VARCHAR) AS TIMESTAMPTZ)"
+        ))
+        .doing(DOING)?;
+    let rows = stmt
+        .query_map(params![key.bot_id, ts(window.start), ts(window.end)], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .doing(DOING)?
+        .collect::<Result<_, _>>()
+        .doing(DOING)?;
+    Ok(rows)
+}
+
+/// See [`SessionStore::remove_llm_usage`].
+fn remove(
+    (conn, noted): (&mut Connection, &NotedDays),
+    key: &StreamKey,
+    ids: &[String],
+) -> Result<u64, StoreError> {
+    const DOING: &str = "removing erased LLM usage records";
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    let tx = conn.transaction().doing(DOING)?;
+    tx.execute_batch("DELETE FROM stage_llm_changed;")
+        .doing(DOING)?;
+    stage_rows(&tx, "stage_llm_changed", DOING, |rows| {
+        for id in ids {
+            rows.append_row(params![id, None::<String>])?;
+        }
+        Ok(())
+    })?;
+    let gone = format!(
+        "FROM llm_usage u WHERE u.bot_id = {} AND u.usage_id IN (SELECT usage_id FROM stage_llm_changed)",
+        lit(&key.bot_id)
+    );
+    let days: Vec<String> = {
+        let mut stmt = tx
+            .prepare(&format!(
+                "SELECT DISTINCT CAST(CAST(make_timestamp(epoch_us(started_at)) AS DATE) AS VARCHAR) {gone}"
+            ))
+            .doing(DOING)?;
+        stmt.query_map([], |r| r.get(0))
+            .doing(DOING)?
+            .collect::<Result<_, _>>()
+            .doing(DOING)?
+    };
+    let n_gone = tx.execute(&format!("DELETE {gone}"), []).doing(DOING)?;
+    let mut noting = noted.noting();
+    let dates = days
+        .iter()
+        .filter_map(|d| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+        .collect();
+    note_days(&tx, &noting.take_unnoted(dates))?;
+    tx.commit().doing(DOING)?;
+    noted.committed(noting);
+    Ok(n_gone as u64)
 }
 
 /// How LLM usage records are staged and written (see `staged`).

@@ -76,23 +76,12 @@ async fn check_window(
     tracing::info!(stream = %key, window_start = %window.start, window_end = %window.end,
                    api_count = ?api_count, stored_count = before.0,
                    "analytics counts differ; reading the window again");
-    let fetch = Fetch::new(analytics);
-    let fetched = fetch.window(window, stats).await;
-    fetch.pipe.settle().await?;
-    let fetched = fetched?;
-    let listed: Vec<String> = fetched.ids.iter().cloned().collect();
-    let n_rejected = fetched.batch.rejected.len();
-    fetch.pipe.start_windows(
-        (1, n_rejected),
-        analytics.commit_window(window, fetched.batch),
-    );
-    fetch.pipe.settle().await?;
-    let mut tally = StreamReport::new(key.clone(), 0, None);
-    fetch.pipe.count(&mut tally, None);
+    let (listed, n_written) = Fetch::new(analytics).window_stored(window, stats).await?;
+    let listed: Vec<String> = listed.into_iter().collect();
     check.deleted = store.remove_unlisted_analytics(key, window, listed).await?;
     let after = store.count_stored_analytics(key, window).await?;
     check.added = (after.0 + check.deleted).saturating_sub(before.0);
-    check.updated = tally.sessions_written.saturating_sub(check.added);
+    check.updated = n_written.saturating_sub(check.added);
     check.equal = counts_match(api_count, after);
     Ok(check)
 }

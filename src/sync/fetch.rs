@@ -9,6 +9,7 @@
 //! it is, so a window that fails half-read is read again by the next pass.
 
 use super::accumulator::{Accumulator, consistent};
+use super::report::StreamReport;
 use super::resource::Resource;
 use super::store_pipe::StorePipe;
 use crate::api::wire::format_api_time;
@@ -122,6 +123,27 @@ impl<'a, R: Resource> Fetch<'a, R> {
             batch: acc.into_batch(),
             ids,
         })
+    }
+
+    /// A repair behind the watermark: reads `window` completely and stores
+    /// what it lists (the watermark never moves back, see
+    /// `model::next_watermark`). Returns the ids listed and how many
+    /// records were written (new or changed).
+    pub(super) async fn window_stored(
+        &self,
+        window: Window,
+        stats: &mut CallStats,
+    ) -> Result<(IdSet<String>, u64), FetchError> {
+        let fetched = self.window(window, stats).await;
+        self.pipe.settle().await?;
+        let fetched = fetched?;
+        let n_rejected = fetched.batch.rejected.len();
+        let commit = self.resource.commit_window(window, fetched.batch);
+        self.pipe.start_windows((1, n_rejected), commit);
+        self.pipe.settle().await?;
+        let mut tally = StreamReport::new(self.resource.key().clone(), 0, None);
+        self.pipe.count(&mut tally, None);
+        Ok((fetched.ids, tally.sessions_written))
     }
 
     /// Halves a span the server would not page past `skip` in, on a whole

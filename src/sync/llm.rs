@@ -13,9 +13,11 @@
 //! window: they keep their ids).
 
 use super::context::{ScopeApi, SyncContext};
+use super::fetch::FetchError;
 use super::resource::{Page, Resource, StreamIo};
 use crate::api::wire::{LlmUsageRequest, parse_llm_usage_or_reject};
 use crate::api::{ApiError, CallStats, PageSize};
+use crate::model::ids::IdSet;
 use crate::model::{
     ACCOUNT_BOT_ID, LlmUsage, LlmUsageBatch, Partition, RejectedRecord, StreamKey, Window,
 };
@@ -136,6 +138,15 @@ impl Resource for LlmUsageStream<'_> {
             history_start: self.io.history_start,
         };
         async move { store.commit_llm_usage(&key, batch, Some(advance)).await }
+    }
+
+    async fn remove_unlisted(
+        &self,
+        window: Window,
+        listed: &IdSet<String>,
+        stats: &mut CallStats,
+    ) -> Result<u64, FetchError> {
+        super::llm_check::remove_erased(self, window, listed, stats).await
     }
 }
 

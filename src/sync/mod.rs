@@ -17,6 +17,7 @@ pub mod bare;
 pub mod context;
 mod fetch;
 mod llm;
+mod llm_check;
 mod messages;
 pub mod names;
 pub mod options;

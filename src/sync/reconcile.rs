@@ -19,7 +19,7 @@ use super::fetch::{Fetch, FetchError};
 use super::plan;
 use super::refresh::{Refresh, Refreshed, id_lookups};
 use super::report::StreamReport;
-use super::resource::{Resource, Sessions};
+use super::resource::Sessions;
 use super::stop::Stop;
 use crate::api::CallStats;
 use crate::model::ids::IdSet;
@@ -158,18 +158,8 @@ impl Reconcile<'_> {
                 .await?
                 .into_iter()
                 .collect();
-        let fetch = Fetch::new(s);
-        let fetched = fetch.window(window, stats).await;
-        fetch.pipe.settle().await?;
-        let fetched = fetched?;
-        let n_rejected = fetched.batch.rejected.len();
-        fetch
-            .pipe
-            .start_windows((1, n_rejected), s.commit_window(window, fetched.batch));
-        fetch.pipe.settle().await?;
-        let mut tally = StreamReport::new(s.io.key.clone(), 0, None);
-        fetch.pipe.count(&mut tally, None);
-        let missing: Vec<String> = held.difference(&fetched.ids).cloned().collect();
+        let (listed, n_written) = Fetch::new(s).window_stored(window, stats).await?;
+        let missing: Vec<String> = held.difference(&listed).cloned().collect();
         let refresh = Refresh {
             io: s.io,
             containment: s.io.key.containment_type(),
@@ -178,8 +168,8 @@ impl Reconcile<'_> {
         let mut found = Refreshed::default();
         let result = refresh.run(&id_lookups(&missing), &mut found).await;
         *stats += std::mem::take(&mut found.stats);
-        let added = fetched.ids.difference(&held).count() as u64;
-        let written = tally.sessions_written + found.n_written as u64;
+        let added = listed.difference(&held).count() as u64;
+        let written = n_written + found.n_written as u64;
         check.added = added;
         check.updated = written.saturating_sub(added);
         check.deleted = (found.n_deleted + found.n_marked) as u64;

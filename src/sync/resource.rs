@@ -7,8 +7,10 @@
 //! trait, without a copy of the paging, chunking or commit logic.
 
 use super::context::{ScopeApi, SyncContext};
+use super::fetch::FetchError;
 use crate::api::wire::{SessionsRequest, format_api_time, parse_or_reject};
 use crate::api::{ApiError, CallStats, KoreApi, PageSize};
+use crate::model::ids::IdSet;
 use crate::model::{
     Batch, Deletes, Keyed, RejectedRecord, Session, StreamFilter, StreamKey, Window,
 };
@@ -64,6 +66,21 @@ pub trait Resource: Sync {
         window: Window,
         batch: Batch<Self::Record>,
     ) -> impl Future<Output = Result<WindowCommit, StoreError>> + Send + 'static;
+
+    /// After a complete read of `window` that listed the records `listed`:
+    /// removes what the stream stores in the window that the API no longer
+    /// lists, and returns how many. Only a resource whose windows no count
+    /// checks does anything here (LLM usage); the others are compared with
+    /// the API's counts behind the watermark instead (`reconcile`).
+    fn remove_unlisted(
+        &self,
+        window: Window,
+        listed: &IdSet<String>,
+        stats: &mut CallStats,
+    ) -> impl Future<Output = Result<u64, FetchError>> + Send {
+        let _ = (window, listed, stats);
+        std::future::ready(Ok(0))
+    }
 }
 
 /// The getSessions body for `limit` sessions of `span`, skipping `skip`,

@@ -13,7 +13,7 @@
 use super::analytics::Analytics;
 use super::analytics_check::check_windows;
 use super::context::{ScopeApi, SyncContext};
-use super::fetch::{Fetch, FetchError};
+use super::fetch::{Fetch, FetchError, Fetched};
 use super::llm::{LLM_MAX_DAYS, LlmUsageStream};
 use super::messages::{Messages, reread_groups};
 use super::options::PassOptions;
@@ -305,6 +305,24 @@ impl<T> Held<T> {
     }
 }
 
+/// What the stream stored in `window` that its complete read, `fetched`,
+/// no longer lists, removed where the resource does so (see
+/// [`Resource::remove_unlisted`]) and counted in `report`.
+async fn remove_unlisted<R: Resource>(
+    resource: &R,
+    window: Window,
+    fetched: Fetched<R::Record>,
+    report: &mut StreamReport,
+) -> Result<Fetched<R::Record>, FetchError> {
+    let mut stats = CallStats::default();
+    let removed = resource
+        .remove_unlisted(window, &fetched.ids, &mut stats)
+        .await;
+    report.add(&stats);
+    report.sessions_deleted += removed?;
+    Ok(fetched)
+}
+
 /// Reads and commits `windows` in order: window k commits while window k+1
 /// is read (store jobs run one at a time and in order, see `StorePipe`),
 /// sparse consecutive windows together ([`HOLD_RECORDS`]), so the
@@ -334,6 +352,10 @@ pub(super) async fn read_windows<R: Resource>(
         // this window, or the previous windows) must have landed.
         fetch.pipe.settle().await?;
         fetch.pipe.count(report, observer);
+        let fetched = match fetched {
+            Ok(fetched) => remove_unlisted(resource, *window, fetched, report).await,
+            Err(e) => Err(e),
+        };
         let batch = match fetched {
             Ok(fetched) => fetched.batch,
             Err(FetchError::Api(e)) => {

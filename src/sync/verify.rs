@@ -1,12 +1,14 @@
 //! `verify`: the per-pass reconcile check over a whole range of history —
 //! by default from `sync.start` to each stream's watermark — one count
 //! request per window (just under 7 days) per stream, then a repair of the
-//! windows that differ unless it only looks (`dry_run`). Recorded in
+//! windows that differ unless it only looks (`dry_run`); LLM usage, which
+//! has no count, is listed window by window instead (`llm_check`). Recorded in
 //! `sync_runs` with trigger `verify`; it shares each scope's request budget
 //! with passes (the daemon never runs both at once).
 
 use super::analytics_check::verify_analytics;
 use super::context::{ScopeApi, SyncContext};
+use super::llm_check::verify_llm_usage;
 use super::orphans::{self, OrphanCheck};
 use super::plan;
 use super::reconcile::{Differing, Reconcile, WindowCheck};
@@ -104,6 +106,10 @@ pub async fn verify(
         if result.is_ok() {
             let during = (pass_id.as_str(), &stop);
             result = verify_analytics((ctx, scope), opts, during, &mut report).await;
+        }
+        if result.is_ok() {
+            let during = (pass_id.as_str(), &stop);
+            result = verify_llm_usage((ctx, scope), opts, during, &mut report).await;
         }
         if result.is_ok() && scope.scope.bot_id != ACCOUNT_BOT_ID {
             let wait = opts.max_budget_wait;

@@ -219,3 +219,113 @@ async fn issue_24_without_the_llm_logs_scope_only_that_stream_fails() {
         assert_eq!(outcome, want, "{stream}");
     }
 }
+
+/// The LLM usage requests the simulator answered since it last forgot them.
+fn llm_requests(h: &Harness) -> usize {
+    let n = h
+        .sim
+        .requests()
+        .into_iter()
+        .filter(|r| r.resource == "llm_usage")
+        .count();
+    h.sim.clear_requests();
+    n
+}
+
+/// getLLMUsageLogs has no count: records erased upstream in the span a
+/// pass reads again go with that pass (once a second reading confirms it);
+/// older ones, calls listed late and a record stored differently are
+/// found and repaired by `verify`, which lists the windows record by
+/// record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_24_llm_records_erased_or_listed_late_are_caught() {
+    let h = harness(1, 10, 8, |_| {}).await;
+    h.add_recent_sessions(8, chrono::Duration::minutes(30));
+    let config = h.write_config(&h.toml("", "[analytics]\nenabled = true\n"));
+    run_ok(&config, &["sync"]).await;
+    assert_eq!(stored(&h), want(&h));
+    llm_requests(&h);
+    run_ok(&config, &["sync"]).await;
+    let idle = llm_requests(&h);
+
+    // Erased within the span every pass reads again (the day so far).
+    let n_before = want(&h).len();
+    for i in 0..8 {
+        assert!(h.sim.remove(&format!("recent{i:018}")));
+    }
+    let want_now = want(&h);
+    assert!(want_now.len() < n_before, "the recent sessions made calls");
+    let out = run_ok(&config, &["sync"]).await;
+    assert_eq!(stored(&h), want_now, "{out}");
+    assert!(llm_requests(&h) > idle, "the erasure was read for twice");
+    run_ok(&config, &["sync"]).await;
+    assert_eq!(llm_requests(&h), idle, "nothing missing: no request more");
+
+    // Behind that span: a session erased days ago, sessions listed late,
+    // and a record whose stored `raw` differs from the API's.
+    let old_ids: Vec<String> = h
+        .sim_records()
+        .iter()
+        .filter(|r| {
+            let start = DateTime::parse_from_rfc3339(r["start_time"].as_str().unwrap()).unwrap();
+            chrono::Utc::now() - start.with_timezone(&chrono::Utc) > chrono::Duration::days(4)
+        })
+        .map(|r| r["sessionId"].as_str().unwrap().to_owned())
+        .collect();
+    let n_before = want(&h).len();
+    for id in &old_ids {
+        assert!(h.sim.remove(id));
+        if want(&h).len() < n_before {
+            break;
+        }
+    }
+    assert!(
+        want(&h).len() < n_before,
+        "an old session with calls erased"
+    );
+    let late = h.sim.arrive_late(
+        &h.bots[0].id,
+        6,
+        (chrono::Duration::days(3), chrono::Duration::days(2)),
+        7,
+    );
+    assert_eq!(late.len(), 6);
+    run_ok(&config, &["sync"]).await;
+    db(&h.warehouse)
+        .execute_batch(
+            "UPDATE llm_usage SET raw = '{}', request_tokens = -1
+             WHERE usage_id = (SELECT min(usage_id) FROM llm_usage)",
+        )
+        .unwrap();
+    let before = stored(&h);
+    assert_ne!(before, want(&h));
+    let kept_ids = ids(&h);
+
+    // A dry run reports the windows that differ and changes nothing.
+    let out = kore_sync(&config)
+        .args(["verify", "--dry-run"])
+        .output()
+        .await
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains("llm_usage") && said.contains("differs"),
+        "{said}"
+    );
+    assert_eq!(stored(&h), before);
+    assert_eq!(ids(&h), kept_ids);
+
+    let said = run_ok(&config, &["verify"]).await;
+    assert!(said.contains("repaired"), "{said}");
+    assert_eq!(stored(&h), want(&h), "{said}");
+    assert_eq!(
+        count(
+            &db(&h.warehouse),
+            "SELECT count(*) FROM llm_usage WHERE CAST(raw AS VARCHAR) = '{}'"
+        ),
+        0
+    );
+    // Now equal: a dry run agrees.
+    run_ok(&config, &["verify", "--dry-run"]).await;
+}
