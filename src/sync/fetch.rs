@@ -21,7 +21,7 @@ use chrono::TimeDelta;
 use tracing::{info, warn};
 
 /// A safety net against a server that never stops saying `moreAvailable`.
-const MAX_PAGES_PER_WINDOW: u32 = 100_000;
+pub(super) const MAX_PAGES_PER_WINDOW: u32 = 100_000;
 
 /// The shortest span a window is split down to when the server refuses to
 /// page deep enough.

@@ -14,7 +14,7 @@
 //!   removed.
 
 use super::context::{ScopeApi, SyncContext};
-use super::fetch::{Fetch, FetchError};
+use super::fetch::{Fetch, FetchError, MAX_PAGES_PER_WINDOW};
 use super::llm::{LLM_MAX_DAYS, LlmUsageStream, llm_usage_key, syncs_llm_usage};
 use super::plan;
 use super::reconcile::{Differing, WindowCheck};
@@ -29,7 +29,7 @@ use crate::store::StoreError;
 use chrono::{DateTime, Utc};
 
 /// One record as a listing saw it.
-pub(super) struct Listed {
+struct Listed {
     started_at: DateTime<Utc>,
     /// SHA-256 (hex) of the record as it would be stored (`raw`, after the
     /// privacy rules), as the store computes it of the stored one.
@@ -39,14 +39,15 @@ pub(super) struct Listed {
 /// Pages `window` until a page comes back empty, keeping of each record
 /// its id, start and fingerprint (records that cannot be stored are left
 /// out: they are in `rejected_records`, not `llm_usage`).
-pub(super) async fn list_window(
+async fn list_window(
     stream: &LlmUsageStream<'_>,
     window: Window,
     stats: &mut CallStats,
 ) -> Result<IdMap<String, Listed>, ApiError> {
     let mut listed = IdMap::default();
     let mut skip = 0;
-    loop {
+    // A server that never sends the empty page is stopped, as paging is.
+    for _ in 0..MAX_PAGES_PER_WINDOW {
         let (page, call) = stream.page(window, skip, stream.pages.ask()).await;
         *stats += call;
         let page = page?;
@@ -71,6 +72,9 @@ pub(super) async fn list_window(
             );
         }
     }
+    Err(ApiError::EndlessPaging {
+        pages: MAX_PAGES_PER_WINDOW,
+    })
 }
 
 /// See the module's note (passes): removes what the stream stores in
