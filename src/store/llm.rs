@@ -7,10 +7,9 @@
 use super::chunk::{AsWindow, StoreBatches};
 use super::commit::Advance;
 use super::error::{QueryContext, StoreError};
-use super::noted_days::{DayNoting, NotedDays};
+use super::noted_days::DayNoting;
 use super::sql::{lit, stage_rows, ts};
 use super::staged::Staged;
-use super::upsert::note_days;
 use super::window_group::WindowRecords;
 use super::{SessionStore, WindowCommit};
 use crate::model::{LlmUsage, LlmUsageBatch, StreamKey, Window};
@@ -53,9 +52,8 @@ impl SessionStore {
         key: &StreamKey,
         ids: Vec<String>,
     ) -> Result<u64, StoreError> {
-        let (key, noted) = (key.clone(), self.noted_days.clone());
-        self.with(move |c| remove((&mut c.conn, &noted), &key, &ids))
-            .await
+        let key = key.clone();
+        self.with(move |c| remove(&mut c.conn, &key, &ids)).await
     }
 }
 
@@ -90,11 +88,7 @@ fn in_window(
 }
 
 /// See [`SessionStore::remove_llm_usage`].
-fn remove(
-    (conn, noted): (&mut Connection, &NotedDays),
-    key: &StreamKey,
-    ids: &[String],
-) -> Result<u64, StoreError> {
+fn remove(conn: &mut Connection, key: &StreamKey, ids: &[String]) -> Result<u64, StoreError> {
     const DOING: &str = "removing erased LLM usage records";
     if ids.is_empty() {
         return Ok(0);
@@ -112,26 +106,15 @@ fn remove(
         "FROM llm_usage u WHERE u.bot_id = {} AND u.usage_id IN (SELECT usage_id FROM stage_llm_changed)",
         lit(&key.bot_id)
     );
-    let days: Vec<String> = {
-        let mut stmt = tx
-            .prepare(&format!(
-                "SELECT DISTINCT CAST(CAST(make_timestamp(epoch_us(started_at)) AS DATE) AS VARCHAR) {gone}"
-            ))
-            .doing(DOING)?;
-        stmt.query_map([], |r| r.get(0))
-            .doing(DOING)?
-            .collect::<Result<_, _>>()
-            .doing(DOING)?
-    };
+    // Their days become Parquet partitions to rewrite, as a deleted
+    // session's do (`commit::delete_sessions`).
+    tx.execute_batch(&format!(
+        "INSERT OR IGNORE INTO parquet_dirty_days
+             SELECT DISTINCT CAST(make_timestamp(epoch_us(started_at)) AS DATE) {gone};"
+    ))
+    .doing(DOING)?;
     let n_gone = tx.execute(&format!("DELETE {gone}"), []).doing(DOING)?;
-    let mut noting = noted.noting();
-    let dates = days
-        .iter()
-        .filter_map(|d| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
-        .collect();
-    note_days(&tx, &noting.take_unnoted(dates))?;
     tx.commit().doing(DOING)?;
-    noted.committed(noting);
     Ok(n_gone as u64)
 }
 

@@ -101,6 +101,9 @@ pub(super) async fn remove_erased(
         .into_iter()
         .filter(|id| !again.contains_key(id))
         .collect();
+    if gone.is_empty() {
+        return Ok(0);
+    }
     tracing::info!(stream = %key, window_start = %window.start, window_end = %window.end,
                    n_gone = gone.len(), "LLM usage records no longer listed (read twice); removing them");
     Ok(store.remove_llm_usage(key, gone).await?)
