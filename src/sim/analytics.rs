@@ -126,10 +126,15 @@ fn answer(
     log.skip = skip;
     log.limit = Some(limit);
     let inclusive = st.settings.date_to_inclusive;
-    let key = ("analytics", bot_id.to_owned(), from, to);
-    let events = st.derived(key, |st| events_of_bot(st, bot_id, (from, to)));
-    let mut matching: Vec<&Value> = events
+    // The simulator's sessions last under a day: events in the window
+    // belong to sessions that start at most a day before it.
+    let span = (from - chrono::Duration::days(1), to);
+    let lists = st.derived(("analytics", bot_id), span, |st, span| {
+        events_of_bot(st, bot_id, span)
+    });
+    let mut matching: Vec<&Value> = lists
         .iter()
+        .flat_map(|events| events.iter())
         .filter(|e| e["__type"] == kind.as_str())
         .filter(|e| channels.iter().any(|c| e["channel"] == c.as_str()))
         .filter(|e| {
@@ -157,15 +162,15 @@ fn answer(
     )
 }
 
-/// The events of `bot_id`'s sessions that can fall in `window` (the
-/// simulator's sessions last under a day: a request costs the window's
-/// sessions, not the history's), each with its type in `__type`.
+/// The events of `bot_id`'s sessions that start in `[from, to]` (a request
+/// costs the window's sessions, not the history's), each with its type in
+/// `__type`.
 fn events_of_bot(
     st: &SimState,
     bot_id: &str,
     (from, to): (chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>),
 ) -> Vec<Value> {
-    st.sessions_starting(bot_id, (from - chrono::Duration::days(1), to))
+    st.sessions_starting(bot_id, (from, to))
         .iter()
         .flat_map(|r| events_of(r))
         .collect()

@@ -109,10 +109,15 @@ fn answer(
     log.date_to = Some(end);
     log.skip = skip;
     log.limit = Some(limit);
-    let key = ("llm_usage", bot_id.to_owned(), start, end);
-    let calls = st.derived(key, |st| calls_of_bot(st, bot_id, (start, end)));
-    let mut matching: Vec<&Value> = calls
+    // The simulator's sessions last under a day: calls in the span belong
+    // to sessions that start at most a day before it.
+    let span = (start - Duration::days(1), end);
+    let lists = st.derived(("llm_usage", bot_id), span, |st, span| {
+        calls_of_bot(st, bot_id, span)
+    });
+    let mut matching: Vec<&Value> = lists
         .iter()
+        .flat_map(|calls| calls.iter())
         .filter(|c| (start..end).contains(&started(c)))
         .collect();
     matching.sort_by_cached_key(|c| std::cmp::Reverse(started(c)));
@@ -134,14 +139,13 @@ fn started(c: &Value) -> DateTime<Utc> {
         .map_or(DateTime::<Utc>::MIN_UTC, |t| t.with_timezone(&Utc))
 }
 
-/// The calls of `bot_id`'s sessions that can fall in `window` (the
-/// simulator's sessions last under a day).
+/// The calls of `bot_id`'s sessions that start in `[from, to]`.
 fn calls_of_bot(
     st: &SimState,
     bot_id: &str,
     (from, to): (DateTime<Utc>, DateTime<Utc>),
 ) -> Vec<Value> {
-    st.sessions_starting(bot_id, (from - Duration::days(1), to))
+    st.sessions_starting(bot_id, (from, to))
         .iter()
         .flat_map(|r| calls_of(r))
         .collect()

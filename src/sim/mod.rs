@@ -144,7 +144,7 @@ pub(crate) struct SimState {
     /// newest last, reused by the next pages' requests when
     /// `settings.memoize_windows`: deriving them costs a window's sessions,
     /// and a year's backfill asks for every window page by page.
-    derived: VecDeque<(derived::DerivedKey, Arc<Vec<Value>>)>,
+    derived: derived::Derived,
 }
 
 /// The state every handler shares, behind one lock.
@@ -193,7 +193,7 @@ impl Simulator {
             seen_jti: HashSet::new(),
             rate_log: Default::default(),
             answered: tokio::sync::watch::Sender::new(0),
-            derived: VecDeque::new(),
+            derived: Default::default(),
         };
         state.sort();
         let state = Arc::new(Mutex::new(state));
