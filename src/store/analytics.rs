@@ -8,6 +8,7 @@ use super::chunk::{AsWindow, StoreBatches};
 use super::commit::Advance;
 use super::error::{QueryContext, StoreError};
 use super::noted_days::{DayNoting, NotedDays};
+use super::session_store::Writer;
 use super::sql::{lit, stage_rows, ts};
 use super::staged::Staged;
 use super::upsert::note_days;
@@ -41,19 +42,47 @@ impl SessionStore {
         listed: Vec<String>,
     ) -> Result<u64, StoreError> {
         let (key, noted) = (key.clone(), self.noted_days.clone());
-        self.with(move |c| remove_unlisted((&mut c.conn, &noted), &key, window, &listed))
-            .await
+        self.with(move |c| {
+            c.analytics_counts.forget();
+            remove_unlisted((&mut c.conn, &noted), &key, window, &listed)
+        })
+        .await
     }
 
     /// The analytics events stream `key` (a bot and a type) holds in
     /// `window`, counted with the window's end excluded and included.
+    /// `of_bot`: count every type of the bot at once and keep the counts
+    /// for its other streams (worth it when they follow with the same
+    /// window and no events written in between: an idle pass, `verify`);
+    /// otherwise the stream's alone, unless kept counts answer.
     pub async fn count_stored_analytics(
         &self,
         key: &StreamKey,
         window: Window,
+        of_bot: bool,
     ) -> Result<(u64, u64), StoreError> {
         let key = key.clone();
-        self.with(move |c| count_stored(c, &key, window)).await
+        self.with(move |c| {
+            let Writer {
+                conn,
+                analytics_counts,
+                ..
+            } = c;
+            if let Some(kept) = analytics_counts.kept(&key, window) {
+                return Ok(kept);
+            }
+            if of_bot {
+                analytics_counts.count(conn, &key, window)
+            } else {
+                super::runs::count_in_window(
+                    conn,
+                    ("analytics_events", "event_time", "type"),
+                    &key,
+                    window,
+                )
+            }
+        })
+        .await
     }
 }
 
@@ -245,19 +274,4 @@ fn remove_unlisted(
     tx.commit().doing(DOING)?;
     noted.committed(days);
     Ok(n_gone as u64)
-}
-
-/// The events of stream `key` (a bot and a type) within `window`, counted
-/// with its end excluded and included.
-fn count_stored(
-    conn: &Connection,
-    key: &StreamKey,
-    window: Window,
-) -> Result<(u64, u64), StoreError> {
-    super::runs::count_in_window(
-        conn,
-        ("analytics_events", "event_time", "type"),
-        key,
-        window,
-    )
 }

@@ -38,6 +38,9 @@ impl SessionStore {
             let (key, noted) = (key.clone(), self.noted_days.clone());
             return self
                 .with(move |c| {
+                    // Analytics events may change (LLM calls may too: the
+                    // counts are forgotten either way).
+                    c.analytics_counts.forget();
                     commit_chunk((&mut c.conn, &noted), &key, |tx, days| {
                         Ok(store(tx, &[(&key, &batch)], (Utc::now(), days))?[0])
                     })

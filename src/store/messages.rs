@@ -23,7 +23,9 @@ pub(super) fn commit_chunk(
     batch: &MessageBatch,
     now: DateTime<Utc>,
 ) -> Result<WindowCommit, StoreError> {
-    let Writer { conn, message_ids } = writer;
+    let Writer {
+        conn, message_ids, ..
+    } = writer;
     super::chunk::commit_chunk((conn, noted), key, |tx, days| {
         let counts = store_batches((tx, message_ids), &[(key, batch)], (now, days))?;
         Ok(counts[0])

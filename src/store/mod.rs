@@ -12,6 +12,7 @@
 //! by two threads at once.
 
 mod analytics;
+mod analytics_counts;
 mod arrow;
 mod batched;
 mod bots;

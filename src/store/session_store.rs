@@ -4,6 +4,7 @@
 //! sees two threads at once. Publishing (the read copy, Parquet) is its
 //! other face, in `publishing.rs`.
 
+use super::analytics_counts::AnalyticsCounts;
 use super::batched::{self, Batched, BeginRuns, Call, Queues};
 use super::bots::{self, BotSource};
 use super::commit::{self, Advance, Gone};
@@ -51,6 +52,10 @@ pub(super) struct Writer {
     /// Message ids it may have stored (see `message_ids`): valid only for
     /// this connection, so it lives in the same struct.
     pub(super) message_ids: MessageIds,
+    /// Analytics counts kept for the streams of a bot that follow (see
+    /// `analytics_counts`): like `message_ids`, true only of this
+    /// connection's writes.
+    pub(super) analytics_counts: AnalyticsCounts,
 }
 
 impl Writer {
@@ -58,6 +63,7 @@ impl Writer {
         Writer {
             conn,
             message_ids: MessageIds::default(),
+            analytics_counts: AnalyticsCounts::default(),
         }
     }
 }

@@ -77,7 +77,11 @@ pub(super) fn commit_windows(
     windows: &[&QueuedWindow],
     now: DateTime<Utc>,
 ) -> Result<Vec<WindowCommit>, StoreError> {
-    let Writer { conn, message_ids } = writer;
+    let Writer {
+        conn,
+        message_ids,
+        analytics_counts,
+    } = writer;
     let tx = conn
         .transaction()
         .doing("beginning the window transaction")?;
@@ -126,6 +130,10 @@ pub(super) fn commit_windows(
     }
     for (i, n) in analytics.0.into_iter().zip(stored_analytics) {
         counts[i] = n;
+        // Events written: their bots' counts kept are stale.
+        if let (WindowRecords::Analytics(batch), true) = (&windows[i].records, n.1 > 0) {
+            analytics_counts.forget_bots(&windows[i].key, batch);
+        }
     }
     for (i, n) in llm.0.into_iter().zip(stored_llm) {
         counts[i] = n;

@@ -206,6 +206,7 @@ impl ScopeTask {
         // Each stream alone changes its own row, so the group's rows read
         // now are what each would read at its turn.
         let states = store.stream_states(keys.clone()).await?;
+        let now = Utc::now();
         let mut finished = Vec::with_capacity(keys.len());
         let mut result = Ok(());
         for ((key, run_id), stored) in keys.into_iter().zip(run_ids).zip(states) {
@@ -218,6 +219,7 @@ impl ScopeTask {
                 sessions_read,
                 stored,
                 channels,
+                now,
             };
             match run_stream(run).await {
                 Ok(report) => {

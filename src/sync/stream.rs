@@ -49,6 +49,12 @@ pub(super) struct StreamRun<'a> {
     /// The channels an analytics stream's requests name (see
     /// `analytics_channels`); unused by the others.
     pub channels: &'a [String],
+    /// When its group began: every stream of a group plans its windows
+    /// up to the same instant, so a bot's analytics streams check the same
+    /// windows behind their watermarks and the store counts them together
+    /// (`store::analytics_counts`). What lands after it waits for the next
+    /// pass, as it would for a stream planned a moment earlier.
+    pub now: DateTime<Utc>,
 }
 
 /// Runs one stream's pass; the caller records its end in `sync_runs` (with
@@ -248,7 +254,7 @@ impl StreamRun<'_> {
 
     /// The windows to read: a backfill's range, or from the watermark.
     fn plan(&self, watermark: Option<DateTime<Utc>>) -> WindowPlan {
-        let (now, settings) = (Utc::now(), &self.ctx.settings.plan);
+        let (now, settings) = (self.now, &self.ctx.settings.plan);
         let plan = match self.opts.range {
             Some((from, to)) => plan::plan_backfill(from, to, now, settings),
             None => plan::plan_pass(watermark, now, settings),
