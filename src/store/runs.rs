@@ -281,9 +281,9 @@ pub(super) fn count_in_window(
 
 /// The rows of `table` (its time and partition columns named) of `bot_id`
 /// within `window`, for each of `partitions`, counted with its end excluded
-/// and included, in their order. One row of filtered counts rather than a
-/// `GROUP BY`: DuckDB's hash aggregate costs more to set up than these few
-/// rows cost to count (issue 24).
+/// and included, in their order. One row of filtered counts, so the answer
+/// has a fixed shape; a `GROUP BY` version, tried first, used as much CPU
+/// or more in the fleet's first pass (BENCHMARKS.md, issue 24).
 pub(super) fn count_by_partition(
     conn: &Connection,
     (table, time, partition): (&str, &str, &str),
