@@ -76,6 +76,12 @@ pub fn print_verify(report: &VerifyReport, dry_run: bool) {
             .map_or(String::new(), |e| format!("  error: {e}"));
         println!("messages of {} without a session: {what}{error}", o.bot_id);
     }
+    if let Some(why) = &report.stopped {
+        println!(
+            "verify stopped before checking every stream ({why}); \
+             run it again to check the rest"
+        );
+    }
 }
 
 /// What `verify --json` writes.
@@ -85,6 +91,9 @@ pub struct VerifyJson<'a> {
     pub windows: Vec<VerifyWindowJson<'a>>,
     /// Per bot: the sessions of messages that had none (issue 21).
     pub messages_without_session: &'a [OrphanCheck],
+    /// Why verify stopped before checking every stream; null when it
+    /// checked them all.
+    pub stopped: Option<&'a str>,
 }
 
 #[derive(Debug, Serialize)]
@@ -113,6 +122,7 @@ impl<'a> VerifyJson<'a> {
                 })
                 .collect(),
             messages_without_session: &r.orphans,
+            stopped: r.stopped.as_deref(),
         }
     }
 }

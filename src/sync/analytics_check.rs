@@ -17,7 +17,7 @@ use super::reconcile::{Differing, WindowCheck, counts_match};
 use super::report::StreamReport;
 use super::resource::{Resource, StreamIo};
 use super::stop::Stop;
-use super::verify::{VerifyOptions, VerifyReport, VerifyRow, span_to_verify};
+use super::verify::{VerifyOptions, VerifyReport, VerifyRow, span_to_verify, stopped};
 use crate::api::CallStats;
 use crate::model::{Partition, RunOutcome, Window};
 use crate::store::StoreError;
@@ -109,6 +109,9 @@ pub(super) async fn verify_analytics(
         Differing::Repair
     };
     for key in analytics_keys(ctx, &scope.scope.bot_id) {
+        if stopped(stop, out) {
+            break;
+        }
         let Partition::Analytics(kind) = key.partition else {
             continue;
         };

@@ -21,7 +21,7 @@ use super::reconcile::{Differing, WindowCheck};
 use super::report::StreamReport;
 use super::resource::{Resource, StreamIo};
 use super::stop::Stop;
-use super::verify::{VerifyOptions, VerifyReport, VerifyRow, span_to_verify};
+use super::verify::{VerifyOptions, VerifyReport, VerifyRow, span_to_verify, stopped};
 use crate::api::{ApiError, CallStats};
 use crate::model::ids::{IdMap, IdSet};
 use crate::model::{ACCOUNT_BOT_ID, RunOutcome, Window};
@@ -118,7 +118,7 @@ pub(super) async fn verify_llm_usage(
     (pass_id, stop): (&str, &Stop),
     out: &mut VerifyReport,
 ) -> Result<(), StoreError> {
-    if scope.scope.bot_id == ACCOUNT_BOT_ID || !syncs_llm_usage(ctx, scope) {
+    if scope.scope.bot_id == ACCOUNT_BOT_ID || !syncs_llm_usage(ctx, scope) || stopped(stop, out) {
         return Ok(());
     }
     let key = llm_usage_key(&scope.scope.bot_id);

@@ -38,11 +38,19 @@ impl Stop {
 
     /// Why the pass stopped, for the stream's report.
     pub(super) fn reason(&self) -> String {
+        format!(
+            "{}; the next pass continues from the watermark",
+            self.cause()
+        )
+    }
+
+    /// What stopped the pass: shutdown, or the deadline.
+    pub(super) fn cause(&self) -> String {
         if self.shutdown.is_cancelled() {
-            "shutdown requested; the next pass continues from the watermark".to_owned()
+            "shutdown requested".to_owned()
         } else {
             format!(
-                "the pass deadline ({}) was reached; the next pass continues from the watermark",
+                "the pass deadline ({}) was reached",
                 humantime::format_duration(self.deadline)
             )
         }

@@ -4,7 +4,9 @@
 //! windows that differ unless it only looks (`dry_run`); LLM usage, which
 //! has no count, is listed window by window instead (`llm_check`). Recorded in
 //! `sync_runs` with trigger `verify`; it shares each scope's request budget
-//! with passes (the daemon never runs both at once).
+//! with passes (the daemon never runs both at once). Scopes are checked
+//! concurrently, as a pass syncs them: a fleet's `verify` takes about as
+//! long as its busiest bot's requests, not the sum of every bot's.
 
 use super::analytics_check::verify_analytics;
 use super::context::{ScopeApi, SyncContext};
@@ -17,9 +19,11 @@ use super::resource::{Sessions, StreamIo};
 use super::stop::Stop;
 use super::verify_messages::verify_messages;
 use crate::model::{ACCOUNT_BOT_ID, RunOutcome, StreamKey, Window};
-use crate::store::StoreError;
+use crate::store::{PassLog, StoreError};
 use chrono::{DateTime, Utc};
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, instrument};
 
 /// What `verify` is asked to check.
 #[derive(Debug, Clone, Default)]
@@ -55,6 +59,9 @@ pub struct VerifyReport {
     pub streams: Vec<StreamReport>,
     /// Per bot: messages whose session is not in the warehouse (issue 21).
     pub orphans: Vec<OrphanCheck>,
+    /// Why `verify` stopped before checking every stream (shutdown, the
+    /// deadline); None when it checked them all.
+    pub stopped: Option<String>,
 }
 
 impl VerifyReport {
@@ -67,12 +74,14 @@ impl VerifyReport {
             || self.orphans.iter().any(|o| o.n_found + o.n_gone > 0)
     }
 
-    /// Every window checked matches the API (after repairs), no stream
-    /// stopped early, and no message lacks its session.
+    /// Every window checked matches the API (after repairs), every stream
+    /// was checked to its end, and no message lacks its session.
     pub fn all_equal(&self) -> bool {
-        self.orphans
-            .iter()
-            .all(|o| o.n_left == 0 && o.error.is_none())
+        self.stopped.is_none()
+            && self
+                .orphans
+                .iter()
+                .all(|o| o.n_left == 0 && o.error.is_none())
             && self.rows.iter().all(|r| r.check.equal)
             && self
                 .streams
@@ -81,7 +90,12 @@ impl VerifyReport {
     }
 }
 
-/// Checks (and unless `dry_run`, repairs) every selected stream.
+/// Checks (and unless `dry_run`, repairs) every selected stream: every
+/// scope at once, as a pass runs them (each waits only for its own request
+/// budget), and within a scope its streams one after another. On shutdown
+/// or at the deadline the streams under way stop as `interrupted` and no
+/// other begins; the report says so (`stopped`).
+#[instrument(skip_all, fields(dry_run = opts.dry_run))]
 pub async fn verify(
     ctx: &SyncContext,
     opts: &VerifyOptions,
@@ -90,40 +104,121 @@ pub async fn verify(
     let stop = Stop::new(cancel, opts.deadline.unwrap_or(ctx.settings.pass_deadline));
     let _deadline = opts.deadline.map(|_| stop.arm_deadline());
     let pass_id = uuid::Uuid::new_v4().to_string();
+    // Every scope's request history in one read, and what they sent in one
+    // write once all are done, as a pass does (see `PassLog`).
+    let scopes: Vec<&ScopeApi> = ctx.selected(opts.only_bot.as_deref()).collect();
+    let ids = scopes.iter().map(|s| s.scope.bot_id.clone()).collect();
+    let mut histories = ctx.store.request_histories(ids).await?;
+    let mut tasks = JoinSet::new();
+    for (n, scope) in scopes.into_iter().enumerate() {
+        let history = histories.remove(&scope.scope.bot_id).unwrap_or_default();
+        scope.api.budget().load_history(&history);
+        let task = ScopeCheck {
+            ctx: ctx.clone(),
+            scope: scope.clone(),
+            opts: opts.clone(),
+            stop: stop.clone(),
+            pass_id: pass_id.clone(),
+        };
+        let span = tracing::info_span!("scope", bot_id = %scope.scope.bot_id);
+        tasks.spawn(async move { (n, task.run().await) }.instrument(span));
+    }
+    let mut done = Vec::new();
+    let mut log = PassLog::default();
+    let mut first_err = None;
+    while let Some(joined) = tasks.join_next().await {
+        match joined {
+            Ok((n, checked)) => {
+                log.requests.push((checked.bot_id, checked.requests));
+                if let Err(e) = checked.result {
+                    first_err = first_err.or(Some(e));
+                }
+                done.push((n, checked.report));
+            }
+            Err(e) => first_err = first_err.or(Some(StoreError::Worker(e.to_string()))),
+        }
+    }
+    // Written whatever happened to the scopes: the next process must count
+    // every request this one sent.
+    let recorded = ctx.store.record_pass(log).await;
+    if let Some(e) = first_err.or(recorded.err()) {
+        return Err(e);
+    }
+    // In the order of the configuration, whichever scope ended first.
+    done.sort_by_key(|(n, _)| *n);
     let mut report = VerifyReport::default();
-    for scope in ctx.selected(opts.only_bot.as_deref()) {
-        let api = &scope.api;
-        api.budget()
-            .load_history(&ctx.store.request_history(api.bot_id()).await?);
-        let mut result = verify_scope(ctx, scope, opts, (&pass_id, &stop), &mut report).await;
-        // After the sessions are repaired, the messages: counted per
-        // channel, and those left without a session (getMessagesV2 has no
-        // account-wide form).
-        if result.is_ok() && scope.scope.bot_id != ACCOUNT_BOT_ID {
-            let during = (pass_id.as_str(), &stop);
+    for (_, part) in done {
+        report.rows.extend(part.rows);
+        report.streams.extend(part.streams);
+        report.orphans.extend(part.orphans);
+        report.stopped = report.stopped.or(part.stopped);
+    }
+    Ok(report)
+}
+
+/// One scope's part of `verify`, owned so it can run as its own task.
+struct ScopeCheck {
+    ctx: SyncContext,
+    scope: ScopeApi,
+    opts: VerifyOptions,
+    stop: Stop,
+    pass_id: String,
+}
+
+/// What one scope's part of `verify` found, and the requests it sent (for
+/// the request log).
+struct ScopeChecked {
+    bot_id: String,
+    report: VerifyReport,
+    result: Result<(), StoreError>,
+    requests: Vec<DateTime<Utc>>,
+}
+
+impl ScopeCheck {
+    /// The scope's sessions, then (after they are repaired) its messages —
+    /// counted per channel, and those left without a session (getMessagesV2
+    /// has no account-wide form) — then analytics and LLM usage.
+    async fn run(self) -> ScopeChecked {
+        let (ctx, scope, opts) = (&self.ctx, &self.scope, &self.opts);
+        let during = (self.pass_id.as_str(), &self.stop);
+        let mut report = VerifyReport::default();
+        let of_bot = scope.scope.bot_id != ACCOUNT_BOT_ID;
+        let mut result = verify_scope(ctx, scope, opts, during, &mut report).await;
+        if result.is_ok() && of_bot {
             result = verify_messages((ctx, scope), opts, during, &mut report).await;
         }
         if result.is_ok() {
-            let during = (pass_id.as_str(), &stop);
             result = verify_analytics((ctx, scope), opts, during, &mut report).await;
         }
         if result.is_ok() {
-            let during = (pass_id.as_str(), &stop);
             result = verify_llm_usage((ctx, scope), opts, during, &mut report).await;
         }
-        if result.is_ok() && scope.scope.bot_id != ACCOUNT_BOT_ID {
+        if result.is_ok() && of_bot && !stopped(&self.stop, &mut report) {
             let wait = opts.max_budget_wait;
-            match orphans::confirm((ctx, scope), opts.dry_run, wait, &stop).await {
+            match orphans::confirm((ctx, scope), opts.dry_run, wait, &self.stop).await {
                 Ok(check) => report.orphans.push(check),
                 Err(e) => result = Err(e),
             }
         }
-        ctx.store
-            .record_requests(api.bot_id(), api.budget().take_unsaved())
-            .await?;
-        result?;
+        ScopeChecked {
+            bot_id: scope.scope.bot_id.clone(),
+            report,
+            result,
+            requests: scope.api.budget().take_unsaved(),
+        }
     }
-    Ok(report)
+}
+
+/// Whether `verify` has been told to stop; if so, notes why in `out`, for
+/// the streams it will now leave unchecked. Asked before each stream
+/// begins, so that a stop ends `verify` at once rather than recording every
+/// stream left as interrupted.
+pub(super) fn stopped(stop: &Stop, out: &mut VerifyReport) -> bool {
+    let stopped = stop.token.is_cancelled();
+    if stopped && out.stopped.is_none() {
+        out.stopped = Some(stop.cause());
+    }
+    stopped
 }
 
 /// What verify checks of stream `key`: its watermark (a watermark reached
@@ -152,6 +247,9 @@ async fn verify_scope(
     out: &mut VerifyReport,
 ) -> Result<(), StoreError> {
     for &containment_type in &ctx.settings.containment_types {
+        if stopped(stop, out) {
+            break;
+        }
         let key = StreamKey::sessions(
             &scope.scope.bot_id,
             containment_type,

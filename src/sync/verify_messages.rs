@@ -16,7 +16,7 @@ use super::report::StreamReport;
 use super::resource::{Resource, StreamIo};
 use super::stop::Stop;
 use super::stream::read_windows;
-use super::verify::{VerifyOptions, VerifyReport, VerifyRow, span_to_verify};
+use super::verify::{VerifyOptions, VerifyReport, VerifyRow, span_to_verify, stopped};
 use crate::model::{ContainmentType, RunOutcome, Window};
 use crate::store::StoreError;
 
@@ -37,6 +37,9 @@ pub(super) async fn verify_messages(
         return Ok(());
     }
     for key in message_keys(ctx, &scope.scope.bot_id).await? {
+        if stopped(stop, out) {
+            break;
+        }
         let Some((watermark, windows)) = span_to_verify(ctx, &key, opts).await? else {
             continue;
         };

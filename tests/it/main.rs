@@ -35,3 +35,4 @@ mod recovery;
 mod reliability;
 mod security;
 mod sync;
+mod verify_many;
