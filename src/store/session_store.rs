@@ -27,6 +27,7 @@ use duckdb::Connection;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use tokio::sync::Semaphore;
 
 /// The warehouse, open for writing. Cheap to clone: clones share the one
 /// connection.
@@ -38,6 +39,12 @@ pub struct SessionStore {
     /// Permissions of the read copy and Parquet files.
     pub(super) published_mode: u32,
     writer: Arc<Mutex<Writer>>,
+    /// One permit: held by the call that has the connection or is next to
+    /// take it. Waiting for it is async, so calls waiting for the writer
+    /// wait as tasks, not as threads of tokio's blocking pool — a fleet's
+    /// hundreds of concurrent calls otherwise held hundreds of threads,
+    /// each with its stack and its allocator arena, blocked on `writer`.
+    gate: Arc<Semaphore>,
     /// Days known noted for the Parquet export (see `noted_days`).
     pub(super) noted_days: NotedDays,
     /// Calls waiting to be answered together (see `batched`).
@@ -100,6 +107,7 @@ impl SessionStore {
             storage_version: settings.storage_version.clone(),
             published_mode: settings.modes.published,
             writer: Arc::new(Mutex::new(Writer::new(conn))),
+            gate: Arc::new(Semaphore::new(1)),
             noted_days: NotedDays::default(),
             queues: Queues::default(),
         })
@@ -123,7 +131,16 @@ impl SessionStore {
         F: FnOnce(&mut Writer) -> Result<T, StoreError> + Send + 'static,
     {
         let writer = self.writer.clone();
+        // The permit goes with the work and is released when it ends, even
+        // if this caller stops waiting meanwhile.
+        let permit = self
+            .gate
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|e| StoreError::Worker(e.to_string()))?;
         tokio::task::spawn_blocking(move || {
+            let _permit = permit;
             let mut guard = writer
                 .lock()
                 .map_err(|e| StoreError::Worker(e.to_string()))?;

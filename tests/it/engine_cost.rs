@@ -116,3 +116,46 @@ async fn issue_23_sparse_windows_commit_together_and_dense_ones_alone() {
         assert_warehouse_equals(&h.warehouse, &h.sim_records_of("selfService"));
     }
 }
+
+/// Calls waiting for the warehouse's one connection wait as tasks: a
+/// fleet's hundreds of concurrent calls once held a thread of tokio's
+/// blocking pool each (272 threads in a 300-bot pass, each with its stack
+/// and allocator arena), blocked until the connection was free.
+#[test]
+fn issue_23_calls_waiting_for_the_warehouse_hold_no_thread_each() {
+    const NAME: &str = "ks-wait-test";
+    const CALLS: usize = 64;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name(NAME)
+        // Idle blocking threads stay, so counting them afterwards counts
+        // every one the calls needed.
+        .thread_keep_alive(std::time::Duration::from_secs(600))
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let settings = config::warehouse_at(&dir.path().join("w.duckdb"));
+    runtime.block_on(async {
+        let store = kore_sync::store::SessionStore::open_async(&settings)
+            .await
+            .unwrap();
+        let key = kore_sync::model::StreamKey::sessions(
+            "st-1",
+            kore_sync::model::ContainmentType::Agent,
+            "",
+        );
+        let calls = (0..CALLS).map(|_| store.watermark_with_filter(&key));
+        let answers = futures_util::future::join_all(calls).await;
+        assert!(answers.iter().all(|a| matches!(a, Ok((None, None)))));
+    });
+    let threads = std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .filter_map(|t| std::fs::read_to_string(t.unwrap().path().join("comm")).ok())
+        .filter(|comm| comm.trim() == NAME)
+        .count();
+    // One worker and the few blocking threads that took turns with the
+    // connection; a thread per waiting call would be CALLS more.
+    assert!(threads <= 5, "{threads} threads for {CALLS} calls");
+    drop(runtime);
+}
