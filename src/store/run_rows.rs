@@ -12,21 +12,6 @@ use chrono::{DateTime, Utc};
 use duckdb::Connection;
 use std::collections::HashMap;
 
-/// Records the start of a stream's run; returns its id.
-pub(super) fn begin_run(
-    conn: &Connection,
-    pass_id: &str,
-    key: &StreamKey,
-    trigger: &str,
-    now: DateTime<Utc>,
-) -> Result<i64, StoreError> {
-    let ids = begin_runs(conn, pass_id, std::slice::from_ref(key), trigger, now)?;
-    ids.into_iter().next().ok_or(StoreError::Unexpected {
-        doing: "recording the start of a run",
-        detail: "no run id returned".into(),
-    })
-}
-
 /// Records the start of several streams' runs in one transaction — DuckDB
 /// spends about half a millisecond on any statement over a table, however
 /// few rows it writes (issue 23) — and returns their ids in `keys`' order.
@@ -294,7 +279,7 @@ mod tests {
                 .unwrap()
                 .is_empty()
         );
-        let one = begin_run(&conn, "pass-2", &keys[0], "verify", Utc::now()).unwrap();
+        let one = begin_runs(&conn, "pass-2", &keys[..1], "verify", Utc::now()).unwrap()[0];
         assert!(!ids.contains(&one));
     }
 

@@ -17,8 +17,7 @@ use super::run_rows::FinishedRun;
 use super::runs::{PassLog, StoredState};
 use super::window_group::{self, QueuedWindow, WindowRecords};
 use super::{
-    RunRecord, StatusReport, WarehouseSettings, WindowCommit, connection, privacy, run_rows, runs,
-    status,
+    RunRecord, StatusReport, WarehouseSettings, WindowCommit, connection, privacy, runs, status,
 };
 use crate::model::{Bot, MessageBatch, SessionBatch, StreamKey};
 use crate::privacy::PrivacyRecord;
@@ -183,14 +182,17 @@ impl SessionStore {
     }
 
     /// The stored watermark and the filter it was reached with (None: no
-    /// watermark yet).
+    /// watermark yet). Read with the other scopes' reads waiting at the
+    /// same moment (`verify` asks for each stream's as it reaches it).
     pub async fn watermark_with_filter(
         &self,
         key: &StreamKey,
     ) -> Result<(Option<DateTime<Utc>>, Option<String>), StoreError> {
-        let key = key.clone();
-        self.with(move |c| runs::watermark_with_filter(c, &key))
-            .await
+        let mut states = self.stream_states(vec![key.clone()]).await?;
+        states.pop().ok_or(StoreError::Unexpected {
+            doing: "reading a watermark",
+            detail: "no state returned".into(),
+        })
     }
 
     /// The stored watermark and filter of each of `keys`, in their order,
@@ -265,9 +267,14 @@ impl SessionStore {
         key: &StreamKey,
         trigger: &str,
     ) -> Result<i64, StoreError> {
-        let (pass_id, key, trigger) = (pass_id.to_owned(), key.clone(), trigger.to_owned());
-        self.with(move |c| run_rows::begin_run(c, &pass_id, &key, &trigger, Utc::now()))
-            .await
+        // With the other scopes' beginnings waiting at the same moment.
+        let ids = self
+            .begin_runs(pass_id, std::slice::from_ref(key), trigger)
+            .await?;
+        ids.into_iter().next().ok_or(StoreError::Unexpected {
+            doing: "recording a run's start",
+            detail: "no run id returned".into(),
+        })
     }
 
     /// Records the start of `keys`' runs at once; their ids in that order.
