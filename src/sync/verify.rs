@@ -153,6 +153,15 @@ pub async fn verify(
         report.orphans.extend(part.orphans);
         report.stopped = report.stopped.or(part.stopped);
     }
+    // A stop that came once every stream had begun still left some
+    // unfinished.
+    let interrupted = report
+        .streams
+        .iter()
+        .any(|s| s.outcome == RunOutcome::Interrupted);
+    if report.stopped.is_none() && interrupted {
+        report.stopped = Some(stop.cause());
+    }
     Ok(report)
 }
 
