@@ -68,18 +68,17 @@ impl SessionStore {
                 analytics_counts,
                 ..
             } = c;
-            if let Some(kept) = analytics_counts.kept(&key, window) {
-                return Ok(kept);
-            }
             if of_bot {
-                analytics_counts.count(conn, &key, window)
-            } else {
-                super::runs::count_in_window(
+                return analytics_counts.count(conn, &key, window);
+            }
+            match analytics_counts.kept(&key, window) {
+                Some(kept) => Ok(kept),
+                None => super::runs::count_in_window(
                     conn,
                     ("analytics_events", "event_time", "type"),
                     &key,
                     window,
-                )
+                ),
             }
         })
         .await

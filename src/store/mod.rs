@@ -15,6 +15,7 @@ mod analytics;
 mod analytics_counts;
 mod arrow;
 mod batched;
+mod bookkeeping;
 mod bots;
 mod catalog;
 mod chunk;

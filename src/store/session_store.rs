@@ -1,11 +1,12 @@
 //! `SessionStore`: the async face of the warehouse's one connection. Each
-//! method moves its work onto tokio's blocking pool and takes the
-//! connection's mutex, so callers never block the runtime and DuckDB never
-//! sees two threads at once. Publishing (the read copy, Parquet) is its
-//! other face, in `publishing.rs`.
+//! method waits (as a task) for its turn, then moves its work onto tokio's
+//! blocking pool and takes the connection's mutex, so callers never block
+//! the runtime and DuckDB never sees two threads at once. Publishing (the
+//! read copy, Parquet) is its other face, in `publishing.rs`; the
+//! bookkeeping of runs, watermarks and requests is in `bookkeeping.rs`.
 
 use super::analytics_counts::AnalyticsCounts;
-use super::batched::{self, Batched, BeginRuns, Call, Queues};
+use super::batched::{Batched, Call, Queues};
 use super::bots::{self, BotSource};
 use super::commit::{self, Advance, Gone};
 use super::error::StoreError;
@@ -13,17 +14,12 @@ use super::message_ids::MessageIds;
 use super::messages;
 use super::noted_days::NotedDays;
 use super::privacy::StoredPrivacy;
-use super::run_rows::FinishedRun;
-use super::runs::{PassLog, StoredState};
 use super::window_group::{self, QueuedWindow, WindowRecords};
-use super::{
-    RunRecord, StatusReport, WarehouseSettings, WindowCommit, connection, privacy, runs, status,
-};
+use super::{StatusReport, WarehouseSettings, WindowCommit, connection, privacy, status};
 use crate::model::{Bot, MessageBatch, SessionBatch, StreamKey};
 use crate::privacy::PrivacyRecord;
 use chrono::{DateTime, Utc};
 use duckdb::Connection;
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use tokio::sync::Semaphore;
@@ -181,38 +177,6 @@ impl SessionStore {
             .map_err(|_| StoreError::Worker("a batched call went unanswered".into()))?
     }
 
-    /// The stored watermark and the filter it was reached with (None: no
-    /// watermark yet). Read with the other scopes' reads waiting at the
-    /// same moment (`verify` asks for each stream's as it reaches it).
-    pub async fn watermark_with_filter(
-        &self,
-        key: &StreamKey,
-    ) -> Result<(Option<DateTime<Utc>>, Option<String>), StoreError> {
-        let mut states = self.stream_states(vec![key.clone()]).await?;
-        states.pop().ok_or(StoreError::Unexpected {
-            doing: "reading a watermark",
-            detail: "no state returned".into(),
-        })
-    }
-
-    /// The stored watermark and filter of each of `keys`, in their order,
-    /// in one read (see `runs::stream_states`).
-    pub async fn stream_states(
-        &self,
-        keys: Vec<StreamKey>,
-    ) -> Result<Vec<StoredState>, StoreError> {
-        self.batched(&self.queues.states, keys, |c, _, calls| {
-            batched::stream_states(c, calls);
-        })
-        .await
-    }
-
-    /// Records the stored watermark under the stream's current filter.
-    pub async fn adopt_filter(&self, key: &StreamKey) -> Result<(), StoreError> {
-        let key = key.clone();
-        self.with(move |c| runs::adopt_filter(c, &key)).await
-    }
-
     /// Stores a window completely read and moves the watermark, in one
     /// transaction (see [`crate::model::next_watermark`] for where to)
     /// shared with the windows of other streams ready at the same time
@@ -258,98 +222,6 @@ impl SessionStore {
         let key = key.clone();
         let noted = self.noted_days.clone();
         self.with(move |c| commit::commit_refresh((c, &noted), &key, &batch, &gone, Utc::now()))
-            .await
-    }
-
-    pub async fn begin_run(
-        &self,
-        pass_id: &str,
-        key: &StreamKey,
-        trigger: &str,
-    ) -> Result<i64, StoreError> {
-        // With the other scopes' beginnings waiting at the same moment.
-        let ids = self
-            .begin_runs(pass_id, std::slice::from_ref(key), trigger)
-            .await?;
-        ids.into_iter().next().ok_or(StoreError::Unexpected {
-            doing: "recording a run's start",
-            detail: "no run id returned".into(),
-        })
-    }
-
-    /// Records the start of `keys`' runs at once; their ids in that order.
-    pub async fn begin_runs(
-        &self,
-        pass_id: &str,
-        keys: &[StreamKey],
-        trigger: &str,
-    ) -> Result<Vec<i64>, StoreError> {
-        let req = BeginRuns {
-            pass_id: pass_id.to_owned(),
-            keys: keys.to_vec(),
-            trigger: trigger.to_owned(),
-        };
-        self.batched(&self.queues.begins, req, |c, _, calls| {
-            batched::begin_runs(c, calls, Utc::now());
-        })
-        .await
-    }
-
-    /// Records the end of one run, now.
-    pub async fn finish_run(&self, run_id: i64, record: RunRecord) -> Result<(), StoreError> {
-        let run = FinishedRun {
-            run_id,
-            record,
-            finished_at: Utc::now(),
-        };
-        self.finish_runs(vec![run]).await
-    }
-
-    /// Records the end of several runs at once, each with its own time.
-    pub async fn finish_runs(&self, runs: Vec<FinishedRun>) -> Result<(), StoreError> {
-        if runs.is_empty() {
-            return Ok(());
-        }
-        self.batched(&self.queues.finishes, runs, |c, _, calls| {
-            batched::finish_runs(c, calls);
-        })
-        .await
-    }
-
-    /// Requests sent for `scope` (a bot id or `*`) in the last hour, by any
-    /// process on this warehouse.
-    pub async fn request_history(&self, scope: &str) -> Result<Vec<DateTime<Utc>>, StoreError> {
-        let scope = scope.to_owned();
-        let mut found = self.request_histories(vec![scope.clone()]).await?;
-        Ok(found.remove(&scope).unwrap_or_default())
-    }
-
-    /// [`SessionStore::request_history`] of several scopes in one read.
-    pub async fn request_histories(
-        &self,
-        scopes: Vec<String>,
-    ) -> Result<HashMap<String, Vec<DateTime<Utc>>>, StoreError> {
-        self.with(move |c| runs::request_histories(c, &scopes, Utc::now()))
-            .await
-    }
-
-    /// Logs requests sent for `scope`; prunes the log to the last hour.
-    pub async fn record_requests(
-        &self,
-        scope: &str,
-        times: Vec<DateTime<Utc>>,
-    ) -> Result<(), StoreError> {
-        let log = PassLog {
-            requests: vec![(scope.to_owned(), times)],
-            forget_bots: Vec::new(),
-        };
-        self.record_pass(log).await
-    }
-
-    /// Writes what a pass leaves in the bookkeeping (see [`PassLog`]) in
-    /// one transaction.
-    pub async fn record_pass(&self, log: PassLog) -> Result<(), StoreError> {
-        self.with(move |c| runs::record_pass(c, &log, Utc::now()))
             .await
     }
 
