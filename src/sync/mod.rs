@@ -30,6 +30,7 @@ pub mod reconcile;
 pub mod refresh;
 mod report;
 pub mod resource;
+mod scopes;
 mod stop;
 mod store_pipe;
 mod stream;

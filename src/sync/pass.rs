@@ -7,16 +7,16 @@ use super::llm::{llm_usage_key, syncs_llm_usage};
 use super::messages::{message_keys, syncs_messages};
 use super::options::PassOptions;
 use super::report::{PassReport, StreamReport};
+use super::scopes::{ScopeDone, run_scopes};
 use super::stop::Stop;
 use super::stream::{StreamRun, run_stream};
 use crate::model::StreamKey;
 use crate::ops::metrics::PassEnded;
-use crate::store::{FinishedRun, PassLog, StoreError};
+use crate::store::{FinishedRun, StoreError};
 use chrono::{DateTime, Utc};
 use std::time::Instant;
-use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-use tracing::{Instrument, instrument};
+use tracing::instrument;
 
 /// Runs one pass over every selected stream. Stream failures are reported in
 /// the result, never returned as `Err`: one failing stream does not stop the
@@ -32,52 +32,21 @@ pub async fn run_pass(
     let stop = Stop::new(cancel, ctx.settings.pass_deadline);
     // The deadline cancels only this pass's token, never the process's.
     let _deadline = stop.arm_deadline();
-    // Every scope's request history in one read, and what they sent in one
-    // write once all are done (see `PassLog`).
-    let scopes: Vec<&ScopeApi> = ctx.selected(opts.only_bot.as_deref()).collect();
-    let ids = scopes.iter().map(|s| s.scope.bot_id.clone()).collect();
-    let mut histories = ctx.store.request_histories(ids).await?;
-    let mut tasks = JoinSet::new();
-    for scope in scopes {
-        let span = tracing::info_span!("scope", bot_id = %scope.scope.bot_id);
-        let history = histories.remove(&scope.scope.bot_id).unwrap_or_default();
-        scope.api.budget().load_history(&history);
+    let run = |scope: ScopeApi| {
         let task = ScopeTask {
             ctx: ctx.clone(),
-            scope: scope.clone(),
+            scope,
             opts: opts.clone(),
             stop: stop.clone(),
             pass_id: pass_id.clone(),
         };
-        tasks.spawn(task.run().instrument(span));
-    }
+        task.run()
+    };
+    let scopes = run_scopes(ctx, opts.only_bot.as_deref(), run).await?;
     let mut report = PassReport {
         pass_id: pass_id.clone(),
-        ..PassReport::default()
+        streams: scopes.into_iter().flatten().collect(),
     };
-    let mut log = PassLog::default();
-    let mut first_err = None;
-    while let Some(joined) = tasks.join_next().await {
-        match joined {
-            Ok(done) => {
-                log.requests.push((done.bot_id.clone(), done.requests));
-                if done.forget_closed {
-                    log.forget_bots.push(done.bot_id);
-                }
-                match done.streams {
-                    Ok(streams) => report.streams.extend(streams),
-                    Err(e) => first_err = first_err.or(Some(e)),
-                }
-            }
-            Err(e) => first_err = first_err.or(Some(StoreError::Worker(e.to_string()))),
-        }
-    }
-    // Written whatever happened to the scopes: the next process must count
-    // every request this one sent.
-    let recorded = ctx.store.record_pass(log).await;
-    if let Some(e) = first_err.or(recorded.err()) {
-        return Err(e);
-    }
     // Names after sessions, so they never take budget a stream needed.
     if !cancel.is_cancelled() && opts.only_bot.is_none() {
         super::names::refresh_bot_names(ctx, cancel).await;
@@ -107,17 +76,6 @@ fn report_order(s: &StreamReport) -> (String, u8, String) {
     (k.bot_id.clone(), rank, k.partition.name().to_owned())
 }
 
-/// What a scope's part of a pass did: its streams' reports (or the
-/// warehouse's failure), and what the pass logs for it.
-struct ScopeDone {
-    bot_id: String,
-    streams: Result<Vec<StreamReport>, StoreError>,
-    /// Requests it sent (wall-clock times), for the request log.
-    requests: Vec<DateTime<Utc>>,
-    /// Whether its noted closed sessions are to be forgotten.
-    forget_closed: bool,
-}
-
 /// One scope's part of a pass, owned so it can run as its own task.
 struct ScopeTask {
     ctx: SyncContext,
@@ -131,7 +89,7 @@ impl ScopeTask {
     /// Runs the scope's streams in turn. Its budget was loaded with every
     /// request any process sent for this scope in the last hour; the
     /// requests it sends are handed back for the pass to log.
-    async fn run(self) -> ScopeDone {
+    async fn run(self) -> ScopeDone<Vec<StreamReport>> {
         let api = &self.scope.api;
         let mut reports = Vec::new();
         let filter = self.scope.scope.filter.fingerprint();
@@ -182,7 +140,7 @@ impl ScopeTask {
             // Sessions seen closing are noted for their message streams;
             // without any, nothing will read the notes.
             forget_closed: result.is_ok() && !messages,
-            streams: result.map(|()| reports),
+            outcome: result.map(|()| reports),
         }
     }
 

@@ -16,14 +16,14 @@ use super::plan;
 use super::reconcile::{Differing, Reconcile, WindowCheck};
 use super::report::{Observer, StreamReport};
 use super::resource::{Sessions, StreamIo};
+use super::scopes::{ScopeDone, run_scopes};
 use super::stop::Stop;
 use super::verify_messages::verify_messages;
 use crate::model::{ACCOUNT_BOT_ID, RunOutcome, StreamKey, Window};
-use crate::store::{PassLog, StoreError};
+use crate::store::StoreError;
 use chrono::{DateTime, Utc};
-use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-use tracing::{Instrument, instrument};
+use tracing::instrument;
 
 /// What `verify` is asked to check.
 #[derive(Debug, Clone, Default)]
@@ -104,50 +104,18 @@ pub async fn verify(
     let stop = Stop::new(cancel, opts.deadline.unwrap_or(ctx.settings.pass_deadline));
     let _deadline = opts.deadline.map(|_| stop.arm_deadline());
     let pass_id = uuid::Uuid::new_v4().to_string();
-    // Every scope's request history in one read, and what they sent in one
-    // write once all are done, as a pass does (see `PassLog`).
-    let scopes: Vec<&ScopeApi> = ctx.selected(opts.only_bot.as_deref()).collect();
-    let ids = scopes.iter().map(|s| s.scope.bot_id.clone()).collect();
-    let mut histories = ctx.store.request_histories(ids).await?;
-    let mut tasks = JoinSet::new();
-    for (n, scope) in scopes.into_iter().enumerate() {
-        let history = histories.remove(&scope.scope.bot_id).unwrap_or_default();
-        scope.api.budget().load_history(&history);
+    let run = |scope: ScopeApi| {
         let task = ScopeCheck {
             ctx: ctx.clone(),
-            scope: scope.clone(),
+            scope,
             opts: opts.clone(),
             stop: stop.clone(),
             pass_id: pass_id.clone(),
         };
-        let span = tracing::info_span!("scope", bot_id = %scope.scope.bot_id);
-        tasks.spawn(async move { (n, task.run().await) }.instrument(span));
-    }
-    let mut done = Vec::new();
-    let mut log = PassLog::default();
-    let mut first_err = None;
-    while let Some(joined) = tasks.join_next().await {
-        match joined {
-            Ok((n, checked)) => {
-                log.requests.push((checked.bot_id, checked.requests));
-                if let Err(e) = checked.result {
-                    first_err = first_err.or(Some(e));
-                }
-                done.push((n, checked.report));
-            }
-            Err(e) => first_err = first_err.or(Some(StoreError::Worker(e.to_string()))),
-        }
-    }
-    // Written whatever happened to the scopes: the next process must count
-    // every request this one sent.
-    let recorded = ctx.store.record_pass(log).await;
-    if let Some(e) = first_err.or(recorded.err()) {
-        return Err(e);
-    }
-    // In the order of the configuration, whichever scope ended first.
-    done.sort_by_key(|(n, _)| *n);
+        task.run()
+    };
     let mut report = VerifyReport::default();
-    for (_, part) in done {
+    for part in run_scopes(ctx, opts.only_bot.as_deref(), run).await? {
         report.rows.extend(part.rows);
         report.streams.extend(part.streams);
         report.orphans.extend(part.orphans);
@@ -174,20 +142,11 @@ struct ScopeCheck {
     pass_id: String,
 }
 
-/// What one scope's part of `verify` found, and the requests it sent (for
-/// the request log).
-struct ScopeChecked {
-    bot_id: String,
-    report: VerifyReport,
-    result: Result<(), StoreError>,
-    requests: Vec<DateTime<Utc>>,
-}
-
 impl ScopeCheck {
     /// The scope's sessions, then (after they are repaired) its messages —
     /// counted per channel, and those left without a session (getMessagesV2
     /// has no account-wide form) — then analytics and LLM usage.
-    async fn run(self) -> ScopeChecked {
+    async fn run(self) -> ScopeDone<VerifyReport> {
         let (ctx, scope, opts) = (&self.ctx, &self.scope, &self.opts);
         let during = (self.pass_id.as_str(), &self.stop);
         let mut report = VerifyReport::default();
@@ -209,11 +168,11 @@ impl ScopeCheck {
                 Err(e) => result = Err(e),
             }
         }
-        ScopeChecked {
+        ScopeDone {
             bot_id: scope.scope.bot_id.clone(),
-            report,
-            result,
+            outcome: result.map(|()| report),
             requests: scope.api.budget().take_unsaved(),
+            forget_closed: false,
         }
     }
 }
