@@ -34,4 +34,7 @@ impl Keyed for LlmUsage {
     fn id(&self) -> &str {
         &self.usage_id
     }
+    fn text_len(&self) -> usize {
+        self.raw.len()
+    }
 }
