@@ -91,7 +91,4 @@ impl Keyed for AnalyticsEvent {
     fn id(&self) -> &str {
         &self.event_id
     }
-    fn text_len(&self) -> usize {
-        self.raw.len()
-    }
 }

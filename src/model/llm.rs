@@ -34,7 +34,4 @@ impl Keyed for LlmUsage {
     fn id(&self) -> &str {
         &self.usage_id
     }
-    fn text_len(&self) -> usize {
-        self.raw.len()
-    }
 }

@@ -225,9 +225,6 @@ impl Keyed for Message {
     fn id(&self) -> &str {
         &self.message_id
     }
-    fn text_len(&self) -> usize {
-        self.raw.len()
-    }
 }
 
 /// A batch of messages.
@@ -267,18 +264,11 @@ pub struct Tag {
 /// A record with an id: what the sync engine keeps one version of per id.
 pub trait Keyed {
     fn id(&self) -> &str;
-    /// The length of the record's text as received (`raw`): what bounds
-    /// the memory records wait in (`sync::hold`), their parsed fields
-    /// adding about as much again.
-    fn text_len(&self) -> usize;
 }
 
 impl Keyed for Session {
     fn id(&self) -> &str {
         &self.session_id
-    }
-    fn text_len(&self) -> usize {
-        self.raw.len()
     }
 }
 

@@ -119,9 +119,6 @@ mod tests {
         fn id(&self) -> &str {
             &self.id
         }
-        fn text_len(&self) -> usize {
-            self.id.len()
-        }
     }
 
     /// Records are `{"id": "...", "v": n}`; anything else is rejected.

@@ -9,7 +9,6 @@
 //! message streams read).
 
 use super::context::{ScopeApi, SyncContext};
-use super::hold::HoldBudget;
 use super::resource::{Page, Resource, StreamIo};
 use crate::api::wire::{
     AnalyticsFilters, AnalyticsRequest, format_api_time, parse_analytics_or_reject,
@@ -95,10 +94,6 @@ impl Resource for Analytics<'_> {
 
     fn page_size(&self) -> &PageSize {
         self.pages
-    }
-
-    fn hold_budget(&self) -> &HoldBudget {
-        self.io.hold_budget
     }
 
     async fn page(

@@ -3,7 +3,6 @@
 //! publish. Built once from the configuration by the command that runs the
 //! pass; `sync` never reads the configuration itself.
 
-use super::hold::HoldBudget;
 use super::plan::PlanSettings;
 use super::resource::window_request;
 use crate::api::{
@@ -151,8 +150,6 @@ pub struct SyncContext {
     /// scope's task holds a clone of the context, and a copy per task would
     /// cost memory in the square of the fleet's size.
     pub scopes: Arc<[ScopeApi]>,
-    /// What streams hold of sparse windows, across the scopes' tasks.
-    pub hold_budget: Arc<HoldBudget>,
 }
 
 impl SyncContext {
@@ -170,7 +167,6 @@ impl SyncContext {
             warehouse: Arc::new(setup.warehouse.clone()),
             store,
             scopes: scopes.into(),
-            hold_budget: Arc::default(),
         }
     }
 

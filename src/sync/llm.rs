@@ -14,7 +14,6 @@
 
 use super::context::{ScopeApi, SyncContext};
 use super::fetch::FetchError;
-use super::hold::HoldBudget;
 use super::resource::{Page, Resource, StreamIo};
 use crate::api::wire::{LlmUsageRequest, parse_llm_usage_or_reject};
 use crate::api::{ApiError, CallStats, PageSize};
@@ -73,10 +72,6 @@ impl Resource for LlmUsageStream<'_> {
 
     fn page_size(&self) -> &PageSize {
         self.pages
-    }
-
-    fn hold_budget(&self) -> &HoldBudget {
-        self.io.hold_budget
     }
 
     async fn page(

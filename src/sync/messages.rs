@@ -9,7 +9,6 @@
 //! stored sessions use plus `messages.channels`.
 
 use super::context::{ScopeApi, SyncContext};
-use super::hold::HoldBudget;
 use super::resource::{Page, Resource, StreamIo};
 use crate::api::wire::{
     MESSAGE_SESSION_IDS, MessagesRequest, format_api_time, parse_message_or_reject,
@@ -112,10 +111,6 @@ impl Resource for Messages<'_> {
 
     fn page_size(&self) -> &PageSize {
         self.pages
-    }
-
-    fn hold_budget(&self) -> &HoldBudget {
-        self.io.hold_budget
     }
 
     async fn page(

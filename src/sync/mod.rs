@@ -16,7 +16,6 @@ mod analytics_check;
 pub mod bare;
 pub mod context;
 mod fetch;
-pub mod hold;
 mod llm;
 mod llm_check;
 mod messages;
@@ -43,10 +42,10 @@ pub use context::{
     SyncSetup, build_scopes,
 };
 pub use fetch::{CHUNK_SESSIONS, FetchError};
-pub use hold::{HOLD_BYTES, HOLD_RECORDS, HoldBudget};
 pub use options::{PASS_BUDGET_PATIENCE, PassOptions, PassTrigger};
 pub use pass::run_pass;
 pub use refresh::{FetchByIdRequest, Refreshed, fetch_by_id};
 pub use report::{Observer, PassObserver, PassReport, StreamReport};
 pub use resource::Resource;
+pub use stream::HOLD_RECORDS;
 pub use verify::{VerifyOptions, VerifyReport, VerifyRow, verify};

@@ -8,7 +8,6 @@
 
 use super::context::{ScopeApi, SyncContext};
 use super::fetch::FetchError;
-use super::hold::HoldBudget;
 use crate::api::wire::{SessionsRequest, format_api_time, parse_or_reject};
 use crate::api::{ApiError, CallStats, KoreApi, PageSize};
 use crate::model::ids::IdSet;
@@ -42,10 +41,6 @@ pub trait Resource: Sync {
 
     /// The scope's adaptive page size (shared by its streams).
     fn page_size(&self) -> &PageSize;
-
-    /// What the pass's streams may hold of sparse windows read, to commit
-    /// them together (shared by every stream).
-    fn hold_budget(&self) -> &HoldBudget;
 
     /// Asks for one page: `limit` records of `span`, skipping `skip`.
     fn page(
@@ -120,7 +115,6 @@ pub(super) struct StreamIo<'a> {
     /// Applied to every record before it is parsed (`[privacy]`,
     /// `messages.store_text`).
     pub privacy: &'a PrivacyRules,
-    pub hold_budget: &'a HoldBudget,
 }
 
 impl<'a> StreamIo<'a> {
@@ -141,7 +135,6 @@ impl<'a> StreamIo<'a> {
             max_budget_wait,
             cancel,
             privacy: &ctx.settings.privacy,
-            hold_budget: &ctx.hold_budget,
         }
     }
 }
@@ -172,10 +165,6 @@ impl Resource for Sessions<'_> {
 
     fn page_size(&self) -> &PageSize {
         self.io.api.page_size()
-    }
-
-    fn hold_budget(&self) -> &HoldBudget {
-        self.io.hold_budget
     }
 
     async fn page(

@@ -7,14 +7,13 @@
 //! of its pages was read, and windows commit oldest first, one at a time or
 //! a few sparse ones together. The next window is read while the previous
 //! ones commit (`StorePipe`), so a failure or shutdown loses at most the
-//! windows being stored and held (`sync::hold`) and
+//! windows being stored and held (fewer records than `HOLD_RECORDS`) and
 //! the one being read, which the next pass reads again.
 
 use super::analytics::Analytics;
 use super::analytics_check::check_windows;
 use super::context::{ScopeApi, SyncContext};
 use super::fetch::{Fetch, FetchError, Fetched};
-use super::hold::Holder;
 use super::llm::{LLM_MAX_DAYS, LlmUsageStream};
 use super::messages::{Messages, reread_groups};
 use super::options::PassOptions;
@@ -24,8 +23,9 @@ use super::refresh::refresh_stale_active;
 use super::report::{Observer, StreamReport};
 use super::resource::{Resource, Sessions, StreamIo};
 use super::stop::Stop;
+use super::store_pipe::StorePipe;
 use crate::api::CallStats;
-use crate::model::{AnalyticsType, Partition, RunOutcome, StreamKey, Window};
+use crate::model::{AnalyticsType, Batch, Partition, RunOutcome, StreamKey, Window};
 use crate::store::{StoreError, StoredState};
 use chrono::{DateTime, Utc};
 use std::time::Instant;
@@ -267,6 +267,50 @@ impl StreamRun<'_> {
     }
 }
 
+/// Consecutive windows completely read are held and committed together
+/// (one transaction, the watermark moved to the last one's end) while they
+/// hold fewer records than this: each commit costs DuckDB milliseconds
+/// whatever its size, which a backfill of sparse windows paid per window
+/// (issue 23). A window denser than this is stored in chunks anyway.
+pub const HOLD_RECORDS: usize = 4_000;
+
+/// Windows read and held for one commit (see [`HOLD_RECORDS`]).
+struct Held<T> {
+    /// From the first one's start to the last one's end.
+    span: Window,
+    batch: Batch<T>,
+    n_windows: u32,
+}
+
+impl<T> Held<T> {
+    /// `held` (if any) followed by `window`, completely read.
+    fn join(held: Option<Held<T>>, window: Window, batch: Batch<T>) -> Held<T> {
+        match held {
+            None => Held {
+                span: window,
+                batch,
+                n_windows: 1,
+            },
+            Some(h) => Held {
+                span: Window {
+                    start: h.span.start,
+                    end: window.end,
+                },
+                batch: h.batch.followed_by(batch),
+                n_windows: h.n_windows + 1,
+            },
+        }
+    }
+
+    fn commit<R: Resource<Record = T>>(self, resource: &R, pipe: &StorePipe) {
+        let n_rejected = self.batch.rejected.len();
+        pipe.start_windows(
+            (self.n_windows, n_rejected),
+            resource.commit_window(self.span, self.batch),
+        );
+    }
+}
+
 /// What the stream stored in `window` that its complete read, `fetched`,
 /// no longer lists, removed where the resource does so (see
 /// [`Resource::remove_unlisted`]) and counted in `report`.
@@ -287,7 +331,7 @@ async fn remove_unlisted<R: Resource>(
 
 /// Reads and commits `windows` in order: window k commits while window k+1
 /// is read (store jobs run one at a time and in order, see `StorePipe`),
-/// sparse consecutive windows together (`sync::hold`), so the
+/// sparse consecutive windows together ([`HOLD_RECORDS`]), so the
 /// watermark moves oldest first, each time in the transaction that stored
 /// the windows it passes. Ends at the first API failure or stop; windows
 /// completely read before it are committed.
@@ -299,7 +343,7 @@ pub(super) async fn read_windows<R: Resource>(
     observer: Option<&Observer>,
 ) -> Result<(), StoreError> {
     let fetch = Fetch::new(resource);
-    let mut holder = Holder::new(resource.hold_budget());
+    let mut held = None;
     for (i, window) in windows.iter().enumerate() {
         if stop.token.is_cancelled() {
             report.stop(RunOutcome::Interrupted, stop.reason());
@@ -326,11 +370,14 @@ pub(super) async fn read_windows<R: Resource>(
             }
             Err(FetchError::Store(e)) => return Err(e),
         };
-        if let Some(due) = holder.add(*window, batch, i + 1 == windows.len()) {
-            due.commit(resource, &fetch.pipe);
+        let joined = Held::join(held.take(), *window, batch);
+        if i + 1 < windows.len() && joined.batch.records.len() < HOLD_RECORDS {
+            held = Some(joined);
+        } else {
+            joined.commit(resource, &fetch.pipe);
         }
     }
-    if let Some(held) = holder.finish() {
+    if let Some(held) = held {
         fetch.pipe.settle().await?;
         fetch.pipe.count(report, observer);
         held.commit(resource, &fetch.pipe);
