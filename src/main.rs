@@ -54,9 +54,11 @@ fn restore_sigpipe() {
 /// gives its memory back at once. glibc's default raises this threshold each
 /// time such a block is freed, after which DuckDB's buffer-pool blocks
 /// (256 KiB each) were carved from malloc's arenas, and the holes they left
-/// kept the process's resident memory about a third above what it used
-/// (issue 23: a million messages peaked at 183 MiB, 149 MiB with this).
-/// A threshold set with glibc's own `MALLOC_MMAP_THRESHOLD_` is left alone.
+/// kept the process's resident memory about a third above what it used.
+/// Issue 23's million messages peaked at 178,544 KB before and about
+/// 157,000 KB with this, for about 5 % more CPU (BENCHMARKS.md, "Memory
+/// given back"). A threshold set with glibc's own `MALLOC_MMAP_THRESHOLD_`
+/// is left alone.
 fn return_freed_blocks() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     if std::env::var_os("MALLOC_MMAP_THRESHOLD_").is_none() {
