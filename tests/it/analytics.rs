@@ -326,3 +326,44 @@ async fn issue_24_events_listed_late_or_erased_are_caught_behind_the_watermark()
     assert!(said.contains("analytics:performance"), "{said}");
     assert_same(&stored(&h), &want(&h), &said);
 }
+
+/// Each bot's analytics types, in the order its streams finished.
+fn analytics_order(warehouse: &std::path::Path, bot_id: &str) -> Vec<String> {
+    let conn = db(warehouse);
+    let mut stmt = conn
+        .prepare(
+            "SELECT containment_type FROM sync_runs
+             WHERE resource = 'analytics' AND bot_id = ? ORDER BY finished_at, run_id",
+        )
+        .unwrap();
+    stmt.query_map([bot_id], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_24_the_bots_of_a_fleet_begin_with_different_analytics_types() {
+    let h = harness(3, 2, 6, |_| {}).await;
+    let config = analytics_on(&h, "");
+    run_ok(&config, &["sync"]).await;
+    let orders: Vec<Vec<String>> = h
+        .bots
+        .iter()
+        .map(|b| analytics_order(&h.warehouse, &b.id))
+        .collect();
+    assert_eq!(orders[0].len(), 6, "{orders:?}");
+    // The k-th bot of the config runs the same types turned by k, so the
+    // fleet never reads its largest type all at once.
+    for (k, order) in orders.iter().enumerate() {
+        let mut want = orders[0].clone();
+        want.rotate_left(k);
+        assert_eq!(order, &want, "bot {k}: {orders:?}");
+    }
+    assert_ne!(orders[0][0], orders[1][0]);
+    assert_eq!(
+        stored(&h),
+        want(&h),
+        "every event stored whatever the order"
+    );
+}
